@@ -1,0 +1,84 @@
+// The mesh as the agent sees it: what the controller computes from Kubernetes objects (or local YAML)
+// and streams to each node. It is the one contract between controller, agent, proxy and sandbox; the
+// controller's wire format (proto/) carries exactly this shape. Plain data, JSON-serialisable.
+
+export type MtlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
+
+export interface NodeInfo {
+  name: string;
+  /** address other node proxies reach this node's inbound tunnel (15008) at */
+  ip: string;
+}
+
+export interface Workload {
+  /** metadata.uid of the Pod */
+  uid: string;
+  namespace: string;
+  name: string;
+  serviceAccount: string;
+  node: string;
+  /** pod IPs (v4 and/or v6) */
+  ips: string[];
+  labels: Record<string, string>;
+  /** in a namespace labelled weft.io/mesh=enabled, not host network, not Weft's own */
+  meshed: boolean;
+  hostNetwork: boolean;
+  /** from PeerAuthentication; drives the inbound guard */
+  mtlsMode: MtlsMode;
+  /** name of the owning Deployment/ReplicaSet-derived workload, for metrics (source_workload) */
+  workloadName: string;
+}
+
+export interface ServicePort {
+  name?: string;
+  port: number;
+  targetPort: number;
+  protocol: 'TCP' | 'UDP' | 'SCTP';
+  /** Kubernetes appProtocol (http, http2, grpc, tcp, tls, kubernetes.io/h2c ...); overrides sniffing */
+  appProtocol?: string;
+}
+
+export interface Endpoint {
+  ip: string;
+  node: string;
+  /** uid of the backing pod, if it is one */
+  workloadUid?: string;
+  ready: boolean;
+}
+
+export interface Service {
+  namespace: string;
+  name: string;
+  /** ClusterIPs (VIPs); empty for headless */
+  clusterIPs: string[];
+  ports: ServicePort[];
+  endpoints: Endpoint[];
+}
+
+/** Generic Kubernetes-shaped object for the policy/routing kinds; their owners type them further. */
+export interface MeshObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; [k: string]: unknown };
+  spec?: unknown;
+  [k: string]: unknown;
+}
+
+export interface MeshConfig {
+  /** monotonically increasing; agents ACK/NACK by version */
+  version: number;
+  trustDomain: string;
+  nodes: NodeInfo[];
+  workloads: Workload[];
+  services: Service[];
+  /** weft.io/v1alpha1 AuthorizationPolicy, PeerAuthentication, TrafficPolicy; gateway.networking.k8s.io HTTPRoute */
+  policies: MeshObject[];
+}
+
+export function spiffeId(trustDomain: string, namespace: string, serviceAccount: string): string {
+  return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
+}
+
+export const MESH_NAMESPACE_LABEL = 'weft.io/mesh';
+export const MESH_NAMESPACE_ENABLED = 'enabled';
+export const DEFAULT_TRUST_DOMAIN = 'cluster.local';

@@ -1,0 +1,85 @@
+#!/usr/bin/env node
+// Makes a fresh clone runnable: npm packages, the Debian packages our tests and sandbox call, and the
+// TypeScript build. Idempotent and quiet when there is nothing to do, so `npm test` and `npm run sandbox`
+// can call it every time. Plain Node, no dependencies: it runs before node_modules exists.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const args = new Set(process.argv.slice(2));
+const log = (msg) => process.stderr.write(`[prepare] ${msg}\n`);
+
+// command on PATH -> Debian package that provides it. Add a row when code or a test calls a new program.
+export const DEBIAN_PACKAGES = {
+  ip: 'iproute2',
+  nsenter: 'util-linux',
+  curl: 'curl',
+  bpftool: 'bpftool',
+  iptables: 'iptables',
+  nginx: 'nginx',
+  haproxy: 'haproxy',
+  h2load: 'nghttp2-client',
+  tshark: 'tshark',
+  chromium: 'chromium',
+  socat: 'socat',
+};
+
+function have(cmd) {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+function ensureDebian() {
+  if (process.platform !== 'linux') return;
+  const missing = [...new Set(Object.entries(DEBIAN_PACKAGES).filter(([c]) => !have(c)).map(([, p]) => p))];
+  if (missing.length === 0) return;
+  if (process.getuid?.() !== 0) {
+    log(`missing Debian packages: ${missing.join(' ')}; run as root or: sudo apt-get install -y ${missing.join(' ')}`);
+    return;
+  }
+  log(`installing Debian packages: ${missing.join(' ')}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+  // tshark asks whether non-root users may capture; preseed the answer so the install never prompts.
+  spawnSync('sh', ['-c', 'echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections'], { stdio: 'ignore' });
+  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
+  // Debian starts nginx and haproxy as services on install; our benchmarks run their own instances.
+  for (const svc of ['nginx', 'haproxy']) spawnSync('sh', ['-c', `command -v systemctl >/dev/null && systemctl stop ${svc} 2>/dev/null; pkill -x ${svc} 2>/dev/null; true`], { stdio: 'ignore' });
+}
+
+function ensureNpm() {
+  const marker = join(root, 'node_modules', '.package-lock.json');
+  const lock = join(root, 'package-lock.json');
+  const stale = !existsSync(marker) || (existsSync(lock) && statSync(lock).mtimeMs > statSync(marker).mtimeMs + 1000);
+  if (!stale) return;
+  log('installing npm packages (npm ci)');
+  execFileSync('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: root, stdio: 'inherit' });
+}
+
+function build() {
+  log('compiling TypeScript');
+  execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json')], { cwd: root, stdio: 'inherit' });
+  removeStale(join(root, 'dist'));
+}
+
+// A .ts file that was deleted or renamed leaves its compiled .js behind in dist/, where tap would still
+// run it as a test. Remove every compiled file whose source is gone.
+function removeStale(dir) {
+  if (!existsSync(dir)) return;
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) {
+      removeStale(p);
+      continue;
+    }
+    const m = /^(.*)\.js(\.map)?$/.exec(name);
+    if (!m) continue;
+    const src = join(root, relative(join(root, 'dist'), dir), m[1] + '.ts');
+    if (!existsSync(src)) rmSync(p);
+  }
+}
+
+ensureNpm();
+if (!args.has('--no-debian')) ensureDebian();
+if (!args.has('--no-build')) build();

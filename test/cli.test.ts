@@ -1,0 +1,15 @@
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { weftBin } from './helpers/paths.js';
+
+t.test('weft version prints the package version', async (t) => {
+  const r = spawnSync(process.execPath, [weftBin, 'version'], { encoding: 'utf8' });
+  t.equal(r.status, 0);
+  t.match(r.stdout, /^weft \d+\.\d+\.\d+/);
+});
+
+t.test('unknown command is refused with usage', async (t) => {
+  const r = spawnSync(process.execPath, [weftBin, 'no-such-thing'], { encoding: 'utf8' });
+  t.equal(r.status, 2);
+  t.match(r.stderr, /unknown command "no-such-thing"/);
+});
