@@ -40,10 +40,12 @@ function ensureDebian() {
   }
   log(`installing Debian packages: ${missing.join(' ')}`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+  // Another apt run (unattended upgrades, a parallel test) may hold the dpkg lock: wait for it.
+  const wait = ['-o', 'DPkg::Lock::Timeout=600'];
+  execFileSync('apt-get', [...wait, 'update', '-qq'], { stdio: 'inherit', env });
   // tshark asks whether non-root users may capture; preseed the answer so the install never prompts.
   spawnSync('sh', ['-c', 'echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections'], { stdio: 'ignore' });
-  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
+  execFileSync('apt-get', [...wait, 'install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
   // Debian starts nginx and haproxy as services on install; our benchmarks run their own instances.
   for (const svc of ['nginx', 'haproxy']) spawnSync('sh', ['-c', `command -v systemctl >/dev/null && systemctl stop ${svc} 2>/dev/null; pkill -x ${svc} 2>/dev/null; true`], { stdio: 'ignore' });
 }
