@@ -1,0 +1,295 @@
+// RedirectManager: the agent's handle on the kernel half of the data path. It attaches the capture
+// programs at the cgroup subtree that holds the node's pods, keeps the maps (enrolled pods, mesh
+// destinations, guard modes) equal to a desired snapshot, and answers the proxy's per-connection
+// "where was this going, and who sent it?" (ConnectionLookup).
+import type { ConnectionLookup, OriginalDestination, SocketAddress } from '../../common/capture.js';
+import { WeftConfigError } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
+import { PORTS, PROXY_SO_MARK } from '../../common/ports.js';
+import { BpfMap } from '../../native/bpf.js';
+import { u32, u64, ipFamily } from '../../native/codec.js';
+import { cgroup2Mount, isInsideCgroup2, isRootCgroup } from '../../native/cgroup.js';
+import { currentNetnsCookie } from '../../native/netns.js';
+import { preflight } from '../../native/preflight.js';
+import type { DesiredRedirect, MeshDestination } from './desired.js';
+import { CaptureError } from './errors.js';
+import {
+  COUNTER_INDEX,
+  GUARD_MODE,
+  MAPS,
+  TUPLE_SIZE,
+  addrCodec,
+  configCodec,
+  destCodec,
+  flagsCodec,
+  origCodec,
+  podCodec,
+  tupleCodec,
+  type CaptureConfig,
+  type CounterName,
+  type GuardMode,
+  type OrigEntry,
+  type PodEntry,
+  type DestKey,
+  type TupleKey,
+} from './layout.js';
+import { DEFAULT_OBJECTS_DIR, ensureAttached, ensureMaps, uninstallPins, type AttachReport, type UninstallReport } from './pins.js';
+
+export interface ProxyAddress {
+  /** the node proxy's outbound listener, IPv4 (needed to capture IPv4 connections) */
+  ipv4?: string;
+  /** the node proxy's outbound listener, IPv6 (needed to capture IPv6 connections) */
+  ipv6?: string;
+  /** default 15001 */
+  port?: number;
+}
+
+export interface RedirectManagerOptions {
+  /** bpffs directory of this instance, e.g. /sys/fs/bpf/weft/<instance> */
+  pinDir: string;
+  /** cgroup v2 directory whose subtree holds the pods; programs are attached here (never the root cgroup) */
+  cgroupRoot: string;
+  proxy: ProxyAddress;
+  logger: Logger;
+  /** netns cookie of the namespace the proxy runs in (default: this process's): its sockets are never rewritten */
+  hostNetnsCookie?: bigint;
+  /** SO_MARK of the proxy's own sockets (default 0x539) */
+  proxyMark?: number;
+  /** source addresses (besides the proxy addresses) the inbound guard accepts plaintext SYNs from */
+  guardSources?: string[];
+  /** directory with the compiled objects (default: the committed bpf/) */
+  objectsDir?: string;
+}
+
+export interface EnrolledPod {
+  cgroupId: bigint;
+  uid: string;
+  mode: GuardMode;
+}
+
+export interface ReconcileResult {
+  enrolled: number;
+  unenrolled: number;
+  modeChanged: number;
+  destinationsAdded: number;
+  destinationsRemoved: number;
+}
+
+export type RedirectCounters = Record<CounterName, bigint> & { userLookupMisses: bigint };
+
+export interface MapEntryCounts {
+  pods: number;
+  destinations: number;
+  origByCookie: number;
+  origByTuple: number;
+}
+
+function modeName(mode: number): GuardMode {
+  return (Object.entries(GUARD_MODE).find(([, v]) => v === mode)?.[0] as GuardMode | undefined) ?? 'PERMISSIVE';
+}
+
+const destId = (d: DestKey) => `${d.ip}|${d.port}`;
+
+export class RedirectManager implements ConnectionLookup {
+  private readonly config: BpfMap<number, CaptureConfig>;
+  private readonly pods: BpfMap<bigint, PodEntry>;
+  private readonly dests: BpfMap<DestKey, number>;
+  private readonly origByCookie: BpfMap<bigint, OrigEntry>;
+  private readonly origByTuple: BpfMap<TupleKey, OrigEntry>;
+  private readonly guardSources: BpfMap<string, number>;
+  private readonly counters: BpfMap<number, bigint>;
+  private readonly uids = new Map<bigint, string>();
+  private readonly lookupKey = Buffer.alloc(TUPLE_SIZE);
+  private readonly lookupValue = Buffer.alloc(origCodec.size);
+  private userLookupMisses = 0n;
+  private closed = false;
+
+  private constructor(
+    readonly pinDir: string,
+    readonly cgroupRoot: string,
+    readonly attach: AttachReport,
+    private readonly logger: Logger,
+  ) {
+    const open = <K, V>(name: string, k: import('../../native/codec.js').Codec<K>, v: import('../../native/codec.js').Codec<V>) =>
+      BpfMap.openPinned(`${pinDir}/${name}`, k, v);
+    this.config = open(MAPS.config, u32, configCodec);
+    this.pods = open(MAPS.pods, u64, podCodec);
+    this.dests = open(MAPS.dests, destCodec, flagsCodec);
+    this.origByCookie = open(MAPS.origByCookie, u64, origCodec);
+    this.origByTuple = open(MAPS.origByTuple, tupleCodec, origCodec);
+    this.guardSources = open(MAPS.guardSources, addrCodec, flagsCodec);
+    this.counters = open(MAPS.counters, u32, u64);
+  }
+
+  /**
+   * Check the machine, attach (or re-use the pinned) programs at `cgroupRoot`, and write the proxy
+   * configuration. Pods and destinations already in the pinned maps are kept until the next reconcile.
+   */
+  static open(opts: RedirectManagerOptions): RedirectManager {
+    const logger = opts.logger.child('redirect');
+    const pf = preflight({ pinDir: opts.pinDir });
+    if (pf.mountedBpffs) logger.info('mounted bpffs', { at: pf.bpffsMount });
+    const mount = cgroup2Mount();
+    if (isRootCgroup(opts.cgroupRoot, mount)) {
+      throw new CaptureError('WEFT_ERR_CAPTURE_ROOT_CGROUP', `refusing to attach at the machine's root cgroup ${opts.cgroupRoot}: capture attaches only at the subtree that holds pods (Kubernetes: the kubepods slice; sandbox: its own cgroup)`);
+    }
+    if (!isInsideCgroup2(opts.cgroupRoot, mount)) {
+      throw new WeftConfigError('cgroupRoot', `${opts.cgroupRoot} is not inside the cgroup v2 hierarchy mounted at ${mount}`);
+    }
+    const cfg = RedirectManager.captureConfig(opts);
+    const attach = ensureAttached(opts.pinDir, opts.cgroupRoot, opts.objectsDir ?? DEFAULT_OBJECTS_DIR, logger);
+    const m = new RedirectManager(opts.pinDir, opts.cgroupRoot, attach, logger);
+    try {
+      m.config.update(0, cfg);
+      m.setGuardSources([...[cfg.proxyIpv4, cfg.proxyIpv6].filter((x): x is string => !!x), ...(opts.guardSources ?? [])]);
+    } catch (e) {
+      m.close();
+      throw e;
+    }
+    logger.info('capture ready', { pinDir: opts.pinDir, cgroupRoot: opts.cgroupRoot, attached: attach.attached, reused: attach.reused });
+    return m;
+  }
+
+  private static captureConfig(opts: RedirectManagerOptions): CaptureConfig {
+    const { ipv4, ipv6, port = PORTS.outbound } = opts.proxy;
+    if (!ipv4 && !ipv6) throw new WeftConfigError('proxy', 'give the node proxy outbound address (ipv4 and/or ipv6)');
+    if (ipv4 && ipFamily(ipv4) !== 4) throw new WeftConfigError('proxy.ipv4', `"${ipv4}" is not an IPv4 address`);
+    if (ipv6 && ipFamily(ipv6) !== 6) throw new WeftConfigError('proxy.ipv6', `"${ipv6}" is not an IPv6 address`);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new WeftConfigError('proxy.port', `${port} is not a TCP port`);
+    return {
+      ...(ipv4 ? { proxyIpv4: ipv4 } : {}),
+      ...(ipv6 ? { proxyIpv6: ipv6 } : {}),
+      proxyPort: port,
+      proxyMark: opts.proxyMark ?? PROXY_SO_MARK,
+      hostNetnsCookie: opts.hostNetnsCookie ?? currentNetnsCookie(),
+    };
+  }
+
+  // ---- pods -------------------------------------------------------------------------------------
+
+  enroll(pod: EnrolledPod): void {
+    this.pods.update(pod.cgroupId, { mode: GUARD_MODE[pod.mode] });
+    this.uids.set(pod.cgroupId, pod.uid);
+  }
+
+  /** False when the cgroup was not enrolled. */
+  unenroll(cgroupId: bigint): boolean {
+    this.uids.delete(cgroupId);
+    return this.pods.delete(cgroupId);
+  }
+
+  enrolled(): EnrolledPod[] {
+    return this.pods.entries().map(([cgroupId, v]) => ({ cgroupId, uid: this.uids.get(cgroupId) ?? '', mode: modeName(v.mode) }));
+  }
+
+  // ---- destinations -----------------------------------------------------------------------------
+
+  /** Replace the set of mesh destinations with `dests` (port 0 = every port of that address). */
+  setDestinations(dests: MeshDestination[]): { added: number; removed: number } {
+    const want = new Map(dests.map((d) => [destId(d), d]));
+    for (const d of dests) destCodec.encode(d, Buffer.alloc(destCodec.size)); // validate all before changing any
+    let removed = 0;
+    for (const have of this.dests.keys()) {
+      if (want.delete(destId(have))) continue;
+      if (this.dests.delete(have)) removed++;
+    }
+    for (const d of want.values()) this.dests.update(d, 0);
+    return { added: want.size, removed };
+  }
+
+  destinations(): MeshDestination[] {
+    return this.dests.keys();
+  }
+
+  setGuardSources(ips: string[]): void {
+    const want = new Set(ips);
+    for (const ip of ips) addrCodec.encode(ip, Buffer.alloc(addrCodec.size));
+    for (const have of this.guardSources.keys()) if (!want.delete(have)) this.guardSources.delete(have);
+    for (const ip of want) this.guardSources.update(ip, 0);
+  }
+
+  /**
+   * Make the maps equal to `desired`. Idempotent; reads the maps themselves (not memory), so it is correct
+   * after a restart. Inputs are validated before anything changes.
+   */
+  reconcile(desired: DesiredRedirect): ReconcileResult {
+    for (const p of desired.pods) {
+      if (!(p.mode in GUARD_MODE)) throw new WeftConfigError(`pod ${p.uid}`, `mode ${String(p.mode)} is not STRICT, PERMISSIVE or DISABLE`);
+    }
+    for (const d of desired.destinations) destCodec.encode(d, Buffer.alloc(destCodec.size));
+    const result: ReconcileResult = { enrolled: 0, unenrolled: 0, modeChanged: 0, destinationsAdded: 0, destinationsRemoved: 0 };
+    const want = new Map(desired.pods.map((p) => [p.cgroupId, p]));
+    for (const [id, v] of this.pods.entries()) {
+      const p = want.get(id);
+      if (!p) {
+        this.unenroll(id);
+        result.unenrolled++;
+        continue;
+      }
+      if (v.mode !== GUARD_MODE[p.mode]) result.modeChanged++;
+      this.enroll(p); // refreshes the uid after a restart too
+      want.delete(id);
+    }
+    for (const p of want.values()) {
+      this.enroll(p);
+      result.enrolled++;
+    }
+    const d = this.setDestinations(desired.destinations);
+    result.destinationsAdded = d.added;
+    result.destinationsRemoved = d.removed;
+    if (result.enrolled + result.unenrolled + result.modeChanged + d.added + d.removed > 0) this.logger.info('capture reconciled', { ...result });
+    return result;
+  }
+
+  // ---- the proxy's lookup -----------------------------------------------------------------------
+
+  lookup(peer: SocketAddress, local: SocketAddress): OriginalDestination | undefined {
+    try {
+      tupleCodec.encode({ peerIp: peer.ip, peerPort: peer.port, localIp: local.ip, localPort: local.port }, this.lookupKey, 0);
+    } catch {
+      this.userLookupMisses++;
+      return undefined; // not an IP tuple we could have recorded
+    }
+    if (!this.origByTuple.lookupInto(this.lookupKey, this.lookupValue)) {
+      this.userLookupMisses++;
+      return undefined;
+    }
+    const o = origCodec.decode(this.lookupValue, 0);
+    return { ip: o.ip, port: o.port, family: o.family, cgroupId: o.cgroupId };
+  }
+
+  // ---- observability ----------------------------------------------------------------------------
+
+  readCounters(): RedirectCounters {
+    const out = { userLookupMisses: this.userLookupMisses } as RedirectCounters;
+    for (const [name, idx] of Object.entries(COUNTER_INDEX) as Array<[CounterName, number]>) {
+      out[name] = (this.counters.lookupPerCpu(idx) ?? []).reduce((a, b) => a + b, 0n);
+    }
+    return out;
+  }
+
+  mapEntries(): MapEntryCounts {
+    return { pods: this.pods.count(), destinations: this.dests.count(), origByCookie: this.origByCookie.count(), origByTuple: this.origByTuple.count() };
+  }
+
+  captureConfig(): CaptureConfig | undefined {
+    return this.config.lookup(0);
+  }
+
+  // ---- lifecycle --------------------------------------------------------------------------------
+
+  /** Release this process's handles. Programs stay attached and maps keep their contents (pinned). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const m of [this.config, this.pods, this.dests, this.origByCookie, this.origByTuple, this.guardSources, this.counters]) m.close();
+  }
+
+  /** Detach every program and remove every pin of this instance; the manager is closed afterwards. */
+  uninstall(): UninstallReport {
+    this.close();
+    return uninstallPins(this.pinDir, this.logger);
+  }
+}
+
+export { ensureMaps };

@@ -1,0 +1,130 @@
+/* Every map Weft's programs share, defined once.
+ *
+ * Each program lives in its own object file, yet they must all see the same maps. Every map is therefore
+ * pinned by name (LIBBPF_PIN_BY_NAME): the agent opens each object with the same pin root directory
+ * (/sys/fs/bpf/weft/<instance>), the first object creates and pins a map, later objects (and a restarted
+ * agent) re-use the pinned one. libbpf refuses to re-use a pinned map whose definition differs, so the
+ * definitions below are the single source of truth; agent/redirect/layout.ts mirrors the structs byte for
+ * byte (a codec test checks the sizes).
+ *
+ * Names are at most 15 characters: the kernel keeps 16 bytes including the terminator.
+ */
+#pragma once
+
+#include "common.h"
+
+/* ---- configuration, written by the agent ------------------------------------------------------ */
+
+struct weft_config {
+	__u32 proxy_ip4;         /* node proxy outbound address, network order; 0 = IPv4 capture off */
+	__u32 proxy_ip6[4];      /* node proxy outbound address, network order; all 0 = IPv6 capture off */
+	__u16 proxy_port;        /* node proxy outbound port, host order (15001) */
+	__u16 flags;             /* reserved, 0 */
+	__u32 proxy_mark;        /* SO_MARK the proxy puts on its own sockets (0x539); 0 = not checked */
+	__u32 reserved;
+	__u64 host_netns_cookie; /* netns cookie of the node's (host) network namespace, where the proxy runs */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct weft_config);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_config SEC(".maps");
+
+/* ---- enrolled pods: cgroup id -> pod ------------------------------------------------------------ */
+
+#define WEFT_MODE_PERMISSIVE 0
+#define WEFT_MODE_STRICT 1
+#define WEFT_MODE_DISABLE 2
+
+struct weft_pod {
+	__u32 mode;  /* WEFT_MODE_*: drives the inbound guard */
+	__u32 flags; /* reserved, 0 */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64); /* cgroup v2 id of the pod's cgroup */
+	__type(value, struct weft_pod);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_pods SEC(".maps");
+
+/* ---- mesh destinations: (family, address, port) -> flags --------------------------------------- */
+
+/* An address in network order; IPv4 uses addr[0] only, the rest is zero. */
+struct weft_dest {
+	__u32 family; /* WEFT_FAMILY_V4 or WEFT_FAMILY_V6 */
+	__u16 port;   /* host order; 0 = every port of this address */
+	__u16 pad;
+	__u32 addr[4];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct weft_dest);
+	__type(value, __u32); /* reserved flags, 0 */
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_dests SEC(".maps");
+
+/* ---- original destinations ---------------------------------------------------------------------- */
+
+struct weft_orig {
+	__u32 addr[4];   /* original destination, network order (IPv4 in addr[0]) */
+	__u16 port;      /* original destination port, host order */
+	__u16 family;    /* WEFT_FAMILY_V4 or WEFT_FAMILY_V6 */
+	__u32 pad;
+	__u64 cgroup_id; /* cgroup of the connecting socket: the source pod, as the kernel saw it */
+};
+
+/* Written by connect4/6 when they rewrite, keyed by socket cookie; moved to weft_orig_tup once the
+ * connection is established. LRU: a record whose socket never reaches established and never closes
+ * (it cannot happen with the state callback, but a bug must not fill the map) is evicted, not kept. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct weft_orig);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_orig_ck SEC(".maps");
+
+/* The 4-tuple as the proxy's accepted socket sees it: peer = the pod's address, local = the proxy's. */
+struct weft_tuple {
+	__u32 peer[4];
+	__u32 local[4];
+	__u16 peer_port;  /* host order */
+	__u16 local_port; /* host order */
+	__u32 family;     /* WEFT_FAMILY_V4 or WEFT_FAMILY_V6 */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct weft_tuple);
+	__type(value, struct weft_orig);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_orig_tup SEC(".maps");
+
+/* ---- inbound guard: source addresses that count as "the local node proxy" ------------------------ */
+
+struct weft_addr {
+	__u32 family; /* WEFT_FAMILY_V4 or WEFT_FAMILY_V6 */
+	__u32 addr[4];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, struct weft_addr);
+	__type(value, __u32); /* reserved flags, 0 */
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_guard_src SEC(".maps");
+
+static __always_inline struct weft_config *weft_get_config(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&weft_config, &zero);
+}

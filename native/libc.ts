@@ -1,0 +1,48 @@
+// The few libc calls the binding needs that Node does not expose: setns, socket options (netns cookie),
+// mount (bpffs), vsnprintf (to format libbpf's log callback). Loaded once per process, lazily.
+import koffi, { type LibraryHandle } from 'koffi';
+
+import { NativeLibraryError } from './errors.js';
+
+export interface Libc {
+  close(fd: number): number;
+  socket(domain: number, type: number, protocol: number): number;
+  getsockopt(fd: number, level: number, name: number, value: Buffer, len: Buffer): number;
+  setns(fd: number, nstype: number): number;
+  mount(source: string, target: string, fstype: string, flags: number, data: null): number;
+  umount2(target: string, flags: number): number;
+  vsnprintf(buf: Buffer, size: number, fmt: unknown, ap: unknown): number;
+  errno(): number;
+}
+
+let cached: Libc | undefined;
+
+export function libc(): Libc {
+  if (cached) return cached;
+  let lib: LibraryHandle;
+  try {
+    lib = koffi.load('libc.so.6');
+  } catch (e) {
+    throw new NativeLibraryError('cannot load libc.so.6 through koffi; Weft capture needs glibc Linux', { cause: e });
+  }
+  const fns = {
+    close: lib.func('int close(int fd)'),
+    socket: lib.func('int socket(int domain, int type, int protocol)'),
+    getsockopt: lib.func('int getsockopt(int fd, int level, int name, void *value, void *len)'),
+    setns: lib.func('int setns(int fd, int nstype)'),
+    mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data)'),
+    umount2: lib.func('int umount2(const char *target, int flags)'),
+    vsnprintf: lib.func('int vsnprintf(void *buf, size_t size, void *fmt, void *ap)'),
+  };
+  cached = {
+    close: (fd) => fns.close(fd) as number,
+    socket: (d, t, p) => fns.socket(d, t, p) as number,
+    getsockopt: (fd, level, name, value, len) => fns.getsockopt(fd, level, name, value, len) as number,
+    setns: (fd, nstype) => fns.setns(fd, nstype) as number,
+    mount: (s, t, f, flags, data) => fns.mount(s, t, f, flags, data) as number,
+    umount2: (t, flags) => fns.umount2(t, flags) as number,
+    vsnprintf: (buf, size, fmt, ap) => fns.vsnprintf(buf, size, fmt, ap) as number,
+    errno: () => koffi.errno(),
+  };
+  return cached;
+}
