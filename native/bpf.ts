@@ -58,6 +58,11 @@ export function possibleCpus(): number {
   return n;
 }
 
+export interface MapOpenOptions {
+  /** take key and value sizes from the kernel (for byte-level inspection with a Buffer codec) */
+  sizesFromKernel?: boolean;
+}
+
 /**
  * A map by file descriptor, with typed keys and values. `lookupInto` is the allocation-free path for hot
  * callers (the proxy's per-connection lookup): preallocated buffers, one FFI call.
@@ -69,15 +74,26 @@ export class BpfMap<K, V> {
   private readonly valueBuf: Buffer;
   private closed = false;
 
+  readonly key: Codec<K>;
+  readonly value: Codec<V>;
+
   constructor(
     readonly fd: number,
-    readonly key: Codec<K>,
-    readonly value: Codec<V>,
+    key: Codec<K>,
+    value: Codec<V>,
     readonly label: string,
     private readonly ownsFd: boolean,
+    opts: MapOpenOptions = {},
   ) {
     this.info = mapInfo(fd);
     this.perCpu = PERCPU_MAP_TYPES.has(this.info.type);
+    if (opts.sizesFromKernel) {
+      // inspection of a map whose layout the caller does not know: keys/values as raw bytes
+      key = { ...key, size: this.info.keySize };
+      value = { ...value, size: this.info.valueSize };
+    }
+    this.key = key;
+    this.value = value;
     if (key.size !== this.info.keySize || (!this.perCpu && value.size !== this.info.valueSize) || (this.perCpu && value.size !== 8 * Math.ceil(this.info.valueSize / 8) && value.size !== this.info.valueSize)) {
       throw new BpfCodecError(
         `map ${label}: codec sizes key=${key.size} value=${value.size} do not match the kernel map (key=${this.info.keySize} value=${this.info.valueSize}); the committed BPF objects and agent/redirect/layout.ts disagree`,
@@ -88,11 +104,11 @@ export class BpfMap<K, V> {
   }
 
   /** Open a map pinned in bpffs. Throws BpfPinError (ENOENT when the pin does not exist). */
-  static openPinned<K, V>(path: string, key: Codec<K>, value: Codec<V>): BpfMap<K, V> {
+  static openPinned<K, V>(path: string, key: Codec<K>, value: Codec<V>, opts: MapOpenOptions = {}): BpfMap<K, V> {
     const fd = libbpf().bpf_obj_get(path);
     if (fd < 0) throw new BpfPinError(`cannot open pinned map ${path}`, { errno: fd });
     try {
-      return new BpfMap(fd, key, value, path, true);
+      return new BpfMap(fd, key, value, path, true, opts);
     } catch (e) {
       libc().close(fd);
       throw e;
@@ -249,13 +265,14 @@ export class BpfLink {
     if (rc < 0) throw new BpfAttachError(`cannot detach link ${this.label}`, { errno: rc });
   }
 
-  /** Release this process's handle; a pinned link stays attached. */
+  /**
+   * Release this process's handle (closes the link fd). A pinned link stays attached: the pin holds its
+   * own reference. An unpinned link is detached by this, as the kernel drops its last reference.
+   */
   close(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    const lib = libbpf();
-    lib.bpf_link__disconnect(this.ptr);
-    lib.bpf_link__destroy(this.ptr);
+    libbpf().bpf_link__destroy(this.ptr);
   }
 }
 
@@ -347,6 +364,18 @@ export class BpfObject {
     this.closed = true;
     libbpf().bpf_object__close(this.ptr);
   }
+}
+
+/** Whether a BPF link with this id still exists in the kernel (for checks after an uninstall). */
+export function linkExists(id: number): boolean {
+  const lib = libbpf();
+  const fd = lib.bpf_link_get_fd_by_id(id);
+  if (fd >= 0) {
+    libc().close(fd);
+    return true;
+  }
+  if (fd === -ENOENT) return false;
+  throw new BpfAttachError(`cannot look up link id ${id}`, { errno: fd });
 }
 
 /** Remove a pin from bpffs; false when it did not exist. */

@@ -42,6 +42,8 @@ export interface Libbpf {
   bpf_link__destroy(link: Ptr): number;
   bpf_link__disconnect(link: Ptr): void;
   bpf_obj_get(path: string): number;
+  bpf_link_get_fd_by_id(id: number): number;
+  bpf_prog_get_fd_by_id(id: number): number;
   bpf_obj_pin(fd: number, path: string): number;
   bpf_obj_get_info_by_fd(fd: number, info: Buffer, len: Buffer): number;
   bpf_map_lookup_elem(fd: number, key: Buffer, value: Buffer): number;
@@ -105,6 +107,8 @@ export function libbpf(): Libbpf {
     linkDestroy: lib.func('int bpf_link__destroy(bpf_link *link)'),
     linkDisconnect: lib.func('void bpf_link__disconnect(bpf_link *link)'),
     objGet: lib.func('int bpf_obj_get(const char *path)'),
+    linkById: lib.func('int bpf_link_get_fd_by_id(uint32_t id)'),
+    progById: lib.func('int bpf_prog_get_fd_by_id(uint32_t id)'),
     objPin: lib.func('int bpf_obj_pin(int fd, const char *path)'),
     objInfo: lib.func('int bpf_obj_get_info_by_fd(int fd, void *info, void *len)'),
     lookup: lib.func('int bpf_map_lookup_elem(int fd, const void *key, void *value)'),
@@ -147,6 +151,8 @@ export function libbpf(): Libbpf {
     bpf_link__destroy: (l) => f.linkDestroy(l) as number,
     bpf_link__disconnect: (l) => void f.linkDisconnect(l),
     bpf_obj_get: (p) => f.objGet(p) as number,
+    bpf_link_get_fd_by_id: (id) => f.linkById(id) as number,
+    bpf_prog_get_fd_by_id: (id) => f.progById(id) as number,
     bpf_obj_pin: (fd, p) => f.objPin(fd, p) as number,
     bpf_obj_get_info_by_fd: (fd, info, len) => f.objInfo(fd, info, len) as number,
     bpf_map_lookup_elem: f.lookup as unknown as Libbpf['bpf_map_lookup_elem'],

@@ -8,6 +8,10 @@ export interface Libc {
   close(fd: number): number;
   socket(domain: number, type: number, protocol: number): number;
   getsockopt(fd: number, level: number, name: number, value: Buffer, len: Buffer): number;
+  setsockopt(fd: number, level: number, name: number, value: Buffer, len: number): number;
+  bind(fd: number, addr: Buffer, len: number): number;
+  listen(fd: number, backlog: number): number;
+  connect(fd: number, addr: Buffer, len: number): number;
   setns(fd: number, nstype: number): number;
   mount(source: string, target: string, fstype: string, flags: number, data: null): number;
   umount2(target: string, flags: number): number;
@@ -29,6 +33,10 @@ export function libc(): Libc {
     close: lib.func('int close(int fd)'),
     socket: lib.func('int socket(int domain, int type, int protocol)'),
     getsockopt: lib.func('int getsockopt(int fd, int level, int name, void *value, void *len)'),
+    setsockopt: lib.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)'),
+    bind: lib.func('int bind(int fd, const void *addr, uint32_t len)'),
+    listen: lib.func('int listen(int fd, int backlog)'),
+    connect: lib.func('int connect(int fd, const void *addr, uint32_t len)'),
     setns: lib.func('int setns(int fd, int nstype)'),
     mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data)'),
     umount2: lib.func('int umount2(const char *target, int flags)'),
@@ -38,6 +46,10 @@ export function libc(): Libc {
     close: (fd) => fns.close(fd) as number,
     socket: (d, t, p) => fns.socket(d, t, p) as number,
     getsockopt: (fd, level, name, value, len) => fns.getsockopt(fd, level, name, value, len) as number,
+    setsockopt: (fd, level, name, value, len) => fns.setsockopt(fd, level, name, value, len) as number,
+    bind: (fd, addr, len) => fns.bind(fd, addr, len) as number,
+    listen: (fd, backlog) => fns.listen(fd, backlog) as number,
+    connect: (fd, addr, len) => fns.connect(fd, addr, len) as number,
     setns: (fd, nstype) => fns.setns(fd, nstype) as number,
     mount: (s, t, f, flags, data) => fns.mount(s, t, f, flags, data) as number,
     umount2: (t, flags) => fns.umount2(t, flags) as number,

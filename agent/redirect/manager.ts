@@ -14,7 +14,6 @@ import { preflight } from '../../native/preflight.js';
 import type { DesiredRedirect, MeshDestination } from './desired.js';
 import { CaptureError } from './errors.js';
 import {
-  COUNTER_INDEX,
   GUARD_MODE,
   MAPS,
   TUPLE_SIZE,
@@ -33,6 +32,7 @@ import {
   type DestKey,
   type TupleKey,
 } from './layout.js';
+import { sumCounters } from './status.js';
 import { DEFAULT_OBJECTS_DIR, ensureAttached, ensureMaps, uninstallPins, type AttachReport, type UninstallReport } from './pins.js';
 
 export interface ProxyAddress {
@@ -261,11 +261,7 @@ export class RedirectManager implements ConnectionLookup {
   // ---- observability ----------------------------------------------------------------------------
 
   readCounters(): RedirectCounters {
-    const out = { userLookupMisses: this.userLookupMisses } as RedirectCounters;
-    for (const [name, idx] of Object.entries(COUNTER_INDEX) as Array<[CounterName, number]>) {
-      out[name] = (this.counters.lookupPerCpu(idx) ?? []).reduce((a, b) => a + b, 0n);
-    }
-    return out;
+    return { ...sumCounters(this.counters), userLookupMisses: this.userLookupMisses };
   }
 
   mapEntries(): MapEntryCounts {
