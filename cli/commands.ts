@@ -7,3 +7,4 @@ registerCommand('version', 'print the Weft version', async () => async () => {
   process.stdout.write(`weft ${pkg.version}\n`);
 });
 registerCommand('capture', 'inspect or remove the eBPF capture: capture status|uninstall [--bpffs DIR]', async () => (await import('../agent/redirect/cli.js')).captureCommand);
+registerCommand('sandbox', 'a real multi-node mesh on this machine: up, status, exec, logs, down', async () => (await import('../sandbox/cli.js')).sandboxCommand);

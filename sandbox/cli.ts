@@ -1,0 +1,243 @@
+// `weft sandbox up|status|exec|logs|down`: the command line over up.ts, down.ts and status.ts.
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+import { WeftConfigError } from '../common/errors.js';
+import { COMMANDS } from '../cli/registry.js';
+import { down } from './down.js';
+import { SandboxNotFoundError } from './errors.js';
+import { spawnIn } from './host/enter.js';
+import type { PodPlan } from './plan.js';
+import { podEnv, podTarget } from './pods.js';
+import { DEFAULT_ID, readState, runDirFor, type SandboxState, validateId } from './state.js';
+import { formatStatus, sandboxStatus, type SandboxStatus } from './status.js';
+import { idFlag, up } from './up.js';
+
+/** sandbox/demo.yaml of this installation (dist/sandbox/cli.js -> ../../sandbox/demo.yaml). */
+export const DEMO_SPEC = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'sandbox', 'demo.yaml');
+
+const USAGE = `usage: weft sandbox <command> [--id ID]
+
+  up [--nodes N] [-f spec.yaml] [--detach] [--no-mesh]
+                      build a sandbox (default: 2 nodes, sandbox/demo.yaml) and stay in the
+                      foreground until Ctrl-C, which removes it; --detach returns once it is up
+  status [--json]     nodes, pods, services, controller and where their pages are forwarded
+  exec <ns>/<pod> [-c CONTAINER] -- <cmd...>
+                      run a command in a pod's network, mount and UTS namespaces and cgroup
+  logs <ns>/<pod> [-c CONTAINER] [-f]
+                      a pod's output
+  down                stop and remove everything the sandbox created (also after a crash)
+
+--id ID (or WEFT_SANDBOX_ID) picks the sandbox; the default is "${DEFAULT_ID}".
+`;
+
+function sandboxId(v: string | undefined): string {
+  return validateId(v ?? process.env.WEFT_SANDBOX_ID ?? DEFAULT_ID);
+}
+
+function loadState(id: string): SandboxState {
+  const st = readState(runDirFor(id));
+  if (!st) throw new SandboxNotFoundError(id, `no sandbox "${id}" is running; start one with \`weft sandbox up${idFlag(id)}\``);
+  return st;
+}
+
+function findPod(st: SandboxState, ref: string | undefined): PodPlan {
+  if (!ref) throw new WeftConfigError('pod', 'name a pod as <namespace>/<pod> (see `weft sandbox status`)');
+  const [ns, name] = ref.includes('/') ? ref.split('/', 2) : ['default', ref];
+  const pod = st.plan.pods.find((p) => p.namespace === ns && p.name === name);
+  if (!pod) {
+    const known = st.plan.pods.map((p) => `${p.namespace}/${p.name}`);
+    throw new SandboxNotFoundError(ref, `no pod "${ns}/${name}" in sandbox "${st.id}"; pods: ${known.join(', ') || '(none)'}`);
+  }
+  return pod;
+}
+
+function meshAvailability(noMesh: boolean): string | undefined {
+  if (noMesh) return 'started with --no-mesh';
+  if (process.env.WEFT_SANDBOX_MESH === 'off') return 'WEFT_SANDBOX_MESH=off';
+  const missing = ['controller', 'agent'].filter((c) => !COMMANDS.has(c));
+  if (missing.length) return `this build has no \`weft ${missing.join('`/`weft ')}\` command yet; pods run without the mesh`;
+  return undefined;
+}
+
+async function cmdUp(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      id: { type: 'string' },
+      nodes: { type: 'string', default: '2' },
+      file: { type: 'string', short: 'f' },
+      detach: { type: 'boolean', default: false },
+      'no-mesh': { type: 'boolean', default: false },
+    },
+  });
+  const id = sandboxId(values.id);
+  if (!/^\d+$/.test(values.nodes!)) throw new WeftConfigError('--nodes', `must be a number, got "${values.nodes}"`);
+  const specFile = values.file ?? DEMO_SPEC;
+  const meshDisabled = meshAvailability(values['no-mesh']!);
+  const say = (line: string) => process.stderr.write(`[sandbox ${id}] ${line}\n`);
+
+  // Ctrl-C while building: finish the current step, roll back. Once up: tear down and exit.
+  const ac = new AbortController();
+  let stopping: Promise<void> | undefined;
+  let ready = false;
+  const stop = (sig: string) => {
+    if (!ready) {
+      if (!ac.signal.aborted) say(`${sig}: stopping after the current step, then removing everything`);
+      ac.abort();
+      return;
+    }
+    stopping ??= (async () => {
+      say(`${sig}: stopping the sandbox`);
+      const r = await down(id, { self: process.pid });
+      say(`down       removed ${r.removed.processes} processes and ${r.removed.netns} network namespaces`);
+      process.exit(0);
+    })();
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+
+  const t0 = Date.now();
+  say(`building from ${specFile}, ${values.nodes} nodes`);
+  const st = await up({
+    id,
+    nodes: Number(values.nodes),
+    specFile,
+    detached: values.detach!,
+    progress: say,
+    signal: ac.signal,
+    ...(meshDisabled ? { meshDisabled } : {}),
+  });
+  ready = true;
+  const status = sandboxStatus(st);
+  process.stdout.write(summary(status, (Date.now() - t0) / 1000, values.detach!));
+  if (values.detach) {
+    process.exit(0); // leave the sandbox's processes running
+  }
+  await new Promise(() => {}); // until SIGINT/SIGTERM
+  return 0;
+}
+
+function samplePods(s: SandboxStatus): { pod: string; url: string } | undefined {
+  const svc = s.services.find((v) => v.clusterIP && v.ports.some((p) => p.appProtocol === 'http' || p.name === 'http' || p.port === 80)) ?? s.services.find((v) => v.clusterIP);
+  if (!svc) return undefined;
+  const port = svc.ports.find((p) => p.appProtocol === 'http' || p.name === 'http' || p.port === 80) ?? svc.ports[0]!;
+  const backends = new Set(svc.endpoints.map((e) => e.pod));
+  const from = s.pods.find((p) => p.meshed && !backends.has(`${p.namespace}/${p.name}`)) ?? s.pods.find((p) => !backends.has(`${p.namespace}/${p.name}`)) ?? s.pods[0];
+  if (!from) return undefined;
+  return { pod: `${from.namespace}/${from.name}`, url: `http://${svc.name}.${svc.namespace}.svc.cluster.local${port.port === 80 ? '' : `:${port.port}`}/` };
+}
+
+function summary(s: SandboxStatus, seconds: number, detached: boolean): string {
+  const idf = idFlag(s.id);
+  const meshedNs = s.namespaces.filter((n) => n.meshed).map((n) => n.name);
+  const out = [
+    '',
+    `sandbox ${s.id} is up in ${seconds.toFixed(1)} s: ${s.nodes.length} nodes, ${s.pods.length} pods, ${s.services.length} services; mesh ${s.mesh.enabled ? `on for namespaces ${meshedNs.join(', ') || '(none)'}` : `off (${s.mesh.reason})`}`,
+  ];
+  if (s.mesh.enabled) {
+    out.push(`  operator page   ${s.controller.web}`);
+    for (const n of s.nodes) out.push(`  ${n.name} metrics  ${n.agent.metrics}`);
+  }
+  out.push(`  logs            ${s.runDir}/logs/   (weft sandbox logs${idf} <ns>/<pod>)`);
+  const sample = samplePods(s);
+  if (sample) out.push(`  try             weft sandbox exec${idf} ${sample.pod} -- curl -s ${sample.url}`);
+  out.push(`  status          weft sandbox status${idf} [--json]`);
+  out.push(`  packets         nsenter --net=/run/netns/${s.underlay.netns} tshark -i ${s.underlay.interface}`);
+  out.push(detached ? `stop it with: weft sandbox down${idf}` : 'Ctrl-C stops the sandbox and removes everything it created.');
+  return out.join('\n') + '\n';
+}
+
+async function cmdStatus(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { id: { type: 'string' }, json: { type: 'boolean', default: false } } });
+  const st = loadState(sandboxId(values.id));
+  const s = sandboxStatus(st);
+  process.stdout.write(values.json ? JSON.stringify(s, null, 2) + '\n' : formatStatus(s));
+  return 0;
+}
+
+function splitDashDash(argv: string[]): [string[], string[]] {
+  const i = argv.indexOf('--');
+  return i < 0 ? [argv, []] : [argv.slice(0, i), argv.slice(i + 1)];
+}
+
+async function cmdExec(argv: string[]): Promise<number> {
+  const [mine, cmd] = splitDashDash(argv);
+  const { values, positionals } = parseArgs({ args: mine, allowPositionals: true, options: { id: { type: 'string' }, container: { type: 'string', short: 'c' } } });
+  const st = loadState(sandboxId(values.id));
+  const pod = findPod(st, positionals[0]);
+  const command = cmd.length ? cmd : positionals.slice(1);
+  if (command.length === 0) throw new WeftConfigError('exec', 'give the command after --, e.g. weft sandbox exec demo/client -- curl -s http://web/');
+  const c = values.container ? pod.containers.find((x) => x.name === values.container) : pod.containers[0];
+  if (!c) throw new SandboxNotFoundError(values.container!, `pod ${pod.namespace}/${pod.name} has no container "${values.container}"; it has ${pod.containers.map((x) => x.name).join(', ')}`);
+  if (!existsSync(`/run/netns/${pod.netns}`)) throw new SandboxNotFoundError(pod.netns, `the network namespace of ${pod.namespace}/${pod.name} is gone; the sandbox was taken down or crashed`);
+  const child = spawnIn(podTarget(pod, c.cwd), command, { env: podEnv(pod, c.env), stdio: 'inherit', detached: false });
+  // Ctrl-C reaches the child through the terminal; don't die before it does.
+  const ignore = () => {};
+  process.on('SIGINT', ignore);
+  return new Promise((resolve) => {
+    child.on('error', (e) => {
+      process.stderr.write(`weft sandbox exec: ${e.message}\n`);
+      resolve(126);
+    });
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + (signalNumber(signal) ?? 0) : 1)));
+  });
+}
+
+function signalNumber(sig: NodeJS.Signals): number | undefined {
+  return (({ SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15, SIGPIPE: 13 }) as Record<string, number>)[sig];
+}
+
+async function cmdLogs(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { id: { type: 'string' }, container: { type: 'string', short: 'c' }, follow: { type: 'boolean', short: 'f', default: false } } });
+  const st = loadState(sandboxId(values.id));
+  const pod = findPod(st, positionals[0]);
+  const containers = values.container ? pod.containers.filter((x) => x.name === values.container) : pod.containers;
+  if (containers.length === 0) throw new SandboxNotFoundError(values.container!, `pod ${pod.namespace}/${pod.name} has no container "${values.container}"`);
+  if (values.follow) {
+    const child = spawn('tail', ['-n', '+1', '-F', ...containers.map((c) => c.log)], { stdio: 'inherit' });
+    return new Promise((resolve) => child.on('exit', (code) => resolve(code ?? 0)));
+  }
+  for (const c of containers) {
+    const text = existsSync(c.log) ? readFileSync(c.log, 'utf8') : '';
+    if (containers.length > 1) process.stdout.write(text.split('\n').filter(Boolean).map((l) => `[${c.name}] ${l}\n`).join(''));
+    else process.stdout.write(text);
+  }
+  return 0;
+}
+
+async function cmdDown(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { id: { type: 'string' } } });
+  const id = sandboxId(values.id);
+  const r = await down(id);
+  process.stderr.write(r.found ? `[sandbox ${id}] removed ${r.removed.processes} processes and ${r.removed.netns} network namespaces\n` : `[sandbox ${id}] nothing to remove\n`);
+  return 0;
+}
+
+export async function sandboxCommand(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  switch (sub) {
+    case 'up':
+      return cmdUp(rest);
+    case 'status':
+      return cmdStatus(rest);
+    case 'exec':
+      return cmdExec(rest);
+    case 'logs':
+      return cmdLogs(rest);
+    case 'down':
+      return cmdDown(rest);
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      process.stdout.write(USAGE);
+      return sub ? 0 : 2;
+    default:
+      process.stderr.write(`weft sandbox: unknown command "${sub}"\n\n${USAGE}`);
+      return 2;
+  }
+}

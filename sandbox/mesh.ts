@@ -1,0 +1,149 @@
+// The mesh's own processes: the controller in its netns on the underlay, and one agent per node netns,
+// each the way its Kubernetes counterpart runs (controller Deployment; agent as a hostNetwork DaemonSet
+// pod). They run `weft controller` / `weft agent` from this same installation, in the sandbox's system
+// cgroup (never under a node's pod subtree, so the agents' own sockets are never captured).
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { PORTS } from '../common/ports.js';
+import { DEFAULT_TRUST_DOMAIN } from '../common/mesh.js';
+import { makeCgroup } from './host/cgroup.js';
+import { spawnIn } from './host/enter.js';
+import type { NodePlan, Plan } from './plan.js';
+import { pidAlive } from './state.js';
+
+/** bin/weft.js of this installation (dist/sandbox/mesh.js -> ../../bin/weft.js). */
+export const WEFT_BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'weft.js');
+
+export interface MeshFiles {
+  tokens: string;
+  /** per node: the file holding its bootstrap token */
+  tokenFiles: Record<string, string>;
+  /** the controller's CA certificate, which agents trust */
+  ca: string;
+  controllerLog: string;
+  agentLogs: Record<string, string>;
+}
+
+export function meshFiles(plan: Plan): MeshFiles {
+  const dir = join(plan.paths.runDir, 'secrets');
+  return {
+    tokens: join(dir, 'bootstrap-tokens.json'),
+    tokenFiles: Object.fromEntries(plan.nodes.map((n) => [n.name, join(dir, `${n.name}.token`)])),
+    ca: join(plan.controller.stateDir, 'ca.crt'),
+    controllerLog: join(plan.paths.runDir, 'logs', 'controller.log'),
+    agentLogs: Object.fromEntries(plan.nodes.map((n) => [n.name, join(plan.paths.runDir, 'logs', `agent-${n.name}.log`)])),
+  };
+}
+
+/** One random bootstrap token per node: the controller's token file, and one file per agent. */
+export function writeTokens(plan: Plan, files: MeshFiles): void {
+  mkdirSync(dirname(files.tokens), { recursive: true, mode: 0o700 });
+  const tokens: Record<string, string> = {};
+  for (const n of plan.nodes) {
+    tokens[n.name] = randomBytes(24).toString('base64url');
+    writeFileSync(files.tokenFiles[n.name]!, tokens[n.name]! + '\n', { mode: 0o600 });
+  }
+  writeFileSync(files.tokens, JSON.stringify(tokens, null, 2) + '\n', { mode: 0o600 });
+}
+
+function launch(cgroup: string, netns: string, argv: string[], log: string): number {
+  makeCgroup(cgroup);
+  mkdirSync(dirname(log), { recursive: true });
+  const fd = openSync(log, 'a');
+  try {
+    const child = spawnIn({ cgroup, netns }, argv, { env: { ...process.env, WEFT_SANDBOX: '1' }, stdio: ['ignore', fd, fd], detached: true });
+    child.on('error', () => {});
+    child.unref();
+    return child.pid ?? -1;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function controllerArgv(plan: Plan, files: MeshFiles): string[] {
+  const c = plan.controller;
+  return [
+    process.execPath, WEFT_BIN, 'controller',
+    '--config-dir', c.configDir,
+    '--state-dir', c.stateDir,
+    '--grpc-listen', `${c.ip}:${PORTS.controllerGrpc}`,
+    '--web-listen', `${c.ip}:${PORTS.controllerWeb}`,
+    '--bootstrap-tokens', files.tokens,
+    '--trust-domain', DEFAULT_TRUST_DOMAIN,
+  ];
+}
+
+export function agentArgv(plan: Plan, node: NodePlan, files: MeshFiles): string[] {
+  return [
+    process.execPath, WEFT_BIN, 'agent',
+    '--node', node.name,
+    '--node-ip', node.ip,
+    '--controller', `${plan.controller.ip}:${PORTS.controllerGrpc}`,
+    '--controller-ca', files.ca,
+    '--token-file', files.tokenFiles[node.name]!,
+    '--cgroup-root', node.cgroup,
+    '--cgroup-layout', 'sandbox',
+    '--bpffs', node.bpffs,
+    '--state-dir', node.stateDir,
+    '--outbound-ip', node.ip,
+  ];
+}
+
+export function startController(plan: Plan, files: MeshFiles): number {
+  mkdirSync(plan.controller.stateDir, { recursive: true });
+  return launch(plan.controller.cgroup, plan.controller.netns, controllerArgv(plan, files), files.controllerLog);
+}
+
+export function startAgent(plan: Plan, node: NodePlan, files: MeshFiles): number {
+  mkdirSync(node.stateDir, { recursive: true });
+  mkdirSync(node.bpffs, { recursive: true });
+  return launch(node.agentCgroup, node.netns, agentArgv(plan, node, files), files.agentLogs[node.name]!);
+}
+
+/** Listening TCP ports of the netns `pid` lives in, read from /proc (no connection into the sandbox). */
+export function listeningPorts(pid: number): Set<number> {
+  const out = new Set<number>();
+  for (const f of ['tcp', 'tcp6']) {
+    let text: string;
+    try {
+      text = readFileSync(`/proc/${pid}/net/${f}`, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols[3] === '0A' && cols[1]) out.add(parseInt(cols[1].split(':')[1]!, 16));
+    }
+  }
+  return out;
+}
+
+/**
+ * Waits until `pid` listens on all `ports` (and `files` exist), failing early when the process exits.
+ * `what` and `log` make the error actionable.
+ */
+export async function waitReady(what: string, pid: number, ports: number[], files: string[], log: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (!pidAlive(pid)) throw new Error(`${what} exited during startup; last lines of ${log}:\n${tail(log, 8)}`);
+    const listening = listeningPorts(pid);
+    if (ports.every((p) => listening.has(p)) && files.every((f) => existsSync(f))) return;
+    if (Date.now() > deadline) {
+      const missing = [...ports.filter((p) => !listening.has(p)).map((p) => `port ${p}`), ...files.filter((f) => !existsSync(f))];
+      throw new Error(`${what} was not ready after ${timeoutMs / 1000}s (waiting for ${missing.join(', ')}); see ${log}:\n${tail(log, 8)}`);
+    }
+    await sleep(50);
+  }
+}
+
+export function tail(file: string, n: number): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-n).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
