@@ -101,7 +101,6 @@ async function cmdUp(argv: string[]): Promise<number> {
   process.on('SIGTERM', () => stop('SIGTERM'));
 
   const t0 = Date.now();
-  say(`building from ${specFile}, ${values.nodes} nodes`);
   const st = await up({
     id,
     nodes: Number(values.nodes),
@@ -117,7 +116,9 @@ async function cmdUp(argv: string[]): Promise<number> {
   if (values.detach) {
     process.exit(0); // leave the sandbox's processes running
   }
-  await new Promise(() => {}); // until SIGINT/SIGTERM
+  // Stay in the foreground until SIGINT/SIGTERM (a pending promise alone does not keep Node running).
+  setInterval(() => {}, 1 << 30);
+  await new Promise(() => {});
   return 0;
 }
 
@@ -125,7 +126,7 @@ function samplePods(s: SandboxStatus): { pod: string; url: string } | undefined 
   const svc = s.services.find((v) => v.clusterIP && v.ports.some((p) => p.appProtocol === 'http' || p.name === 'http' || p.port === 80)) ?? s.services.find((v) => v.clusterIP);
   if (!svc) return undefined;
   const port = svc.ports.find((p) => p.appProtocol === 'http' || p.name === 'http' || p.port === 80) ?? svc.ports[0]!;
-  const backends = new Set(svc.endpoints.map((e) => e.pod));
+  const backends = new Set(s.services.flatMap((v) => v.endpoints.map((e) => e.pod)));
   const from = s.pods.find((p) => p.meshed && !backends.has(`${p.namespace}/${p.name}`)) ?? s.pods.find((p) => !backends.has(`${p.namespace}/${p.name}`)) ?? s.pods[0];
   if (!from) return undefined;
   return { pod: `${from.namespace}/${from.name}`, url: `http://${svc.name}.${svc.namespace}.svc.cluster.local${port.port === 80 ? '' : `:${port.port}`}/` };

@@ -96,6 +96,7 @@ export async function up(opts: UpOptions): Promise<SandboxState> {
   const plan = loadPlan({ ...opts, cgroupMount });
   const runDir = plan.paths.runDir;
   refuseExisting(opts.id, runDir);
+  say(`building   from ${plan.specFile}: ${plan.nodes.length} nodes, ${plan.pods.length} pods, ${plan.services.length} services`);
 
   mkdirSync(dirname(runDir), { recursive: true });
   try {
