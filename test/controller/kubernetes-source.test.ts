@@ -101,6 +101,7 @@ t.test('all kinds: CRDs not installed are tolerated, API errors are retried, inv
   t.teardown(() => api.close());
   api.route('/api/v1/namespaces', { lists: [{ status: 500, body: fixtureJson('status-500.json') }, { body: fixtureJson('namespaces-list.json') }] });
   api.route('/api/v1/serviceaccounts', { lists: [{ body: fixtureJson('serviceaccounts-list.json') }] });
+  api.route('/api/v1/nodes', { lists: [{ body: fixtureJson('nodes-list.json') }] });
   api.route('/api/v1/pods', { lists: [{ body: fixtureJson('pods-list-rv1000.json') }] });
   api.route('/api/v1/services', { lists: [{ body: fixtureJson('services-list.json') }] });
   api.route('/apis/discovery.k8s.io/v1/endpointslices', { lists: [{ body: fixtureJson('endpointslices-list.json') }] });
@@ -116,9 +117,12 @@ t.test('all kinds: CRDs not installed are tolerated, API errors are retried, inv
   await sink.until(() => sink.objects.has('Namespace:shop'), 3000, 'namespaces after the 500');
 
   const kinds = new Set([...sink.objects.keys()].map((k) => k.split(':')[0]));
-  t.same([...kinds].sort(), ['AuthorizationPolicy', 'EndpointSlice', 'HTTPRoute', 'Namespace', 'Pod', 'Service', 'ServiceAccount'], 'every installed kind listed');
+  t.same([...kinds].sort(), ['AuthorizationPolicy', 'EndpointSlice', 'HTTPRoute', 'Namespace', 'Node', 'Pod', 'Service', 'ServiceAccount'], 'every installed kind listed');
   t.match(sink.objects.get('HTTPRoute:shop/cart-canary'), { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', spec: { rules: [{ backendRefs: [{ weight: 90 }, { weight: 10 }] }] } });
   t.match(sink.objects.get('EndpointSlice:shop/cart-x8k2f'), { apiVersion: 'discovery.k8s.io/v1', addressType: 'IPv4', endpoints: [{ addresses: ['10.244.2.7'], nodeName: 'node-b' }] });
+  const node = sink.objects.get('Node:node-b')!;
+  t.match(node, { kind: 'Node', apiVersion: 'v1', status: { addresses: [{ type: 'InternalIP', address: '172.18.0.3' }] } });
+  t.equal((node.status as Record<string, unknown>).images, undefined, "a Node's image list is dropped");
   t.ok(sink.objects.has('Service:shop/cart') && !sink.objects.has('Service:shop/broken'), 'the invalid Service is refused, the valid ones apply');
   t.match(lines.find((l) => l.msg?.toString().startsWith('object refused')), { object: 'Service shop/broken', error: /spec\.ports\[0\]\.port/ });
   t.ok(lines.some((l) => l.level === 'warn' && l.kind === 'Namespace' && /list failed: .*etcdserver: request timed out/.test(String(l.msg))), 'the 500 is logged with the API server message');

@@ -1,5 +1,5 @@
 // The Kubernetes collections the controller watches: the design's configuration model (Pods, Services,
-// EndpointSlices, Namespaces, ServiceAccounts; Weft's CRDs; Gateway API HTTPRoute). CRDs may be missing from
+// EndpointSlices, Namespaces, ServiceAccounts, Nodes; Weft's CRDs; Gateway API HTTPRoute). CRDs may be missing from
 // a cluster (Gateway API is often not installed): their reflectors tolerate 404 and retry.
 
 export interface WatchedKind {
@@ -14,6 +14,8 @@ export interface WatchedKind {
 export const WATCHED_KINDS: readonly WatchedKind[] = Object.freeze([
   { kind: 'Namespace', apiVersion: 'v1', plural: 'namespaces', crd: false },
   { kind: 'ServiceAccount', apiVersion: 'v1', plural: 'serviceaccounts', crd: false },
+  // node addresses: where other node proxies reach a node's inbound tunnel (15008)
+  { kind: 'Node', apiVersion: 'v1', plural: 'nodes', crd: false },
   { kind: 'Pod', apiVersion: 'v1', plural: 'pods', crd: false },
   { kind: 'Service', apiVersion: 'v1', plural: 'services', crd: false },
   { kind: 'EndpointSlice', apiVersion: 'discovery.k8s.io/v1', plural: 'endpointslices', crd: false },

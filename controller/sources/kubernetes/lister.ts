@@ -105,12 +105,18 @@ export async function listAll(kc: KubeConfig, path: string, o: ListOptions): Pro
 /**
  * Fill in kind/apiVersion (absent from list items of built-in types) and drop managedFields: they are
  * bookkeeping for server-side apply, never read by Weft, and often the largest part of an object.
+ * Never mutates its input.
  */
 export function normalize(obj: KubeObject, kind: string, apiVersion: string): KubeObject {
   const out = { ...obj, kind: obj.kind || kind, apiVersion: obj.apiVersion || apiVersion } as KubeObject;
   if (out.metadata && 'managedFields' in out.metadata) {
     const { managedFields: _drop, ...meta } = out.metadata;
     out.metadata = meta as KubeObject['metadata'];
+  }
+  // a Node's image list (often dozens of entries) is the bulk of it and never read by Weft
+  if (out.kind === 'Node' && out.status && typeof out.status === 'object' && 'images' in out.status) {
+    const { images: _images, ...status } = out.status as Record<string, unknown>;
+    out.status = status;
   }
   return out;
 }
