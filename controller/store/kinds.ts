@@ -269,3 +269,6 @@ export class KindRegistry {
     this.byGroupKind.set(`${group}/${kind}`, { group, kind, apiVersions, namespaced: prev?.namespaced ?? true, schema });
   }
 }
+
+/** every kind name the store accepts (for a source that replaces all it contributed) */
+export const ALL_KIND_NAMES = BUILTIN_KINDS.map((k) => k.kind);

@@ -1,0 +1,167 @@
+// The controller's composition root: CA, object store, sources, translator/publisher, the gRPC service for
+// agents (15012) and the HTTP port for operators (15014). Everything is built here and passed down; no
+// module reaches for globals. `weft controller` (controller/cli.ts) parses flags into ControllerOptions.
+//
+// HTTP (15014): requests go through `httpHandlers` in order; the first that returns true answered. The
+// admin write API (controller/api/admin.ts: POST /api/v1/apply, /api/v1/delete) is one; the operator web
+// page and JSON API (controller/web) mount theirs in the same list.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { AddressInfo } from 'node:net';
+
+import type { Logger } from '../common/log.js';
+import { createLogger } from '../common/log.js';
+import { AgentRegistry } from './agents/registry.js';
+import { createAdminHandler, type HttpHandler } from './api/admin.js';
+import { CertificateAuthority } from './ca/authority.js';
+import { CsrAuthorizer } from './ca/csr-authorizer.js';
+import { DirectoryRootStore, readOperatorRoot, type RootStore } from './ca/root-store.js';
+import { ControllerGrpcServer } from './grpc/server.js';
+import type { NodeAuthenticator } from './grpc/node-auth.js';
+import { LocalDirectorySource } from './sources/local-directory.js';
+import type { Source } from './sources/types.js';
+import { loadCrdSchemas } from './store/crd-schemas.js';
+import { BUILTIN_KINDS, KindRegistry } from './store/kinds.js';
+import { ObjectStore } from './store/object-store.js';
+import { ConfigPublisher } from './translate/publisher.js';
+
+export const DEFAULT_ROOT_NAMESPACE = 'weft-system';
+export const CONTROLLER_SERVICE_ACCOUNT = 'weft-controller';
+/** where the repository keeps the CRD manifests (compiled file: dist/controller/main.js) */
+export const DEFAULT_CRD_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'daemonset', 'crds');
+
+export interface ControllerOptions {
+  trustDomain: string;
+  /** CA root, trust bundle and other state (when the CA is not kept in a Kubernetes Secret) */
+  stateDir: string;
+  /** a directory of YAML objects to watch (the local source) */
+  configDir?: string;
+  grpcHost: string;
+  grpcPort: number;
+  webHost: string;
+  webPort: number;
+  authenticator: NodeAuthenticator;
+  /** where the CA root lives; default a directory under stateDir */
+  rootStore?: RootStore;
+  /** an operator-supplied root (PEM files) instead of a generated one */
+  caCertFile?: string;
+  caKeyFile?: string;
+  leafTtlMs?: number;
+  /** bearer token required for the admin write API; without one only loopback may write */
+  operatorToken?: string;
+  /** extra names in the controller's serving certificate (agents verify its SPIFFE ID, not these) */
+  serverDnsNames?: string[];
+  serverIps?: string[];
+  rootNamespace?: string;
+  crdDir?: string;
+  /** more workload sources (the Kubernetes informers) */
+  sources?: Source[];
+  /** more HTTP handlers on the web port (the operator page), tried after the admin API */
+  httpHandlers?: HttpHandler[];
+  debounceMs?: number;
+  logger?: Logger;
+}
+
+export interface ControllerHandle {
+  ca: CertificateAuthority;
+  store: ObjectStore;
+  publisher: ConfigPublisher;
+  registry: AgentRegistry;
+  grpc: ControllerGrpcServer;
+  /** the watched --config-dir source, when there is one */
+  localSource: LocalDirectorySource | undefined;
+  grpcPort: number;
+  webPort: number;
+  /** PEM file agents can be given as their initial trust bundle; rewritten on rotation */
+  trustBundleFile: string;
+  controllerIdentity: string;
+  close(): Promise<void>;
+}
+
+export async function startController(opts: ControllerOptions): Promise<ControllerHandle> {
+  const log = opts.logger ?? createLogger({ component: 'controller' });
+  const rootNamespace = opts.rootNamespace ?? DEFAULT_ROOT_NAMESPACE;
+  await mkdir(opts.stateDir, { recursive: true, mode: 0o700 });
+
+  const operatorRoot = opts.caCertFile && opts.caKeyFile ? await readOperatorRoot(opts.caCertFile, opts.caKeyFile) : undefined;
+  const ca = await CertificateAuthority.open({
+    trustDomain: opts.trustDomain,
+    store: opts.rootStore ?? new DirectoryRootStore(join(opts.stateDir, 'ca')),
+    ...(operatorRoot ? { operatorRoot } : {}),
+    ...(opts.leafTtlMs ? { leafTtlMs: opts.leafTtlMs } : {}),
+    logger: log.child('ca'),
+  });
+  const trustBundleFile = join(opts.stateDir, 'trust-bundle.pem');
+  const writeBundle = () => writeFile(trustBundleFile, ca.trustBundlePem()).catch((e: unknown) => log.error('cannot write trust bundle', { err: e }));
+  await writeBundle();
+  ca.onChange(() => void writeBundle());
+
+  const kinds = new KindRegistry(BUILTIN_KINDS);
+  loadCrdSchemas(opts.crdDir ?? DEFAULT_CRD_DIR, kinds, log.child('crds'));
+  const store = new ObjectStore(kinds, log.child('store'));
+  const registry = new AgentRegistry();
+
+  const sources: Source[] = [...(opts.sources ?? [])];
+  const localSource = opts.configDir ? new LocalDirectorySource({ dir: opts.configDir, logger: log.child('local') }) : undefined;
+  if (localSource) sources.unshift(localSource);
+  for (const s of sources) await s.start(store);
+
+  const publisher = new ConfigPublisher(store, { trustDomain: opts.trustDomain, rootNamespace, debounceMs: opts.debounceMs ?? 100, logger: log.child('publisher') });
+  const authorizer = new CsrAuthorizer(ca, store, log.child('csr'));
+  const grpc = new ControllerGrpcServer({ ca, authorizer, publisher, registry, authenticator: opts.authenticator, logger: log.child('grpc') });
+  const controllerIdentity = `spiffe://${opts.trustDomain}/ns/${rootNamespace}/sa/${CONTROLLER_SERVICE_ACCOUNT}`;
+  // The serving certificate lives a year (clamped to the root) and is re-issued at every start; agents
+  // check its SPIFFE ID against the trust bundle, so names and IPs are a convenience for other clients.
+  const serving = await ca.issueWithNewKey({
+    uris: [controllerIdentity],
+    dnsNames: ['localhost', 'weft-controller', `weft-controller.${rootNamespace}`, `weft-controller.${rootNamespace}.svc`, ...(opts.serverDnsNames ?? [])],
+    ips: ['127.0.0.1', '::1', ...(opts.serverIps ?? [])],
+    ttlMs: 365 * 24 * 3600 * 1000,
+  });
+  const grpcPort = await grpc.listen(opts.grpcHost, opts.grpcPort, serving);
+
+  const handlers: HttpHandler[] = [
+    createAdminHandler({ store, logger: log.child('admin'), afterWrite: () => publisher.flush(), ...(opts.operatorToken ? { operatorToken: opts.operatorToken } : {}) }),
+    ...(opts.httpHandlers ?? []),
+  ];
+  const web: Server = createServer((req, res) => {
+    void (async () => {
+      for (const h of handlers) if (await h(req, res)) return;
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('not found\n');
+    })().catch((e: unknown) => {
+      log.error('http handler failed', { err: e });
+      if (!res.headersSent) res.writeHead(500);
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    web.once('error', reject);
+    web.listen(opts.webPort, opts.webHost, () => resolve());
+  });
+  const webPort = (web.address() as AddressInfo).port;
+  log.info('controller up', { grpcPort, webPort, trustDomain: opts.trustDomain, objects: store.size() });
+
+  return {
+    ca,
+    store,
+    publisher,
+    registry,
+    grpc,
+    localSource,
+    grpcPort,
+    webPort,
+    trustBundleFile,
+    controllerIdentity,
+    async close() {
+      for (const s of sources) await s.stop().catch(() => undefined);
+      publisher.close();
+      await grpc.close();
+      web.closeAllConnections();
+      await new Promise<void>((r) => web.close(() => r()));
+    },
+  };
+}
+
