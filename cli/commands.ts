@@ -8,3 +8,12 @@ registerCommand('version', 'print the Weft version', async () => async () => {
 });
 registerCommand('capture', 'inspect or remove the eBPF capture: capture status|uninstall [--bpffs DIR]', async () => (await import('../agent/redirect/cli.js')).captureCommand);
 registerCommand('sandbox', 'a real multi-node mesh on this machine: up, status, exec, logs, down', async () => (await import('../sandbox/cli.js')).sandboxCommand);
+registerCommand('controller', 'run the controller (CA, workload sources, config streaming to agents)', async () => (await import('../controller/cli.js')).runControllerCommand);
+registerCommand('apply', 'add or replace objects in a running controller: weft apply -f FILE|DIR', async () => {
+  const { runApplyCommand } = await import('../controller/apply-cli.js');
+  return (argv) => runApplyCommand('apply', argv);
+});
+registerCommand('delete', 'remove objects from a running controller: weft delete -f FILE|DIR', async () => {
+  const { runApplyCommand } = await import('../controller/apply-cli.js');
+  return (argv) => runApplyCommand('delete', argv);
+});
