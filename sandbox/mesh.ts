@@ -33,7 +33,7 @@ export function meshFiles(plan: Plan): MeshFiles {
   return {
     tokens: join(dir, 'bootstrap-tokens.json'),
     tokenFiles: Object.fromEntries(plan.nodes.map((n) => [n.name, join(dir, `${n.name}.token`)])),
-    ca: join(plan.controller.stateDir, 'ca.crt'),
+    ca: join(plan.controller.stateDir, 'trust-bundle.pem'),
     controllerLog: join(plan.paths.runDir, 'logs', 'controller.log'),
     agentLogs: Object.fromEntries(plan.nodes.map((n) => [n.name, join(plan.paths.runDir, 'logs', `agent-${n.name}.log`)])),
   };
