@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { WeftConfigError } from '../common/errors.js';
 import { COMMANDS } from '../cli/registry.js';
 import { down } from './down.js';
+import { meshFiles } from './mesh.js';
 import { SandboxNotFoundError } from './errors.js';
 import { spawnIn } from './host/enter.js';
 import type { PodPlan } from './plan.js';
@@ -28,7 +29,7 @@ const USAGE = `usage: weft sandbox <command> [--id ID]
   exec <ns>/<pod> [-c CONTAINER] -- <cmd...>
                       run a command in a pod's network, mount and UTS namespaces and cgroup
   logs <ns>/<pod> [-c CONTAINER] [-f]
-                      a pod's output
+                      a pod's output; \`logs controller\` and \`logs agent/node-1\` for the mesh's own
   down                stop and remove everything the sandbox created (also after a crash)
 
 --id ID (or WEFT_SANDBOX_ID) picks the sandbox; the default is "${DEFAULT_ID}".
@@ -195,16 +196,31 @@ function signalNumber(sig: NodeJS.Signals): number | undefined {
 async function cmdLogs(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { id: { type: 'string' }, container: { type: 'string', short: 'c' }, follow: { type: 'boolean', short: 'f', default: false } } });
   const st = loadState(sandboxId(values.id));
+  const system = systemLog(st, positionals[0]);
+  if (system) return printLogs([{ name: positionals[0]!, log: system }], values.follow!);
   const pod = findPod(st, positionals[0]);
   const containers = values.container ? pod.containers.filter((x) => x.name === values.container) : pod.containers;
   if (containers.length === 0) throw new SandboxNotFoundError(values.container!, `pod ${pod.namespace}/${pod.name} has no container "${values.container}"`);
-  if (values.follow) {
-    const child = spawn('tail', ['-n', '+1', '-F', ...containers.map((c) => c.log)], { stdio: 'inherit' });
+  return printLogs(containers, values.follow!);
+}
+
+/** `controller` and `agent/<node>` name the mesh's own logs (unless a pod has that name). */
+function systemLog(st: SandboxState, ref: string | undefined): string | undefined {
+  if (!ref || st.meshDisabled || st.plan.pods.some((p) => `${p.namespace}/${p.name}` === ref)) return undefined;
+  const files = meshFiles(st.plan);
+  if (ref === 'controller') return files.controllerLog;
+  const m = /^agent\/(.+)$/.exec(ref);
+  return m ? files.agentLogs[m[1]!] : undefined;
+}
+
+async function printLogs(sources: { name: string; log: string }[], follow: boolean): Promise<number> {
+  if (follow) {
+    const child = spawn('tail', ['-n', '+1', '-F', ...sources.map((c) => c.log)], { stdio: 'inherit' });
     return new Promise((resolve) => child.on('exit', (code) => resolve(code ?? 0)));
   }
-  for (const c of containers) {
+  for (const c of sources) {
     const text = existsSync(c.log) ? readFileSync(c.log, 'utf8') : '';
-    if (containers.length > 1) process.stdout.write(text.split('\n').filter(Boolean).map((l) => `[${c.name}] ${l}\n`).join(''));
+    if (sources.length > 1) process.stdout.write(text.split('\n').filter(Boolean).map((l) => `[${c.name}] ${l}\n`).join(''));
     else process.stdout.write(text);
   }
   return 0;
