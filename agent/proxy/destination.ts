@@ -1,0 +1,102 @@
+// Where a captured connection goes: original destination (service VIP or pod IP) → a route to one
+// endpoint. Same-node endpoints are delivered locally, meshed endpoints on other nodes go through the
+// tunnel, anything else (a pod outside the mesh) is reached directly in plaintext, as it would be without
+// the mesh. `pick` is called per connection for TCP and per request for HTTP.
+import type { OriginalDestination } from '../../common/capture.js';
+import type { NodeInfo, Workload } from '../../common/mesh.js';
+import type { MeshState, ServiceMatch } from '../state/mesh-state.js';
+import type { PeerLabels, SecurityPolicy } from '../metrics/istio.js';
+
+export type RouteKind = 'local' | 'tunnel' | 'passthrough';
+
+export interface Route {
+  kind: RouteKind;
+  ip: string;
+  port: number;
+  /** the destination pod, when it is a meshed workload */
+  workload: Workload | undefined;
+  /** tunnel only: the node the pod runs on and the identity its proxy must present */
+  node: NodeInfo | undefined;
+  destinationId: string | undefined;
+  labels: PeerLabels;
+}
+
+export interface Destination {
+  original: OriginalDestination;
+  source: Workload | undefined;
+  sourceId: string | undefined;
+  service: ServiceMatch | undefined;
+  pick(): Route | undefined;
+}
+
+const UNKNOWN = 'unknown';
+
+/** Enough of a workload to label metrics with (a peer's baggage carries no more). */
+export type LabelWorkload = Pick<Workload, 'uid' | 'workloadName' | 'namespace'> & Partial<Workload>;
+
+/** The destination_service label: the Service's cluster-local host name, as Istio reports it. */
+export function serviceHost(m: ServiceMatch, trustDomain: string): string {
+  return `${m.service.name}.${m.service.namespace}.svc.${trustDomain}`;
+}
+
+export class DestinationResolver {
+  private readonly labelCache = new Map<string, PeerLabels>();
+
+  constructor(private readonly state: MeshState) {
+    state.onUpdate(() => this.labelCache.clear());
+  }
+
+  resolve(original: OriginalDestination, source: Workload | undefined): Destination {
+    const state = this.state;
+    const sourceId = source ? state.identityOf(source) : undefined;
+    const service = state.serviceByVip(original.ip, original.port);
+    let pick: () => Route | undefined;
+    if (service) {
+      const targetPort = service.port.targetPort || service.port.port;
+      pick = () => {
+        const ep = state.pickEndpoint(service.service);
+        if (!ep) return undefined;
+        const w = ep.workloadUid ? state.workloadByUid(ep.workloadUid) : state.workloadByIp(ep.ip);
+        return this.route(ep.ip, targetPort, w, ep.node, source, service);
+      };
+    } else {
+      const w = state.workloadByIp(original.ip);
+      const fixed = this.route(original.ip, original.port, w, w?.node, source, undefined);
+      pick = () => fixed;
+    }
+    return { original, source, sourceId, service, pick };
+  }
+
+  private route(ip: string, port: number, w: Workload | undefined, nodeName: string | undefined, source: Workload | undefined, service: ServiceMatch | undefined): Route {
+    const state = this.state;
+    let kind: RouteKind = 'passthrough';
+    let node: NodeInfo | undefined;
+    if (nodeName === state.nodeName) kind = 'local';
+    else if (w?.meshed && nodeName && (node = state.node(nodeName))) kind = 'tunnel';
+    const destinationId = w ? state.identityOf(w) : undefined;
+    const security: SecurityPolicy = kind === 'tunnel' ? 'mutual_tls' : 'none';
+    return { kind, ip, port, workload: w, node, destinationId, labels: this.labels('source', source, w, service, security) };
+  }
+
+  /** Peer label sets are shared objects, so the metrics layer can cache its children by identity. */
+  labels(reporter: 'source' | 'destination', src: LabelWorkload | undefined, dst: Workload | undefined, service: ServiceMatch | string | undefined, security: SecurityPolicy, srcPrincipal?: string): PeerLabels {
+    const svc = typeof service === 'string' ? service : service ? serviceHost(service, this.state.trustDomain) : UNKNOWN;
+    const principal = srcPrincipal ?? (src && 'serviceAccount' in src ? this.state.identityOf(src as Workload) : UNKNOWN);
+    const key = [reporter, src?.uid ?? '', principal, dst?.uid ?? '', svc, security].join('|');
+    let l = this.labelCache.get(key);
+    if (!l) {
+      l = Object.freeze({
+        reporter,
+        source_workload: src?.workloadName ?? UNKNOWN,
+        source_workload_namespace: src?.namespace ?? UNKNOWN,
+        source_principal: principal,
+        destination_workload: dst?.workloadName ?? UNKNOWN,
+        destination_workload_namespace: dst?.namespace ?? UNKNOWN,
+        destination_service: svc,
+        connection_security_policy: security,
+      });
+      this.labelCache.set(key, l);
+    }
+    return l;
+  }
+}

@@ -1,0 +1,202 @@
+// The tunnel listener (15008): other node proxies open mTLS (TLS 1.3) HTTP/2 connections here and send
+// one CONNECT stream per proxied connection, with the destination pod ip:port as :authority. The server
+// presents the certificate of the identity the client asked for in SNI (the destination workload's),
+// verifies the client's against the trust bundle, checks policy, then connects to the pod.
+import http2, { type Http2SecureServer, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import tls, { type SecureContext, type TLSSocket } from 'node:tls';
+import type { CertificateProvider } from '../../common/identity.js';
+import type { Logger } from '../../common/log.js';
+import type { MeshState } from '../state/mesh-state.js';
+import type { AgentMetrics } from '../metrics/agent-health.js';
+import type { IstioMetrics } from '../metrics/istio.js';
+import type { Authorizer } from './authorize.js';
+import type { ConnectionTracker } from './connections.js';
+import type { DestinationResolver, LabelWorkload } from './destination.js';
+import { TunnelPeerError } from './errors.js';
+import { relay, type RelayOptions } from './relay.js';
+import { handshakeReason, sniFor, spiffeIdsOf, trustDomainOf } from './spiffe.js';
+import { connectTcp } from './upstream.js';
+
+export interface InboundOptions {
+  state: MeshState;
+  certs: CertificateProvider;
+  authorize: Authorizer;
+  resolver: DestinationResolver;
+  metrics: IstioMetrics;
+  agentMetrics: AgentMetrics;
+  connections: ConnectionTracker;
+  log: Logger;
+  relay: RelayOptions;
+  connectTimeoutMs: number;
+  streamWindow: number;
+  connectionWindow: number;
+  maxConcurrentStreams: number;
+}
+
+interface PeerInfo {
+  principal: string;
+  /** the local identity the client asked this node to present */
+  servedId: string;
+}
+
+export class InboundTunnel {
+  readonly server: Http2SecureServer;
+  private readonly contexts = new Map<string, Promise<SecureContext>>();
+  private sniIndex: Map<string, string> | undefined;
+  private readonly peers = new WeakMap<Http2Session, PeerInfo>();
+  private readonly sessions = new Set<Http2Session>();
+  private readonly unsub: Array<() => void> = [];
+
+  constructor(private readonly o: InboundOptions) {
+    this.server = http2.createSecureServer({
+      SNICallback: (servername, cb) => {
+        this.contextFor(servername).then((ctx) => cb(null, ctx), (err: Error) => cb(err, undefined));
+      },
+      ca: o.certs.trustBundlePem(),
+      requestCert: true,
+      rejectUnauthorized: true,
+      minVersion: 'TLSv1.3',
+      maxVersion: 'TLSv1.3',
+      ALPNProtocols: ['h2'],
+      allowHTTP1: false,
+      settings: { enablePush: false, initialWindowSize: o.streamWindow, maxConcurrentStreams: o.maxConcurrentStreams },
+    });
+    this.server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
+      const reason = handshakeReason(err);
+      o.agentMetrics.tunnelHandshakeFailures.inc({ side: 'server', reason });
+      o.log.warn('tunnel peer refused', { peer: `${socket.remoteAddress}:${socket.remotePort}`, reason, error: err });
+    });
+    this.server.on('session', (session) => this.onSession(session));
+    this.server.on('stream', (stream, headers) => this.onStream(stream, headers));
+    this.unsub.push(
+      o.certs.onChange(() => {
+        this.contexts.clear();
+        this.server.setSecureContext({ ca: o.certs.trustBundlePem() });
+      }),
+      o.state.onUpdate(() => {
+        this.sniIndex = undefined;
+      }),
+    );
+  }
+
+  private identityForSni(servername: string): string | undefined {
+    if (!this.sniIndex) {
+      this.sniIndex = new Map();
+      for (const w of this.o.state.localWorkloads()) {
+        const id = this.o.state.identityOf(w);
+        this.sniIndex.set(sniFor(id), id);
+      }
+    }
+    return this.sniIndex.get(servername);
+  }
+
+  private contextFor(servername: string): Promise<SecureContext> {
+    const id = this.identityForSni(servername);
+    if (!id) {
+      this.o.agentMetrics.tunnelHandshakeFailures.inc({ side: 'server', reason: 'unknown_identity' });
+      return Promise.reject(new TunnelPeerError('unknown_identity', `tunnel client asked for identity ${servername}, which has no pod on this node`));
+    }
+    let ctx = this.contexts.get(id);
+    if (!ctx) {
+      ctx = this.o.certs.get(id).then((c) =>
+        tls.createSecureContext({ cert: c.certChainPem, key: c.keyPem, ca: this.o.certs.trustBundlePem(), minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' }),
+      );
+      ctx.catch(() => this.contexts.delete(id));
+      this.contexts.set(id, ctx);
+    }
+    return ctx;
+  }
+
+  private onSession(session: Http2Session): void {
+    this.sessions.add(session);
+    session.once('close', () => this.sessions.delete(session));
+    const socket = session.socket as TLSSocket;
+    const ids = spiffeIdsOf(socket.getPeerCertificate());
+    const principal = ids[0];
+    const served = this.identityForSni((socket as TLSSocket & { servername?: string | false }).servername || '');
+    let reason: string | undefined;
+    if (!principal) reason = 'no_spiffe_id';
+    else if (trustDomainOf(principal) !== this.o.state.trustDomain) reason = 'trust_domain';
+    if (reason || !principal || !served) {
+      reason ??= 'unknown_identity';
+      this.o.agentMetrics.tunnelHandshakeFailures.inc({ side: 'server', reason });
+      this.o.log.warn('tunnel peer refused', { peer: `${socket.remoteAddress}:${socket.remotePort}`, reason, principal: principal ?? null });
+      session.destroy();
+      return;
+    }
+    session.setLocalWindowSize(this.o.connectionWindow);
+    session.on('error', (err) => this.o.log.debug('tunnel session error', { error: err }));
+    this.peers.set(session, { principal, servedId: served });
+  }
+
+  private refuse(stream: ServerHttp2Stream, status: number, reason: string, fields: Record<string, unknown>): void {
+    this.o.agentMetrics.refused.inc({ direction: 'inbound', reason });
+    this.o.log.warn('inbound stream refused', { reason, status, ...fields });
+    if (!stream.destroyed) stream.respond({ ':status': status }, { endStream: true });
+  }
+
+  private async onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> {
+    stream.on('error', () => {});
+    const peer = this.peers.get(stream.session!);
+    if (!peer) return void stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+    const authority = headers[':authority'] ?? '';
+    if (headers[':method'] !== 'CONNECT') return this.refuse(stream, 405, 'not_connect', { authority, method: headers[':method'] });
+    const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(authority);
+    const ip = m?.[1];
+    const port = Number(m?.[2]);
+    const state = this.o.state;
+    const w = ip ? state.workloadByIp(ip) : undefined;
+    if (!ip || !w || w.node !== state.nodeName) return this.refuse(stream, 421, 'not_local', { authority, principal: peer.principal });
+    const dstId = state.identityOf(w);
+    if (dstId !== peer.servedId) {
+      // The client authenticated us as one workload and asks for another: refuse, or a tunnel opened for
+      // one identity could reach every pod on the node.
+      return this.refuse(stream, 403, 'identity_mismatch', { authority, served: peer.servedId, destination: dstId, principal: peer.principal });
+    }
+    const decision = await this.o.authorize({ sourcePrincipal: peer.principal, sourceWorkload: undefined, destination: w, destinationPort: port, mtls: true });
+    if (!decision.allow) return this.refuse(stream, 403, 'denied', { authority, principal: peer.principal, policy: decision.reason ?? null });
+
+    const bag = parseBaggage(headers['baggage']);
+    const srcNs = bag['k8s.namespace.name'];
+    // Baggage is the peer proxy's word; accept its namespace only when the certificate agrees.
+    const src: LabelWorkload | undefined =
+      srcNs && peer.principal.includes(`/ns/${srcNs}/`) ? { uid: `${srcNs}/${bag['k8s.workload.name']}`, namespace: srcNs, workloadName: bag['k8s.workload.name'] ?? 'unknown' } : undefined;
+    const svc = bag['service.name'] ? `${bag['service.name']}.svc.${state.trustDomain}` : undefined;
+    const labels = this.o.resolver.labels('destination', src, w, svc, 'mutual_tls', peer.principal);
+
+    let pod;
+    try {
+      pod = await connectTcp(ip, port, this.o.connectTimeoutMs);
+    } catch (err) {
+      return this.refuse(stream, 503, 'connect_failed', { authority, error: err });
+    }
+    if (stream.destroyed) return void pod.destroy();
+    stream.respond({ ':status': 200 });
+    this.o.metrics.tcpOpen(labels);
+    const done = this.o.connections.track('inbound', { peer: peer.principal, destination: authority }, () => pod.destroy());
+    await relay(stream, pod, this.o.relay);
+    done();
+    this.o.metrics.tcpClose(labels, pod.bytesWritten, pod.bytesRead);
+  }
+
+  /** GOAWAY to every tunnel client: streams in flight finish, new ones go elsewhere. */
+  drain(): void {
+    for (const s of this.sessions) s.close();
+  }
+
+  close(): void {
+    for (const u of this.unsub) u();
+    for (const s of this.sessions) s.destroy();
+  }
+}
+
+function parseBaggage(v: string | string[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  const s = Array.isArray(v) ? v.join(',') : v;
+  if (!s) return out;
+  for (const part of s.split(',')) {
+    const eq = part.indexOf('=');
+    if (eq > 0) out[part.slice(0, eq).trim()] = part.slice(eq + 1).split(';')[0]!.trim();
+  }
+  return out;
+}

@@ -1,0 +1,133 @@
+// Outgoing tunnel connections: one mTLS (TLS 1.3) HTTP/2 connection per (source identity, destination
+// identity, destination node), pooled and shared by every stream between that pair. The client presents
+// the source workload's certificate and insists the server proves the destination workload's identity.
+import http2, { type ClientHttp2Session, type ClientHttp2Stream, type OutgoingHttpHeaders } from 'node:http2';
+import type { CertificateProvider } from '../../common/identity.js';
+import type { Logger } from '../../common/log.js';
+import type { AgentMetrics } from '../metrics/agent-health.js';
+import { TunnelPeerError, UpstreamError } from './errors.js';
+import { expectIdentity, handshakeReason, sniFor } from './spiffe.js';
+
+export interface TunnelAddress {
+  host: string;
+  port: number;
+}
+
+export interface TunnelPoolOptions {
+  certs: CertificateProvider;
+  log: Logger;
+  metrics: AgentMetrics;
+  /** close a tunnel connection with no open streams after this long */
+  idleTimeoutMs: number;
+  connectTimeoutMs: number;
+  /** per-stream HTTP/2 receive window; large enough that one stream fills a fast link */
+  streamWindow: number;
+  /** per-connection HTTP/2 receive window */
+  connectionWindow: number;
+}
+
+export interface TunnelStreamRequest {
+  sourceId: string;
+  destinationId: string;
+  node: TunnelAddress;
+  /** the original destination (pod ip:port), the CONNECT authority */
+  authority: string;
+  /** extra request headers for the peer proxy (baggage); never reach the pod */
+  headers?: OutgoingHttpHeaders;
+}
+
+export class TunnelPool {
+  private readonly sessions = new Map<string, Promise<ClientHttp2Session>>();
+  private readonly unsubscribe: () => void;
+
+  constructor(private readonly opts: TunnelPoolOptions) {
+    // New certificates or trust bundle: let current connections finish their streams, open new ones.
+    this.unsubscribe = opts.certs.onChange(() => this.drain());
+  }
+
+  /** Opens a CONNECT stream and waits for the peer's 200. Rejects with UpstreamError/TunnelPeerError. */
+  async connect(req: TunnelStreamRequest): Promise<ClientHttp2Stream> {
+    const session = await this.session(req.sourceId, req.destinationId, req.node);
+    const stream = session.request({ ':method': 'CONNECT', ':authority': req.authority, ...req.headers }, { endStream: false });
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => {
+        reject(new UpstreamError('tunnel_stream', `tunnel stream to ${req.authority} via ${req.node.host}:${req.node.port} failed: ${err.message}`, { cause: err }));
+      };
+      stream.once('error', onError);
+      stream.once('response', (headers) => {
+        stream.off('error', onError);
+        const status = Number(headers[':status']);
+        if (status === 200) return resolve(stream);
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+        const reason = status === 403 ? 'denied' : status === 421 ? 'misdirected' : 'refused';
+        reject(new UpstreamError(reason, `peer proxy ${req.node.host}:${req.node.port} answered ${status} to CONNECT ${req.authority}`, { details: { status } }));
+      });
+    });
+  }
+
+  session(sourceId: string, destinationId: string, node: TunnelAddress): Promise<ClientHttp2Session> {
+    const key = `${sourceId}|${destinationId}|${node.host}:${node.port}`;
+    let s = this.sessions.get(key);
+    if (!s) {
+      s = this.open(key, sourceId, destinationId, node);
+      this.sessions.set(key, s);
+      s.catch(() => this.sessions.delete(key));
+    }
+    return s;
+  }
+
+  private async open(key: string, sourceId: string, destinationId: string, node: TunnelAddress): Promise<ClientHttp2Session> {
+    const { certs, log, metrics } = this.opts;
+    const cert = await certs.get(sourceId);
+    const session = http2.connect(`https://${node.host}:${node.port}`, {
+      ca: certs.trustBundlePem(),
+      cert: cert.certChainPem,
+      key: cert.keyPem,
+      servername: sniFor(destinationId),
+      minVersion: 'TLSv1.3',
+      maxVersion: 'TLSv1.3',
+      ALPNProtocols: ['h2'],
+      checkServerIdentity: expectIdentity(destinationId),
+      settings: { enablePush: false, initialWindowSize: this.opts.streamWindow },
+    });
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => session.destroy(new UpstreamError('tunnel_timeout', `tunnel handshake with ${node.host}:${node.port} timed out; is port ${node.port} reachable from this node?`)), this.opts.connectTimeoutMs);
+      const onError = (err: Error) => {
+        clearTimeout(timer);
+        const reason = handshakeReason(err);
+        metrics.tunnelHandshakeFailures.inc({ side: 'client', reason });
+        log.warn('tunnel handshake refused', { peer: `${node.host}:${node.port}`, source: sourceId, expected: destinationId, reason, error: err });
+        reject(err instanceof TunnelPeerError ? err : new TunnelPeerError(reason, `tunnel to ${node.host}:${node.port} (expecting ${destinationId}) failed: ${err.message}`, { cause: err }));
+      };
+      session.once('error', onError);
+      session.once('connect', () => {
+        clearTimeout(timer);
+        session.off('error', onError);
+        session.on('error', (err) => log.debug('tunnel connection error', { peer: `${node.host}:${node.port}`, error: err }));
+        session.setLocalWindowSize(this.opts.connectionWindow);
+        session.setTimeout(this.opts.idleTimeoutMs, () => session.close());
+        const forget = () => {
+          const current = this.sessions.get(key);
+          current?.then((s) => s === session && this.sessions.get(key) === current && this.sessions.delete(key), () => {});
+        };
+        session.once('close', forget);
+        session.once('goaway', forget);
+        resolve(session);
+      });
+    });
+  }
+
+  /** Stop handing out current connections; they close once their streams finish. */
+  drain(): void {
+    const all = [...this.sessions.values()];
+    this.sessions.clear();
+    for (const s of all) s.then((session) => session.close(), () => {});
+  }
+
+  close(): void {
+    this.unsubscribe();
+    const all = [...this.sessions.values()];
+    this.sessions.clear();
+    for (const s of all) s.then((session) => session.destroy(), () => {});
+  }
+}

@@ -1,0 +1,187 @@
+// The node proxy: outbound (15001) for connections captured from pods on this node, the inbound tunnel
+// (15008) for connections from other nodes' proxies. Built from what it depends on (capture lookup,
+// certificates, mesh state, policy hook), so tests run two of them in one process on loopback.
+import type { ConnectionLookup } from '../../common/capture.js';
+import type { CertificateProvider } from '../../common/identity.js';
+import type { Logger } from '../../common/log.js';
+import type { NodeInfo } from '../../common/mesh.js';
+import { PORTS } from '../../common/ports.js';
+import type { MeshState } from '../state/mesh-state.js';
+import type { AgentMetrics } from '../metrics/agent-health.js';
+import type { IstioMetrics } from '../metrics/istio.js';
+import { allowAll, type Authorizer } from './authorize.js';
+import { ConnectionTracker } from './connections.js';
+import { DestinationResolver } from './destination.js';
+import { ListenError } from './errors.js';
+import { Http1Proxy } from './http1.js';
+import { Http2Proxy } from './http2.js';
+import { InboundTunnel } from './inbound.js';
+import { Outbound } from './outbound.js';
+import { TunnelPool, type TunnelAddress } from './pool.js';
+import type { KernelSplicer, RelayOptions } from './relay.js';
+import { Upstreams } from './upstream.js';
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+export interface ProxyLimits {
+  sniffTimeoutMs: number;
+  idleTimeoutMs: number;
+  connectTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  maxHeaderSize: number;
+  maxConnections: number;
+  maxConcurrentStreams: number;
+  maxSocketsPerEndpoint: number;
+  streamWindow: number;
+  connectionWindow: number;
+  drainTimeoutMs: number;
+}
+
+export const DEFAULT_LIMITS: ProxyLimits = {
+  sniffTimeoutMs: 100,
+  idleTimeoutMs: 60 * 60_000,
+  connectTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 60_000,
+  maxHeaderSize: 16 * 1024,
+  maxConnections: 50_000,
+  maxConcurrentStreams: 1000,
+  maxSocketsPerEndpoint: 1024,
+  streamWindow: 4 * 1024 * 1024,
+  connectionWindow: 16 * 1024 * 1024,
+  drainTimeoutMs: 20_000,
+};
+
+export interface NodeProxyOptions {
+  state: MeshState;
+  lookup: ConnectionLookup;
+  certs: CertificateProvider;
+  log: Logger;
+  metrics: IstioMetrics;
+  agentMetrics: AgentMetrics;
+  authorize?: Authorizer;
+  splicer?: KernelSplicer;
+  outbound: ListenAddress;
+  inbound: ListenAddress;
+  /** where a peer node's tunnel listener is; default its node IP on 15008 */
+  tunnelAddress?: (node: NodeInfo) => TunnelAddress;
+  limits?: Partial<ProxyLimits>;
+}
+
+export class NodeProxy {
+  readonly connections: ConnectionTracker;
+  readonly limits: ProxyLimits;
+  private readonly pool: TunnelPool;
+  private readonly outbound: Outbound;
+  private readonly inbound: InboundTunnel;
+  private readonly http1: Http1Proxy;
+  private readonly http2: Http2Proxy;
+
+  constructor(private readonly o: NodeProxyOptions) {
+    const limits = (this.limits = { ...DEFAULT_LIMITS, ...o.limits });
+    const log = o.log;
+    this.connections = new ConnectionTracker(o.agentMetrics);
+    const authorize = o.authorize ?? allowAll;
+    const tunnelAddress = o.tunnelAddress ?? ((n: NodeInfo) => ({ host: n.ip, port: PORTS.inboundTunnel }));
+    const relayOpts: RelayOptions = { idleTimeoutMs: limits.idleTimeoutMs, splicer: o.splicer };
+    const resolver = new DestinationResolver(o.state);
+    this.pool = new TunnelPool({
+      certs: o.certs,
+      log: log.child('tunnel'),
+      metrics: o.agentMetrics,
+      idleTimeoutMs: limits.keepAliveTimeoutMs,
+      connectTimeoutMs: limits.connectTimeoutMs,
+      streamWindow: limits.streamWindow,
+      connectionWindow: limits.connectionWindow,
+    });
+    const upstreams = new Upstreams({ pool: this.pool, authorize, log, metrics: o.agentMetrics, connectTimeoutMs: limits.connectTimeoutMs, tunnelAddress });
+    const common = { upstreams, pool: this.pool, tunnelAddress, metrics: o.metrics, agentMetrics: o.agentMetrics, connections: this.connections };
+    this.http1 = new Http1Proxy({ ...common, log: log.child('http1'), relay: relayOpts, maxHeaderSize: limits.maxHeaderSize, keepAliveTimeoutMs: limits.keepAliveTimeoutMs, maxSocketsPerEndpoint: limits.maxSocketsPerEndpoint });
+    this.http2 = new Http2Proxy({
+      ...common,
+      log: log.child('http2'),
+      maxHeaderSize: limits.maxHeaderSize,
+      streamWindow: limits.streamWindow,
+      connectionWindow: limits.connectionWindow,
+      maxConcurrentStreams: limits.maxConcurrentStreams,
+      idleTimeoutMs: limits.idleTimeoutMs,
+    });
+    this.outbound = new Outbound({
+      state: o.state,
+      lookup: o.lookup,
+      resolver,
+      upstreams,
+      metrics: o.metrics,
+      agentMetrics: o.agentMetrics,
+      connections: this.connections,
+      http1: this.http1,
+      http2: this.http2,
+      log: log.child('outbound'),
+      relay: relayOpts,
+      sniffTimeoutMs: limits.sniffTimeoutMs,
+      maxConnections: limits.maxConnections,
+    });
+    this.inbound = new InboundTunnel({
+      state: o.state,
+      certs: o.certs,
+      authorize,
+      resolver,
+      metrics: o.metrics,
+      agentMetrics: o.agentMetrics,
+      connections: this.connections,
+      log: log.child('inbound'),
+      relay: relayOpts,
+      connectTimeoutMs: limits.connectTimeoutMs,
+      streamWindow: limits.streamWindow,
+      connectionWindow: limits.connectionWindow,
+      maxConcurrentStreams: limits.maxConcurrentStreams,
+    });
+  }
+
+  /** Binds both listeners; returns the bound addresses (port 0 in tests picks a free one). */
+  async start(): Promise<{ outbound: ListenAddress; inbound: ListenAddress }> {
+    const listen = (server: import('node:net').Server, what: string, a: ListenAddress) =>
+      new Promise<ListenAddress>((resolve, reject) => {
+        server.once('error', (err) => reject(new ListenError(what, `${a.host}:${a.port}`, err)));
+        server.listen({ host: a.host, port: a.port, backlog: 4096 }, () => {
+          const addr = server.address() as import('node:net').AddressInfo;
+          resolve({ host: addr.address, port: addr.port });
+        });
+      });
+    const outbound = await listen(this.outbound.server, 'outbound', this.o.outbound);
+    const inbound = await listen(this.inbound.server, 'inbound tunnel', this.o.inbound);
+    this.o.log.info('proxy listening', { outbound: `${outbound.host}:${outbound.port}`, inbound: `${inbound.host}:${inbound.port}` });
+    return { outbound, inbound };
+  }
+
+  /**
+   * Graceful drain (SIGTERM): stop accepting, tell HTTP clients to go away (Connection: close, GOAWAY),
+   * let open connections finish for up to drainTimeoutMs, then close what is left.
+   */
+  async drain(timeoutMs = this.limits.drainTimeoutMs): Promise<void> {
+    this.outbound.server.close();
+    this.inbound.server.close();
+    this.http1.drain();
+    this.http2.drain();
+    this.inbound.drain();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.connections.idle(), new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+    clearTimeout(timer);
+    this.close();
+  }
+
+  /** Closes everything now. */
+  close(): void {
+    this.outbound.server.close();
+    this.inbound.server.close();
+    this.http1.close();
+    this.http2.close();
+    this.pool.close();
+    this.inbound.close();
+    const open = this.connections.size;
+    if (open > 0) this.o.log.info('proxy closing connections still open', { open });
+    this.connections.destroyAll();
+  }
+}
