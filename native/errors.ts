@@ -14,6 +14,8 @@ export function errnoName(errno: number): string {
 
 interface NativeErrorOptions {
   errno?: number;
+  /** appended after the errno name (long diagnostics such as a verifier log) */
+  suffix?: string;
   cause?: unknown;
   details?: Record<string, unknown>;
 }
@@ -23,7 +25,7 @@ export class NativeError extends WeftError {
   readonly errno: number | undefined;
   constructor(code: string, message: string, opts: NativeErrorOptions = {}) {
     const errno = opts.errno === undefined ? undefined : Math.abs(opts.errno);
-    super(code, errno === undefined ? message : `${message} (${errnoName(errno)})`, {
+    super(code, (errno === undefined ? message : `${message} (${errnoName(errno)})`) + (opts.suffix ?? ''), {
       cause: opts.cause,
       details: { ...opts.details, ...(errno !== undefined ? { errno: errnoName(errno) } : {}) },
     });
@@ -42,7 +44,7 @@ export class NativeLibraryError extends NativeError {
 export class BpfLoadError extends NativeError {
   readonly log: string;
   constructor(message: string, log: string, opts: NativeErrorOptions = {}) {
-    super('WEFT_ERR_BPF_LOAD', log ? `${message}\n--- libbpf / verifier log ---\n${log.trimEnd()}` : message, opts);
+    super('WEFT_ERR_BPF_LOAD', message, { ...opts, suffix: log ? `\n--- libbpf / verifier log ---\n${log.trimEnd()}` : '' });
     this.log = log;
   }
 }

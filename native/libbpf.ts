@@ -58,6 +58,8 @@ export interface Libbpf {
 
 let cached: Libbpf | undefined;
 
+const LIBBPF_INFO = 1; // enum libbpf_print_level: WARN 0, INFO 1, DEBUG 2
+
 /** Messages libbpf printed while `capture` was active; see captureLog. */
 let sink: string[] | undefined;
 // Formatting buffer for the print callback: verifier logs can be long, and the tail matters most.
@@ -124,8 +126,8 @@ export function libbpf(): Libbpf {
   // libbpf reports everything (warnings, the verifier log on a failed load) through one global print
   // callback. Route it into the active capture so errors can carry it; outside a capture, drop it.
   const c = libc();
-  const onPrint = (_level: number, fmt: unknown, args: unknown): number => {
-    if (!sink) return 0;
+  const onPrint = (level: number, fmt: unknown, args: unknown): number => {
+    if (!sink || level > LIBBPF_INFO) return 0; // debug output would bury the verifier log
     printBuf ??= Buffer.alloc(PRINT_BUF_SIZE);
     const n = c.vsnprintf(printBuf, PRINT_BUF_SIZE, fmt, args);
     if (n > 0) sink.push(printBuf.toString('utf8', 0, Math.min(n, PRINT_BUF_SIZE - 1)));

@@ -60,13 +60,11 @@ function standIn(req: http.IncomingMessage, res: http.ServerResponse): void {
   res.setHeader('content-type', 'application/json');
   res.end(JSON.stringify(orig ? { ...orig, cgroupId: orig.cgroupId.toString() } : { miss: true }));
 }
+const standInHttp = http.createServer(standIn);
 for (const host of [pod.nodeIpv4, pod.nodeIpv6]) {
-  const server = await listenInNetns(lab.nodeNetnsPath, host, 15001, () => {});
-  const h = http.createServer(standIn);
-  server.removeAllListeners('connection');
-  server.on('connection', (sock: net.Socket) => {
+  const server = await listenInNetns(lab.nodeNetnsPath, host, 15001, (sock: net.Socket) => {
     accepted.push({ peer: { ip: sock.remoteAddress!, port: sock.remotePort! }, local: { ip: sock.localAddress!, port: sock.localPort! } });
-    h.emit('connection', sock);
+    standInHttp.emit('connection', sock);
   });
   servers.push(server);
 }

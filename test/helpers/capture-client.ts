@@ -3,6 +3,7 @@
 //                                                connect latencies (µs): ok, failed, p50, p99, seconds
 //   hold   <host> <port>                        connect, print {"local":..,"localPort":..}, hold until stdin ends
 //   marked <host> <port> <mark>                 connect with SO_MARK set (blocking, via libc); print {"ok":..,"errno":..}
+//   serve  <host> <port>                        HTTP server answering "pod-ok"; prints "listening" when ready
 import net from 'node:net';
 
 import { errnoName } from '../../native/errors.js';
@@ -68,19 +69,33 @@ function marked(host: string, port: number, mark: number): void {
   const fd = c.socket(family, 1 /* SOCK_STREAM */, 0);
   const v = Buffer.alloc(4);
   v.writeUInt32LE(mark);
+  // read errno before touching process.stdout: its lazy setup makes syscalls of its own (isatty)
   if (c.setsockopt(fd, 1 /* SOL_SOCKET */, 36 /* SO_MARK */, v, 4) < 0) {
-    process.stdout.write(JSON.stringify({ ok: false, errno: `setsockopt: ${errnoName(c.errno())}` }) + '\n');
+    const err = errnoName(c.errno());
+    process.stdout.write(JSON.stringify({ ok: false, errno: `setsockopt: ${err}` }) + '\n');
     return;
   }
   const rc = c.connect(fd, buf, buf.length);
-  process.stdout.write(JSON.stringify({ ok: rc === 0, errno: rc === 0 ? undefined : errnoName(c.errno()) }) + '\n');
+  const err = rc === 0 ? undefined : errnoName(c.errno());
+  process.stdout.write(JSON.stringify({ ok: rc === 0, errno: err }) + '\n');
   c.close(fd);
+}
+
+function serve(host: string, port: number): void {
+  const server = net.createServer((sock) => {
+    sock.once('data', () => sock.end('HTTP/1.1 200 OK\r\ncontent-length: 6\r\nconnection: close\r\n\r\npod-ok'));
+    sock.on('error', () => {});
+  });
+  server.listen({ host, port, ipv6Only: false }, () => process.stdout.write('listening\n'));
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.resume();
 }
 
 const [mode, host = '', portText = '0', ...rest] = process.argv.slice(2);
 const port = Number(portText);
 if (mode === 'loop') await loop(host, port, Number(rest[0] ?? 1), Number(rest[1] ?? 1));
 else if (mode === 'hold') hold(host, port);
+else if (mode === 'serve') serve(host, port);
 else if (mode === 'marked') marked(host, port, Number(rest[0] ?? 0x539));
 else {
   process.stderr.write('usage: capture-client loop|hold|marked <host> <port> ...\n');

@@ -207,6 +207,12 @@ export function runIn(cgroupPath: string, netnsPath: string, cmd: string, args: 
 export async function listenInNetns(netnsPath: string, host: string, port: number, onConnection: (s: net.Socket) => void): Promise<net.Server> {
   const fd = tcpListenerInNetns(netnsPath, host, port);
   const server = net.createServer(onConnection);
+  const open = new Set<net.Socket>();
+  connections.set(server, open);
+  server.on('connection', (s: net.Socket) => {
+    open.add(s);
+    s.once('close', () => open.delete(s));
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ fd }, () => resolve());
@@ -214,8 +220,14 @@ export async function listenInNetns(netnsPath: string, host: string, port: numbe
   return server;
 }
 
+const connections = new WeakMap<net.Server, Set<net.Socket>>();
+
+/** Stop listening and end the connections still open (a test's stand-in never waits for its clients). */
 export function closeServer(server: net.Server): Promise<void> {
-  return new Promise((resolve) => server.close(() => resolve()));
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    for (const s of connections.get(server) ?? []) s.destroy();
+  });
 }
 
 export { cgroupId };
