@@ -56,12 +56,15 @@ function findPod(st: SandboxState, ref: string | undefined): PodPlan {
   return pod;
 }
 
-function meshAvailability(noMesh: boolean): string | undefined {
-  if (noMesh) return 'started with --no-mesh';
-  if (process.env.WEFT_SANDBOX_MESH === 'off') return 'WEFT_SANDBOX_MESH=off';
-  const missing = ['controller', 'agent'].filter((c) => !COMMANDS.has(c));
-  if (missing.length) return `this build has no \`weft ${missing.join('`/`weft ')}\` command yet; pods run without the mesh`;
-  return undefined;
+/** Why the controller / the agents are not started, if they are not. */
+function meshAvailability(noMesh: boolean): { controllerDisabled?: string; meshDisabled?: string } {
+  if (noMesh) return { controllerDisabled: 'started with --no-mesh', meshDisabled: 'started with --no-mesh' };
+  if (process.env.WEFT_SANDBOX_MESH === 'off') return { controllerDisabled: 'WEFT_SANDBOX_MESH=off', meshDisabled: 'WEFT_SANDBOX_MESH=off' };
+  const missing = (c: string) => `this build has no \`weft ${c}\` command yet; pods run without the mesh`;
+  return {
+    ...(COMMANDS.has('controller') ? {} : { controllerDisabled: missing('controller') }),
+    ...(COMMANDS.has('agent') && COMMANDS.has('controller') ? {} : { meshDisabled: missing(COMMANDS.has('agent') ? 'controller' : 'agent') }),
+  };
 }
 
 async function cmdUp(argv: string[]): Promise<number> {
@@ -78,7 +81,7 @@ async function cmdUp(argv: string[]): Promise<number> {
   const id = sandboxId(values.id);
   if (!/^\d+$/.test(values.nodes!)) throw new WeftConfigError('--nodes', `must be a number, got "${values.nodes}"`);
   const specFile = values.file ?? DEMO_SPEC;
-  const meshDisabled = meshAvailability(values['no-mesh']!);
+  const availability = meshAvailability(values['no-mesh']!);
   const say = (line: string) => process.stderr.write(`[sandbox ${id}] ${line}\n`);
 
   // Ctrl-C while building: finish the current step, roll back. Once up: tear down and exit.
@@ -109,7 +112,7 @@ async function cmdUp(argv: string[]): Promise<number> {
     detached: values.detach!,
     progress: say,
     signal: ac.signal,
-    ...(meshDisabled ? { meshDisabled } : {}),
+    ...availability,
   });
   ready = true;
   const status = sandboxStatus(st);
@@ -140,10 +143,8 @@ function summary(s: SandboxStatus, seconds: number, detached: boolean): string {
     '',
     `sandbox ${s.id} is up in ${seconds.toFixed(1)} s: ${s.nodes.length} nodes, ${s.pods.length} pods, ${s.services.length} services; mesh ${s.mesh.enabled ? `on for namespaces ${meshedNs.join(', ') || '(none)'}` : `off (${s.mesh.reason})`}`,
   ];
-  if (s.mesh.enabled) {
-    out.push(`  operator page   ${s.controller.web}`);
-    for (const n of s.nodes) out.push(`  ${n.name} metrics  ${n.agent.metrics}`);
-  }
+  if (s.controller.web) out.push(`  operator page   ${s.controller.web}`);
+  if (s.mesh.enabled) for (const n of s.nodes) out.push(`  ${n.name} metrics  ${n.agent.metrics}`);
   out.push(`  logs            ${s.runDir}/logs/   (weft sandbox logs${idf} <ns>/<pod>)`);
   const sample = samplePods(s);
   if (sample) out.push(`  try             weft sandbox exec${idf} ${sample.pod} -- curl -s ${sample.url}`);
@@ -206,7 +207,7 @@ async function cmdLogs(argv: string[]): Promise<number> {
 
 /** `controller` and `agent/<node>` name the mesh's own logs (unless a pod has that name). */
 function systemLog(st: SandboxState, ref: string | undefined): string | undefined {
-  if (!ref || st.meshDisabled || st.plan.pods.some((p) => `${p.namespace}/${p.name}` === ref)) return undefined;
+  if (!ref || st.plan.pods.some((p) => `${p.namespace}/${p.name}` === ref)) return undefined;
   const files = meshFiles(st.plan);
   if (ref === 'controller') return files.controllerLog;
   const m = /^agent\/(.+)$/.exec(ref);

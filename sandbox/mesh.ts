@@ -71,7 +71,8 @@ export function controllerArgv(plan: Plan, files: MeshFiles): string[] {
     '--config-dir', c.configDir,
     '--state-dir', c.stateDir,
     '--grpc-listen', `${c.ip}:${PORTS.controllerGrpc}`,
-    '--web-listen', `${c.ip}:${PORTS.controllerWeb}`,
+    // all of the controller's netns (its underlay address and loopback, where the port-forward arrives)
+    '--web-listen', `0.0.0.0:${PORTS.controllerWeb}`,
     '--bootstrap-tokens', files.tokens,
     '--trust-domain', DEFAULT_TRUST_DOMAIN,
   ];

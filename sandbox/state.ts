@@ -25,6 +25,8 @@ export interface SandboxState {
   readyAt?: string;
   /** why the mesh (controller + agents) is off, when it is */
   meshDisabled?: string;
+  /** why the controller is not running, when it is not */
+  controllerDisabled?: string;
   plan: Plan;
   pids: {
     controller?: number;

@@ -82,7 +82,7 @@ export function sandboxStatus(st: SandboxState): SandboxStatus {
     const f = st.forwards.find((x) => x.name === name);
     return f ? `http://127.0.0.1:${f.port}` : null;
   };
-  const files = st.meshDisabled ? undefined : meshFiles(plan);
+  const files = meshFiles(plan);
   return {
     schema: STATUS_SCHEMA,
     id: st.id,
@@ -101,7 +101,7 @@ export function sandboxStatus(st: SandboxState): SandboxStatus {
       grpc: `${plan.controller.ip}:${PORTS.controllerGrpc}`,
       ...alive(st.pids.controller),
       web: fwd('controller-web') && `${fwd('controller-web')}/`,
-      log: files?.controllerLog ?? null,
+      log: st.controllerDisabled ? null : files.controllerLog,
     },
     nodes: plan.nodes.map((n) => ({
       name: n.name,
@@ -110,7 +110,7 @@ export function sandboxStatus(st: SandboxState): SandboxStatus {
       podCIDR: n.podCIDR,
       bridge: n.bridge,
       cgroup: n.cgroup,
-      agent: { ...alive(st.pids.agents[n.name]), metrics: fwd(`${n.name}-metrics`) && `${fwd(`${n.name}-metrics`)}/metrics`, bpffs: n.bpffs, log: files?.agentLogs[n.name] ?? null },
+      agent: { ...alive(st.pids.agents[n.name]), metrics: fwd(`${n.name}-metrics`) && `${fwd(`${n.name}-metrics`)}/metrics`, bpffs: n.bpffs, log: st.meshDisabled ? null : files.agentLogs[n.name]! },
     })),
     pods: plan.pods.map((p) => {
       const pids = st.pids.pods[`${p.namespace}/${p.name}`] ?? {};
@@ -150,7 +150,7 @@ export function formatStatus(s: SandboxStatus): string {
   lines.push(`sandbox ${s.id}: ${s.phase}, since ${s.startedAt}${s.upPid ? ` (up pid ${s.upPid})` : ''}; spec ${s.specFile}`);
   lines.push(`mesh: ${s.mesh.enabled ? 'on' : `off (${s.mesh.reason})`}`);
   lines.push(`underlay: netns ${s.underlay.netns}, bridge ${s.underlay.interface}, ${s.underlay.cidr}`);
-  if (s.mesh.enabled) lines.push(`controller: ${s.controller.ip} in ${s.controller.netns}, pid ${s.controller.pid} ${state(s.controller.running)}, web ${s.controller.web ?? '-'}`);
+  if (s.controller.pid) lines.push(`controller: ${s.controller.ip} in ${s.controller.netns}, pid ${s.controller.pid} ${state(s.controller.running)}, web ${s.controller.web ?? '-'}`);
   lines.push('', 'NODE'.padEnd(10) + 'IP'.padEnd(14) + 'PODS'.padEnd(16) + 'NETNS'.padEnd(26) + 'AGENT');
   for (const n of s.nodes) {
     const agent = s.mesh.enabled ? `pid ${n.agent.pid} ${state(n.agent.running)}, metrics ${n.agent.metrics ?? '-'}` : '-';

@@ -20,6 +20,7 @@ import { type Plan, planSandbox } from './plan.js';
 import { createPodNamespaces, lastLogLine, makeNamespaceDir, startContainer } from './pods.js';
 import { applyServiceRules, serviceRules, writeNameFiles } from './services.js';
 import { parseSpec } from './spec/parse.js';
+import { validateForController } from './validate.js';
 import { pidAlive, readState, RUN_BASE, runDirFor, type SandboxState, writeState } from './state.js';
 
 export interface UpOptions {
@@ -29,6 +30,8 @@ export interface UpOptions {
   detached: boolean;
   /** undefined: run the controller and agents; a string: why the mesh is off */
   meshDisabled?: string;
+  /** a string: why the controller is not started */
+  controllerDisabled?: string;
   progress: (line: string) => void;
   runBase?: string;
   /** how long the controller and each agent get to become ready */
@@ -61,12 +64,14 @@ export function loadPlan(opts: { id: string; nodes: number; specFile: string; cg
     throw new WeftConfigError(opts.specFile, `cannot read the spec file: ${(e as Error).message}`);
   }
   const spec = parseSpec(text, opts.specFile);
-  return planSandbox(spec, {
+  const plan = planSandbox(spec, {
     id: opts.id,
     nodes: opts.nodes,
     specDir: dirname(file),
     paths: { runDir: runDirFor(opts.id, opts.runBase ?? RUN_BASE), cgroupMount: opts.cgroupMount, bpffsDir: bpffsDirFor(opts.id) },
   });
+  validateForController(plan);
+  return plan;
 }
 
 function refuseExisting(id: string, runDir: string): void {
@@ -112,6 +117,7 @@ export async function up(opts: UpOptions): Promise<SandboxState> {
     detached: opts.detached,
     startedAt: new Date().toISOString(),
     ...(opts.meshDisabled ? { meshDisabled: opts.meshDisabled } : {}),
+    ...(opts.controllerDisabled ? { controllerDisabled: opts.controllerDisabled } : {}),
     plan,
     pids: { agents: {}, pods: {} },
     forwards: [],
@@ -151,9 +157,9 @@ export async function up(opts: UpOptions): Promise<SandboxState> {
       await parallel(plan.nodes, conc, (n) => applyServiceRules(n, rules));
     });
 
-    if (!opts.meshDisabled) {
-      const files = meshFiles(plan);
-      const timeout = opts.readyTimeoutMs ?? 30_000;
+    const files = meshFiles(plan);
+    const timeout = opts.readyTimeoutMs ?? 30_000;
+    if (!opts.controllerDisabled) {
       await step('controller', `weft controller at ${plan.controller.ip}:${PORTS.controllerGrpc} (netns ${plan.controller.netns})`, async () => {
         writeConfigDir(plan.controller.configDir, plan);
         writeTokens(plan, files);
@@ -161,6 +167,10 @@ export async function up(opts: UpOptions): Promise<SandboxState> {
         save();
         await waitReady('the controller', state.pids.controller, [PORTS.controllerGrpc, PORTS.controllerWeb], [files.ca], files.controllerLog, timeout);
       });
+    } else {
+      say(`controller off: ${opts.controllerDisabled}`);
+    }
+    if (!opts.meshDisabled) {
       await step('agents', `weft agent on ${plan.nodes.map((n) => n.name).join(', ')}, eBPF at each node's cgroup`, async () => {
         if (!mountedFs(BPFFS_ROOT, 'bpf')) await run('mount', ['-t', 'bpf', 'bpf', BPFFS_ROOT]);
         for (const n of plan.nodes) state.pids.agents[n.name] = startAgent(plan, n, files);
@@ -186,7 +196,8 @@ export async function up(opts: UpOptions): Promise<SandboxState> {
       const dir = `${runDir}/fwd`;
       mkdirSync(dir, { recursive: true });
       const specs = [
-        ...(opts.meshDisabled ? [] : [{ name: 'controller-web', netns: plan.controller.netns, target: `${plan.controller.ip}:${PORTS.controllerWeb}` }]),
+        // to the controller's loopback, so the admin write API (loopback-only without a token) works through it
+        ...(opts.controllerDisabled ? [] : [{ name: 'controller-web', netns: plan.controller.netns, target: `127.0.0.1:${PORTS.controllerWeb}` }]),
         ...(opts.meshDisabled ? [] : plan.nodes.map((n) => ({ name: `${n.name}-metrics`, netns: n.netns, target: `${n.ip}:${PORTS.metrics}` }))),
       ];
       for (const s of specs) state.forwards.push(await startForward(s, dir, plan.systemCgroup));

@@ -125,4 +125,19 @@ t.test('the demo spec is valid', async (t) => {
   t.ok(p.services.some((s) => s.ports.some((x) => x.appProtocol === 'grpc')), 'a gRPC service');
   t.ok(p.services.some((s) => s.ports.some((x) => x.appProtocol === 'tcp')), 'a plain TCP service');
   t.same([...new Set(p.pods.map((x) => x.node))].sort(), ['node-1', 'node-2'], 'spread over both nodes');
+  const { validateForController } = await import('../../sandbox/validate.js');
+  t.doesNotThrow(() => validateForController(p), 'the controller accepts every object');
+});
+
+t.test('Weft objects the controller would refuse are refused before anything is built', async (t) => {
+  const { validateForController } = await import('../../sandbox/validate.js');
+  const bad = NS + `---
+apiVersion: weft.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: { name: p, namespace: shop }
+spec:
+  action: MAYBE
+`;
+  t.throws(() => validateForController(plan(bad)), { name: 'WeftConfigError', message: /spec\.yaml: AuthorizationPolicy shop\/p, field spec\.action/ });
+  t.doesNotThrow(() => validateForController(plan(NS + pod('a'))));
 });
