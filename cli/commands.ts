@@ -17,3 +17,4 @@ registerCommand('delete', 'remove objects from a running controller: weft delete
   const { runApplyCommand } = await import('../controller/apply-cli.js');
   return (argv) => runApplyCommand('delete', argv);
 });
+registerCommand('node-cleanup', 'remove Weft\'s pinned eBPF state from this node (--if-uninstalling: only when the DaemonSet is deleted)', async () => (await import('../agent/kubernetes/node-cleanup-command.js')).default);
