@@ -29,10 +29,15 @@ export interface PodEnrollerOptions {
 
 export class PodEnroller implements PodEnrollmentSink {
   private readonly opts: PodEnrollerOptions;
+  /** what the pod source wants enrolled now, by pod uid (the latest version of each pod) */
+  private readonly wanted = new Map<string, NodePod>();
   /** enrolled in capture, by pod uid */
   private readonly active = new Map<string, { pod: NodePod; cgroup: PodCgroup }>();
-  /** wanted but not enrolled yet (no cgroup, or capture refused), by pod uid */
+  /** wanted but not enrolled (in this version) yet: no cgroup, or capture refused */
   private readonly pending = new Map<string, NodePod>();
+  /** capture calls in flight, by pod uid; another attempt for the same pod waits for it (rerun) */
+  private readonly inflight = new Set<string>();
+  private readonly rerun = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(opts: PodEnrollerOptions) {
@@ -40,19 +45,19 @@ export class PodEnroller implements PodEnrollmentSink {
   }
 
   enroll(pod: NodePod): void {
+    this.wanted.set(pod.uid, pod);
     this.pending.set(pod.uid, pod);
     void this.attempt(pod.uid);
     this.armTimer();
   }
 
   unenroll(pod: NodePod): void {
+    this.wanted.delete(pod.uid);
     this.pending.delete(pod.uid);
     const cur = this.active.get(pod.uid);
-    if (!cur) return;
+    if (!cur) return; // an attempt in flight notices and undoes itself
     this.active.delete(pod.uid);
-    Promise.resolve()
-      .then(() => this.opts.target.unenroll(cur.pod, cur.cgroup))
-      .catch((e: unknown) => this.opts.logger.warn('could not release pod cgroup', { pod: `${pod.namespace}/${pod.name}`, cgroup: cur.cgroup.path, error: errorMessage(e) }));
+    this.release(cur.pod, cur.cgroup);
   }
 
   /** Pods enrolled in capture now, with their cgroups. */
@@ -76,33 +81,52 @@ export class PodEnroller implements PodEnrollmentSink {
   }
 
   private async attempt(uid: string): Promise<void> {
+    if (this.inflight.has(uid)) {
+      this.rerun.add(uid);
+      return;
+    }
     const pod = this.pending.get(uid);
     if (!pod) return;
     let cgroup: PodCgroup | undefined;
     try {
       cgroup = this.opts.cgroups.resolve(pod.uid, pod.qos);
     } catch (e) {
+      // A UID that can never make a path (see validatePodUid): drop it rather than retry forever.
       this.pending.delete(uid);
       this.opts.logger.error('cannot find pod cgroup', { pod: `${pod.namespace}/${pod.name}`, uid, error: errorMessage(e) });
       return;
     }
     if (!cgroup) return; // not created yet: stays pending
     const prev = this.active.get(uid);
+    this.inflight.add(uid);
+    let ok = false;
     try {
       await this.opts.target.enroll(pod, cgroup);
+      ok = true;
     } catch (e) {
       this.opts.logger.warn('capture refused pod; will retry', { pod: `${pod.namespace}/${pod.name}`, cgroup: cgroup.path, error: errorMessage(e) });
-      return;
+    } finally {
+      this.inflight.delete(uid);
     }
-    // unenroll() may have run while capture was busy: then undo.
-    if (this.pending.get(uid) !== pod) {
-      if (!this.pending.has(uid)) await Promise.resolve(this.opts.target.unenroll(pod, cgroup)).catch(() => undefined);
-      return;
+    if (ok) {
+      if (!this.wanted.has(uid)) {
+        // unenrolled while capture was busy: undo
+        this.active.delete(uid);
+        this.release(pod, cgroup);
+      } else {
+        this.active.set(uid, { pod, cgroup });
+        if (this.pending.get(uid) === pod) this.pending.delete(uid);
+        if (!prev) this.opts.logger.info('pod enrolled', { pod: `${pod.namespace}/${pod.name}`, cgroup: cgroup.path, cgroupId: cgroup.id });
+      }
     }
-    this.pending.delete(uid);
-    this.active.set(uid, { pod, cgroup });
-    if (!prev) this.opts.logger.info('pod enrolled', { pod: `${pod.namespace}/${pod.name}`, cgroup: cgroup.path, cgroupId: cgroup.id });
+    if (this.rerun.delete(uid)) await this.attempt(uid);
     if (this.pending.size === 0) this.close();
+  }
+
+  private release(pod: NodePod, cgroup: PodCgroup): void {
+    Promise.resolve()
+      .then(() => this.opts.target.unenroll(pod, cgroup))
+      .catch((e: unknown) => this.opts.logger.warn('could not release pod cgroup', { pod: `${pod.namespace}/${pod.name}`, cgroup: cgroup.path, error: errorMessage(e) }));
   }
 
   private armTimer(): void {

@@ -1,0 +1,49 @@
+// The image recipe, checked statically (no container engine runs here): a Node 20 build stage that
+// compiles, and a runtime stage with Node 20, libbpf1, the BPF objects, the compiled code, production
+// packages and no compiler.
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { repoRoot } from '../helpers/paths.js';
+
+const text = readFileSync(join(repoRoot, 'daemonset', 'Dockerfile'), 'utf8').replace(/\\\n/g, ' ');
+const lines = text.split('\n').filter((l) => l.trim() !== '' && !l.trim().startsWith('#'));
+const stages: { from: string; name?: string; lines: string[] }[] = [];
+const args = new Map<string, string>();
+for (const l of lines) {
+  const from = /^FROM\s+(\S+)(?:\s+AS\s+(\S+))?/i.exec(l);
+  const arg = /^ARG\s+(\w+)=(\S+)/i.exec(l);
+  if (arg && stages.length === 0) args.set(arg[1]!, arg[2]!);
+  if (from) stages.push({ from: from[1]!.replace(/\$\{(\w+)\}/g, (_, n: string) => args.get(n) ?? ''), ...(from[2] ? { name: from[2] } : {}), lines: [] });
+  else stages.at(-1)?.lines.push(l);
+}
+
+t.test('multi-stage: Node 20 build stage compiles and prunes dev dependencies', async (t) => {
+  t.equal(stages.length, 2);
+  const build = stages[0]!;
+  t.match(build.from, /^node:20\b/);
+  t.ok(build.lines.some((l) => /npm ci\b/.test(l)), 'npm ci');
+  t.ok(build.lines.some((l) => /tsc -p tsconfig\.json/.test(l)), 'tsc');
+  t.ok(build.lines.some((l) => /npm prune --omit=dev/.test(l)), 'production node_modules only');
+});
+
+t.test('runtime: Node 20, libbpf1, BPF objects, dist, no compiler', async (t) => {
+  const rt = stages[1]!;
+  const body = rt.lines.join('\n');
+  t.match(rt.from, /^node:20\b/);
+  t.match(body, /apt-get install[^\n]*\blibbpf1\b/);
+  t.notMatch(body, /\b(clang|llvm|gcc|g\+\+|build-essential|libbpf-dev|make|python3)\b/, 'no compiler or headers in the runtime image');
+  t.match(body, /COPY bpf\/\*\.o /, 'the committed BPF objects');
+  for (const d of ['common', 'cli', 'native', 'agent', 'controller']) t.match(body, new RegExp(`COPY --from=build /src/dist/${d} `), `dist/${d}`);
+  t.notMatch(body, /dist\/test|dist\/bench/, 'no compiled tests or benchmarks');
+  t.match(body, /COPY --from=build \/src\/node_modules /);
+  t.match(body, /COPY daemonset\/crds /, 'the CRD schemas the controller validates against');
+  t.match(body, /ENTRYPOINT \["node", "\/app\/bin\/weft\.js"\]/);
+});
+
+t.test('the manifests run the image the way the Dockerfile lays it out', async (t) => {
+  for (const f of ['agent-daemonset.yaml', 'controller-deployment.yaml']) {
+    t.match(readFileSync(join(repoRoot, 'daemonset', f), 'utf8'), /command: \[node, \/app\/bin\/weft\.js\]/, f);
+  }
+});
