@@ -7,7 +7,7 @@
 //   GET /api/v1/config         the current config version summary (when a provider is given)
 //   GET /api/v1/status         the extra status providers (e.g. the Kubernetes source's collections)
 //   GET /healthz               "ok"
-// Read-only: anything but GET/HEAD is refused.
+// Read-only: anything but GET/HEAD is refused, unless one of the `handlers` given (tried first) answers it.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AgentRegistry } from '../agents/registry.js';
@@ -25,11 +25,16 @@ export interface ConfigSummary {
 
 export type StatusProvider = () => unknown | Promise<unknown>;
 
+/** answers a request itself (true) or leaves it to the next handler (false) */
+export type HttpHandler = (req: http.IncomingMessage, res: http.ServerResponse) => boolean | Promise<boolean>;
+
 export interface WebServerOptions {
   registry: AgentRegistry;
   logger: Logger;
   /** named extra status shown on the page (in a collapsible section) and at /api/v1/status */
   statusProviders?: Record<string, StatusProvider>;
+  /** tried in order before the page's own routes (e.g. the admin write API: POST /api/v1/apply) */
+  handlers?: HttpHandler[];
   /** the current config version summary, for /api/v1/config and the page header */
   configSummary?: () => ConfigSummary | Promise<ConfigSummary>;
   /** default 6 h: with the default 24 h lifetime rotated at half life, a healthy agent never gets below 12 h */
@@ -149,6 +154,7 @@ export function createWebServer(opts: WebServerOptions): WebServer {
   }
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    for (const h of opts.handlers ?? []) if (await h(req, res)) return;
     const head = req.method === 'HEAD';
     if (req.method !== 'GET' && !head) {
       res.setHeader('Allow', 'GET, HEAD');

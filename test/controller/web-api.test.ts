@@ -98,6 +98,23 @@ t.test('JSON API, health, config and status hooks, read-only surface', async (t)
   t.equal(nf.status, 404);
   t.match(JSON.parse(nf.body), { error: 'no such page: /nope' });
 
+  const withAdmin = createWebServer({
+    registry,
+    logger: silentLogger,
+    handlers: [
+      async (req, res) => {
+        if (req.method !== 'POST' || req.url !== '/api/v1/apply') return false;
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.end('{"applied":1}');
+        return true;
+      },
+    ],
+  });
+  const { port: p3 } = await withAdmin.listen(0, '127.0.0.1');
+  t.teardown(() => withAdmin.close());
+  t.same([(await get(p3, '/api/v1/apply', 'POST')).body, (await get(p3, '/api/v1/agents', 'POST')).status], ['{"applied":1}', 405], 'extra handlers answer first, the rest stays read-only');
+  t.equal((await get(p3, '/healthz')).status, 200);
+
   const bare = createWebServer({ registry, logger: silentLogger });
   const { port: p2 } = await bare.listen(0, '127.0.0.1');
   t.teardown(() => bare.close());
