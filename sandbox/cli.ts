@@ -143,7 +143,10 @@ function summary(s: SandboxStatus, seconds: number, detached: boolean): string {
     '',
     `sandbox ${s.id} is up in ${seconds.toFixed(1)} s: ${s.nodes.length} nodes, ${s.pods.length} pods, ${s.services.length} services; mesh ${s.mesh.enabled ? `on for namespaces ${meshedNs.join(', ') || '(none)'}` : `off (${s.mesh.reason})`}`,
   ];
-  if (s.controller.web) out.push(`  operator page   ${s.controller.web}`);
+  if (s.controller.web) {
+    out.push(`  operator page   ${s.controller.web}`);
+    out.push(`  policies        weft apply -f FILE --controller ${s.controller.web.replace(/\/$/, '')}`);
+  }
   if (s.mesh.enabled) for (const n of s.nodes) out.push(`  ${n.name} metrics  ${n.agent.metrics}`);
   out.push(`  logs            ${s.runDir}/logs/   (weft sandbox logs${idf} <ns>/<pod>)`);
   const sample = samplePods(s);
