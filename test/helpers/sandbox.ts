@@ -4,14 +4,12 @@
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 
+import { uniqueSandboxId } from '../../sandbox/api.js';
 import { findCgroup2Mount } from '../../sandbox/host/cgroup.js';
 import { weftBin } from './paths.js';
 
-let seq = 0;
 /** `sb<pid><n>`: netns names `weft-sb...-` never match other tests' `weft-t<pid>-` prefixes. */
-export function testSandboxId(): string {
-  return `sb${process.pid.toString(36)}${seq++}`.slice(0, 10);
-}
+export const testSandboxId = uniqueSandboxId;
 
 export function weft(args: string[], opts: { timeoutMs?: number } = {}): SpawnSyncReturns<string> {
   return spawnSync(process.execPath, [weftBin, ...args], { encoding: 'utf8', timeout: opts.timeoutMs ?? 120_000 });
