@@ -77,6 +77,8 @@ export function sniff(socket: Socket, timeoutMs: number): Promise<SniffResult> {
     socket.on('data', onData);
     socket.once('end', onEnd);
     socket.once('close', onEnd);
+    // Accepted with pauseOnConnect: a 'data' listener alone does not start reading.
+    socket.resume();
   });
 }
 
