@@ -54,7 +54,9 @@ export class InboundTunnel {
       },
       ca: o.certs.trustBundlePem(),
       requestCert: true,
-      rejectUnauthorized: true,
+      // Node would verify and then just drop the socket, with no word on why; we check `authorized` on each
+      // session ourselves so the refusal carries a reason (metric label, log line).
+      rejectUnauthorized: false,
       minVersion: 'TLSv1.3',
       maxVersion: 'TLSv1.3',
       ALPNProtocols: ['h2'],
@@ -115,12 +117,13 @@ export class InboundTunnel {
     const principal = ids[0];
     const served = this.identityForSni((socket as TLSSocket & { servername?: string | false }).servername || '');
     let reason: string | undefined;
-    if (!principal) reason = 'no_spiffe_id';
+    if (!socket.authorized) reason = handshakeReason({ code: socket.authorizationError ?? 'no_client_certificate', message: String(socket.authorizationError ?? '') });
+    else if (!principal) reason = 'no_spiffe_id';
     else if (trustDomainOf(principal) !== this.o.state.trustDomain) reason = 'trust_domain';
     if (reason || !principal || !served) {
       reason ??= 'unknown_identity';
       this.o.agentMetrics.tunnelHandshakeFailures.inc({ side: 'server', reason });
-      this.o.log.warn('tunnel peer refused', { peer: `${socket.remoteAddress}:${socket.remotePort}`, reason, principal: principal ?? null });
+      this.o.log.warn('tunnel peer refused', { peer: `${socket.remoteAddress}:${socket.remotePort}`, reason, principal: principal ?? null, tlsError: socket.authorizationError ?? null });
       session.destroy();
       return;
     }

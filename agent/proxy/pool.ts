@@ -54,6 +54,9 @@ export class TunnelPool {
         reject(new UpstreamError('tunnel_stream', `tunnel stream to ${req.authority} via ${req.node.host}:${req.node.port} failed: ${err.message}`, { cause: err }));
       };
       stream.once('error', onError);
+      // A session that dies (e.g. the server rejected our certificate after a TLS 1.3 handshake the client
+      // already considered complete) closes its streams without an error of their own.
+      stream.once('close', () => onError(new Error(`stream closed before a response (code ${stream.rstCode}); the peer proxy may have refused this node's certificate, see its log`)));
       stream.once('response', (headers) => {
         stream.off('error', onError);
         const status = Number(headers[':status']);
@@ -103,7 +106,12 @@ export class TunnelPool {
       session.once('connect', () => {
         clearTimeout(timer);
         session.off('error', onError);
-        session.on('error', (err) => log.debug('tunnel connection error', { peer: `${node.host}:${node.port}`, error: err }));
+        session.on('error', (err) => {
+          // In TLS 1.3 the server judges our certificate after our handshake finished: its verdict arrives here.
+          const reason = handshakeReason(err);
+          if (reason !== 'other' && reason !== 'network') metrics.tunnelHandshakeFailures.inc({ side: 'client', reason: `peer_${reason}` });
+          log.warn('tunnel connection failed', { peer: `${node.host}:${node.port}`, source: sourceId, reason, error: err });
+        });
         session.setLocalWindowSize(this.opts.connectionWindow);
         session.setTimeout(this.opts.idleTimeoutMs, () => session.close());
         const forget = () => {
