@@ -6,10 +6,12 @@
  *   TCP_CONNECT_CB         the socket has a record: ask for state callbacks, so its end is seen too
  *   ACTIVE_ESTABLISHED_CB  the 4-tuple is final: move the record to weft_orig_tup (as the proxy sees the
  *                          tuple: peer = our local end, local = our remote end)
- *   STATE_CB -> CLOSE      delete both records (a connect that failed never reached established)
+ *   STATE_CB -> CLOSE      delete the cookie record (a connect that never reached established), and
+ *                          stamp closed_ns on the tuple record
  *
- * The proxy accepts (and looks up) before a well-behaved client closes; both maps are also LRU, so even a
- * missed callback cannot make them grow without bound.
+ * The tuple record is not deleted on close: the proxy consumes it (lookup-and-delete) when it accepts, and
+ * a fast client may be closed before that happens (see maps.h). Closed records the proxy never consumed
+ * are deleted by the agent's sweep after a grace period; both maps are LRU as the last line.
  */
 #include "lib/maps.h"
 #include "lib/counters.h"
@@ -97,8 +99,13 @@ int weft_sockops(struct bpf_sock_ops *skops)
 		cookie = bpf_get_socket_cookie(skops);
 		int gone = bpf_map_delete_elem(&weft_orig_ck, &cookie) == 0;
 		struct weft_tuple t = {};
-		if (weft_tuple_of(skops, &t) && bpf_map_delete_elem(&weft_orig_tup, &t) == 0)
-			gone = 1;
+		if (weft_tuple_of(skops, &t)) {
+			struct weft_orig *orig = bpf_map_lookup_elem(&weft_orig_tup, &t);
+			if (orig && orig->closed_ns == 0) {
+				orig->closed_ns = bpf_ktime_get_ns();
+				gone = 1;
+			}
+		}
 		if (gone)
 			weft_count(WEFT_CNT_CLOSED);
 		break;

@@ -129,6 +129,14 @@ export class BpfMap<K, V> {
     throw new BpfMapError(`lookup in map ${this.label} failed`, { errno: rc });
   }
 
+  /** Raw lookup that also removes the entry (one syscall): true and valueBuf filled when it was there. */
+  lookupAndDeleteInto(keyBuf: Buffer, valueBuf: Buffer): boolean {
+    const rc = libbpf().bpf_map_lookup_and_delete_elem(this.fd, keyBuf, valueBuf);
+    if (rc === 0) return true;
+    if (rc === -ENOENT) return false;
+    throw new BpfMapError(`lookup-and-delete in map ${this.label} failed`, { errno: rc });
+  }
+
   /** Every CPU's value for `key` (per-CPU maps), or undefined when the key is absent. */
   lookupPerCpu(key: K): V[] | undefined {
     if (!this.perCpu) throw new BpfMapError(`map ${this.label} is not per-CPU`);

@@ -37,19 +37,36 @@ export function unmapIp(ip: string): string {
  * `__u32 addr[4]` in maps.h. Returns its family. Throws BpfCodecError on anything that is not an IP.
  */
 export function encodeIp(ip: string, buf: Buffer, offset: number): Family {
-  const addr = unmapIp(ip);
-  const fam = isIP(addr);
   buf.fill(0, offset, offset + 16);
-  if (fam === 4) {
-    const parts = addr.split('.');
-    for (let i = 0; i < 4; i++) buf[offset + i] = Number(parts[i]);
-    return 4;
-  }
+  // hot path (the proxy's lookup per connection): dotted IPv4 parsed without allocating
+  if (ip.indexOf(':') < 0 && writeIp4(ip, 0, buf, offset)) return 4;
+  if (ip.length > 7 && ip.charCodeAt(0) === 58 /* : */ && /^::ffff:/i.test(ip) && writeIp4(ip, 7, buf, offset)) return 4;
+  const fam = isIP(ip);
   if (fam === 6) {
-    writeIp6(addr, buf, offset);
+    writeIp6(ip, buf, offset);
     return 6;
   }
   throw new BpfCodecError(`"${ip}" is not an IPv4 or IPv6 address`);
+}
+
+/** Parse a dotted quad starting at `from` into buf[offset..offset+4); false if it is not exactly one. */
+function writeIp4(s: string, from: number, buf: Buffer, offset: number): boolean {
+  let part = 0;
+  let value = 0;
+  let digits = 0;
+  for (let i = from; i <= s.length; i++) {
+    const c = i === s.length ? 46 /* . */ : s.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      value = value * 10 + (c - 48);
+      if (++digits > 3 || value > 255) return false;
+    } else if (c === 46) {
+      if (digits === 0 || part > 3) return false;
+      buf[offset + part++] = value;
+      value = 0;
+      digits = 0;
+    } else return false;
+  }
+  return part === 4;
 }
 
 function writeIp6(addr: string, buf: Buffer, offset: number): void {

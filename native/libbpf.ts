@@ -49,6 +49,7 @@ export interface Libbpf {
   bpf_map_lookup_elem(fd: number, key: Buffer, value: Buffer): number;
   bpf_map_update_elem(fd: number, key: Buffer, value: Buffer, flags: bigint): number;
   bpf_map_delete_elem(fd: number, key: Buffer): number;
+  bpf_map_lookup_and_delete_elem(fd: number, key: Buffer, value: Buffer): number;
   bpf_map_get_next_key(fd: number, key: Buffer | null, next: Buffer): number;
   libbpf_num_possible_cpus(): number;
   libbpf_probe_bpf_prog_type(progType: number, opts: null): number;
@@ -116,6 +117,7 @@ export function libbpf(): Libbpf {
     lookup: lib.func('int bpf_map_lookup_elem(int fd, const void *key, void *value)'),
     update: lib.func('int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)'),
     del: lib.func('int bpf_map_delete_elem(int fd, const void *key)'),
+    lookupDel: lib.func('int bpf_map_lookup_and_delete_elem(int fd, const void *key, void *value)'),
     nextKey: lib.func('int bpf_map_get_next_key(int fd, const void *key, void *next_key)'),
     ncpus: lib.func('int libbpf_num_possible_cpus(void)'),
     probeProg: lib.func('int libbpf_probe_bpf_prog_type(int prog_type, const void *opts)'),
@@ -160,6 +162,7 @@ export function libbpf(): Libbpf {
     bpf_map_lookup_elem: f.lookup as unknown as Libbpf['bpf_map_lookup_elem'],
     bpf_map_update_elem: f.update as unknown as Libbpf['bpf_map_update_elem'],
     bpf_map_delete_elem: f.del as unknown as Libbpf['bpf_map_delete_elem'],
+    bpf_map_lookup_and_delete_elem: f.lookupDel as unknown as Libbpf['bpf_map_lookup_and_delete_elem'],
     bpf_map_get_next_key: f.nextKey as unknown as Libbpf['bpf_map_get_next_key'],
     libbpf_num_possible_cpus: () => f.ncpus() as number,
     libbpf_probe_bpf_prog_type: (t, o) => f.probeProg(t, o) as number,

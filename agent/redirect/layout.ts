@@ -120,20 +120,33 @@ export interface OrigEntry {
   port: number;
   family: Family;
   cgroupId: bigint;
+  /** CLOCK_MONOTONIC ns at connect */
+  createdNs: bigint;
+  /** CLOCK_MONOTONIC ns when the pod's socket closed; 0 while open */
+  closedNs: bigint;
 }
 
 export const origCodec: Codec<OrigEntry> = {
-  size: 32,
+  size: 48,
   encode(v, b, o = 0) {
-    b.fill(0, o, o + 32);
+    b.fill(0, o, o + 48);
     const f = encodeIp(v.ip, b, o);
     b.writeUInt16LE(port(v.port, 'original port'), o + 16);
     b.writeUInt16LE(f, o + 18);
     b.writeBigUInt64LE(v.cgroupId, o + 24);
+    b.writeBigUInt64LE(v.createdNs, o + 32);
+    b.writeBigUInt64LE(v.closedNs, o + 40);
   },
   decode(b, o = 0) {
     const f = family(b.readUInt16LE(o + 18), 'original destination');
-    return { ip: decodeIp(b, o, f), port: b.readUInt16LE(o + 16), family: f, cgroupId: b.readBigUInt64LE(o + 24) };
+    return {
+      ip: decodeIp(b, o, f),
+      port: b.readUInt16LE(o + 16),
+      family: f,
+      cgroupId: b.readBigUInt64LE(o + 24),
+      createdNs: b.readBigUInt64LE(o + 32),
+      closedNs: b.readBigUInt64LE(o + 40),
+    };
   },
 };
 

@@ -103,6 +103,7 @@ export class RedirectManager implements ConnectionLookup {
   private readonly lookupValue = Buffer.alloc(origCodec.size);
   private userLookupMisses = 0n;
   private closed = false;
+  private sweeper: NodeJS.Timeout | undefined;
 
   private constructor(
     readonly pinDir: string,
@@ -243,19 +244,67 @@ export class RedirectManager implements ConnectionLookup {
 
   // ---- the proxy's lookup -----------------------------------------------------------------------
 
+  /**
+   * The proxy's per-connection question. Consumes the record (lookup and delete in one syscall): each
+   * accepted connection is looked up once, and this is what keeps the map small in the normal case.
+   */
   lookup(peer: SocketAddress, local: SocketAddress): OriginalDestination | undefined {
+    return this.find(peer, local, true);
+  }
+
+  /** Like lookup, without consuming the record (diagnostics, tests, benchmarks). */
+  peek(peer: SocketAddress, local: SocketAddress): OriginalDestination | undefined {
+    return this.find(peer, local, false);
+  }
+
+  private find(peer: SocketAddress, local: SocketAddress, consume: boolean): OriginalDestination | undefined {
     try {
       tupleCodec.encode({ peerIp: peer.ip, peerPort: peer.port, localIp: local.ip, localPort: local.port }, this.lookupKey, 0);
     } catch {
       this.userLookupMisses++;
       return undefined; // not an IP tuple we could have recorded
     }
-    if (!this.origByTuple.lookupInto(this.lookupKey, this.lookupValue)) {
+    const hit = consume ? this.origByTuple.lookupAndDeleteInto(this.lookupKey, this.lookupValue) : this.origByTuple.lookupInto(this.lookupKey, this.lookupValue);
+    if (!hit) {
       this.userLookupMisses++;
       return undefined;
     }
     const o = origCodec.decode(this.lookupValue, 0);
     return { ip: o.ip, port: o.port, family: o.family, cgroupId: o.cgroupId };
+  }
+
+  /**
+   * Delete records nobody will ask for any more: tuple records whose pod socket closed more than
+   * `graceMs` ago without the proxy consuming them, and cookie records older than `cookieMaxAgeMs` (a
+   * connect that failed before TCP started). Returns how many were deleted.
+   */
+  sweep(graceMs = 10_000, cookieMaxAgeMs = 300_000): { tuples: number; cookies: number } {
+    const now = process.hrtime.bigint(); // CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns
+    const grace = BigInt(graceMs) * 1_000_000n;
+    const maxAge = BigInt(cookieMaxAgeMs) * 1_000_000n;
+    let tuples = 0;
+    let cookies = 0;
+    for (const [k, v] of this.origByTuple.entries()) {
+      if (v.closedNs !== 0n && now - v.closedNs >= grace && this.origByTuple.delete(k)) tuples++;
+    }
+    for (const [k, v] of this.origByCookie.entries()) {
+      if (now - v.createdNs >= maxAge && this.origByCookie.delete(k)) cookies++;
+    }
+    if (tuples + cookies > 0) this.logger.debug('swept capture records', { tuples, cookies });
+    return { tuples, cookies };
+  }
+
+  /** Run sweep() every `intervalMs` until close(). The timer does not keep the process alive. */
+  startSweeping(intervalMs = 5_000, graceMs = 10_000): void {
+    if (this.sweeper) return;
+    this.sweeper = setInterval(() => {
+      try {
+        this.sweep(graceMs);
+      } catch (e) {
+        this.logger.warn('sweep of capture records failed', { error: e });
+      }
+    }, intervalMs);
+    this.sweeper.unref();
   }
 
   // ---- observability ----------------------------------------------------------------------------
@@ -278,6 +327,7 @@ export class RedirectManager implements ConnectionLookup {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.sweeper) clearInterval(this.sweeper);
     for (const m of [this.config, this.pods, this.dests, this.origByCookie, this.origByTuple, this.guardSources, this.counters]) m.close();
   }
 

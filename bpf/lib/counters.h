@@ -10,7 +10,7 @@ enum weft_counter {
 	WEFT_CNT_GUARD_DROP = 2, /* plaintext TCP SYN to a STRICT pod dropped by the inbound guard */
 	WEFT_CNT_LOOKUP_MISS = 3,/* established connection to the proxy's outbound port without a record */
 	WEFT_CNT_LOOP_SKIP = 4,  /* connect skipped because the socket is the proxy's own */
-	WEFT_CNT_CLOSED = 5,     /* records removed because their connection closed */
+	WEFT_CNT_CLOSED = 5,     /* connections with a record that closed (cookie record deleted or tuple record stamped) */
 	WEFT_CNT_MAX = 8,
 };
 

@@ -73,16 +73,19 @@ struct {
 /* ---- original destinations ---------------------------------------------------------------------- */
 
 struct weft_orig {
-	__u32 addr[4];   /* original destination, network order (IPv4 in addr[0]) */
-	__u16 port;      /* original destination port, host order */
-	__u16 family;    /* WEFT_FAMILY_V4 or WEFT_FAMILY_V6 */
+	__u32 addr[4];    /* original destination, network order (IPv4 in addr[0]) */
+	__u16 port;       /* original destination port, host order */
+	__u16 family;     /* WEFT_FAMILY_V4 or WEFT_FAMILY_V6 */
 	__u32 pad;
-	__u64 cgroup_id; /* cgroup of the connecting socket: the source pod, as the kernel saw it */
+	__u64 cgroup_id;  /* cgroup of the connecting socket: the source pod, as the kernel saw it */
+	__u64 created_ns; /* bpf_ktime_get_ns() at connect (CLOCK_MONOTONIC) */
+	__u64 closed_ns;  /* 0 while the pod's socket is open; set by sockops when it closes */
 };
 
 /* Written by connect4/6 when they rewrite, keyed by socket cookie; moved to weft_orig_tup once the
- * connection is established. LRU: a record whose socket never reaches established and never closes
- * (it cannot happen with the state callback, but a bug must not fill the map) is evicted, not kept. */
+ * connection is established, deleted when a connection that never got established closes. LRU: a record
+ * whose socket fails before TCP even starts (no route to the proxy) is evicted, not kept; the agent's
+ * sweep removes such records too. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
@@ -91,7 +94,13 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weft_orig_ck SEC(".maps");
 
-/* The 4-tuple as the proxy's accepted socket sees it: peer = the pod's address, local = the proxy's. */
+/* The 4-tuple as the proxy's accepted socket sees it: peer = the pod's address, local = the proxy's.
+ *
+ * Who removes a record: normally the proxy, which looks it up AND deletes it (one syscall) when it
+ * accepts the connection. Sockops cannot delete it when the pod's socket closes: a client that connects,
+ * writes and closes is fully closed one round trip later, possibly before the proxy's accept loop ran.
+ * So sockops only stamps closed_ns, and the agent's sweep deletes records closed longer than a grace
+ * period (connections the proxy never accepted). LRU bounds the map whatever happens. */
 struct weft_tuple {
 	__u32 peer[4];
 	__u32 local[4];

@@ -79,6 +79,7 @@ static __always_inline int weft_record(struct bpf_sock_addr *ctx, __u32 family, 
 	orig.port = port;
 	orig.family = family;
 	orig.cgroup_id = cgroup_id;
+	orig.created_ns = bpf_ktime_get_ns();
 	__u64 cookie = bpf_get_socket_cookie(ctx);
 	return bpf_map_update_elem(&weft_orig_ck, &cookie, &orig, BPF_ANY);
 }

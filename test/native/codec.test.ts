@@ -36,7 +36,7 @@ t.test('struct sizes mirror bpf/lib/maps.h', async (t) => {
   t.equal(configCodec.size, 40, 'struct weft_config');
   t.equal(podCodec.size, 8, 'struct weft_pod');
   t.equal(destCodec.size, 24, 'struct weft_dest');
-  t.equal(origCodec.size, 32, 'struct weft_orig');
+  t.equal(origCodec.size, 48, 'struct weft_orig');
   t.equal(tupleCodec.size, 40, 'struct weft_tuple');
   t.equal(addrCodec.size, 20, 'struct weft_addr');
   t.equal(u32.size, 4);
@@ -59,12 +59,14 @@ t.test('codecs round-trip and place fields at the C offsets', async (t) => {
   t.equal(d.readUInt16LE(4), 80, 'port at 4');
   t.same(destCodec.decode(d), { ip: 'fd00:97::10', port: 80 });
 
-  const o = Buffer.alloc(32);
-  const orig = { ip: '10.97.0.10', port: 8080, family: 4 as const, cgroupId: 123456789012345n };
+  const o = Buffer.alloc(48);
+  const orig = { ip: '10.97.0.10', port: 8080, family: 4 as const, cgroupId: 123456789012345n, createdNs: 5n, closedNs: 7n };
   origCodec.encode(orig, o);
   t.equal(o.readUInt16LE(16), 8080, 'port at 16');
   t.equal(o.readUInt16LE(18), 4, 'family at 18');
   t.equal(o.readBigUInt64LE(24), 123456789012345n, 'cgroup_id at 24');
+  t.equal(o.readBigUInt64LE(32), 5n, 'created_ns at 32');
+  t.equal(o.readBigUInt64LE(40), 7n, 'closed_ns at 40');
   t.same(origCodec.decode(o), orig);
 
   const tup = { peerIp: '10.200.1.2', peerPort: 40000, localIp: '10.200.1.1', localPort: 15001 };
