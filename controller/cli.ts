@@ -21,8 +21,9 @@ flags:
   --grpc-listen HOST:PORT     agent endpoint, TLS (default 0.0.0.0:${PORTS.controllerGrpc})
   --web-listen HOST:PORT      operator HTTP API and web page (default 0.0.0.0:${PORTS.controllerWeb})
   --bootstrap-tokens FILE     node authentication by per-node tokens: {"node-1": "token", ...} (sandbox)
-  --kubernetes                node authentication by TokenReview of the agents' projected tokens, and the
-                              CA root kept in the Secret weft-ca-root (in-cluster or KUBECONFIG)
+  --kubernetes                watch the Kubernetes API (Pods, Services, EndpointSlices, Namespaces, Nodes, CRDs),
+                              authenticate agents by TokenReview of their projected tokens, keep the CA
+                              root in the Secret weft-ca-root (in-cluster config or KUBECONFIG)
   --agent-service-account NS:NAME  the agents' service account for TokenReview (default ${DEFAULT_ROOT_NAMESPACE}:weft-agent)
   --token-audience AUD        audience of the agents' projected tokens (default weft-controller)
   --trust-domain TD           SPIFFE trust domain (default ${DEFAULT_TRUST_DOMAIN})
@@ -103,6 +104,7 @@ export async function runControllerCommand(argv: string[]): Promise<number> {
 
   let authenticator: NodeAuthenticator;
   let rootStore: RootStore | undefined;
+  let kubeSource: import('./sources/kubernetes.js').KubernetesSource | undefined;
   if (flags.has('kubernetes')) {
     const k8s = await import('@kubernetes/client-node');
     const { KubernetesSecretRootStore } = await import('./ca/kubernetes-secret-store.js');
@@ -115,6 +117,8 @@ export async function runControllerCommand(argv: string[]): Promise<number> {
       agentUser: `system:serviceaccount:${saNs}:${saName}`,
     });
     rootStore = new KubernetesSecretRootStore(kc.makeApiClient(k8s.CoreV1Api), rootNamespace);
+    const { KubernetesSource } = await import('./sources/kubernetes.js');
+    kubeSource = new KubernetesSource({ kubeConfig: kc, logger: log.child('kubernetes') });
   } else if (one('bootstrap-tokens')) {
     authenticator = BootstrapTokenAuthenticator.fromFile(one('bootstrap-tokens')!);
   } else {
@@ -132,6 +136,7 @@ export async function runControllerCommand(argv: string[]): Promise<number> {
     rootNamespace,
     logger: log,
     ...(rootStore ? { rootStore } : {}),
+    ...(kubeSource ? { sources: [kubeSource], statusProviders: { kubernetes: () => kubeSource!.status() } } : {}),
     ...(one('config-dir') ? { configDir: one('config-dir')! } : {}),
     ...(one('ca-cert') ? { caCertFile: one('ca-cert')!, caKeyFile: one('ca-key')! } : {}),
     ...(one('cert-ttl') ? { leafTtlMs: parseDuration(one('cert-ttl')!, 'flag --cert-ttl') } : {}),

@@ -2,14 +2,12 @@
 // agents (15012) and the HTTP port for operators (15014). Everything is built here and passed down; no
 // module reaches for globals. `weft controller` (controller/cli.ts) parses flags into ControllerOptions.
 //
-// HTTP (15014): requests go through `httpHandlers` in order; the first that returns true answered. The
-// admin write API (controller/api/admin.ts: POST /api/v1/apply, /api/v1/delete) is one; the operator web
-// page and JSON API (controller/web) mount theirs in the same list.
+// HTTP (15014): the operator web page and read API (controller/web) own the server; the admin write API
+// (controller/api/admin.ts: POST /api/v1/apply, /api/v1/delete) and any `httpHandlers` answer first.
 import { mkdir, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { AddressInfo } from 'node:net';
 
 import type { Logger } from '../common/log.js';
 import { createLogger } from '../common/log.js';
@@ -26,6 +24,7 @@ import { loadCrdSchemas } from './store/crd-schemas.js';
 import { BUILTIN_KINDS, KindRegistry } from './store/kinds.js';
 import { ObjectStore } from './store/object-store.js';
 import { ConfigPublisher } from './translate/publisher.js';
+import { createWebServer, type StatusProvider } from './web/server.js';
 
 export const DEFAULT_ROOT_NAMESPACE = 'weft-system';
 export const CONTROLLER_SERVICE_ACCOUNT = 'weft-controller';
@@ -58,8 +57,10 @@ export interface ControllerOptions {
   crdDir?: string;
   /** more workload sources (the Kubernetes informers) */
   sources?: Source[];
-  /** more HTTP handlers on the web port (the operator page), tried after the admin API */
+  /** more HTTP handlers on the web port, tried after the admin API and before the operator page */
   httpHandlers?: HttpHandler[];
+  /** extra status sections on the operator page and /api/v1/status (e.g. the Kubernetes source) */
+  statusProviders?: Record<string, StatusProvider>;
   debounceMs?: number;
   logger?: Logger;
 }
@@ -122,26 +123,36 @@ export async function startController(opts: ControllerOptions): Promise<Controll
   });
   const grpcPort = await grpc.listen(opts.grpcHost, opts.grpcPort, serving);
 
+  // The operator web page (controller/web) owns the HTTP server; the admin write API answers first.
+  const web = createWebServer({
+    registry,
+    logger: log,
+    configSummary: () => {
+      const cfg = publisher.current();
+      return { version: cfg.version, nodes: cfg.nodes.length, workloads: cfg.workloads.length, services: cfg.services.length, policies: cfg.policies.length, objects: store.size() };
+    },
+    statusProviders: {
+      ...(localSource ? { localFiles: () => Object.fromEntries(localSource.problems) } : {}),
+      ...(opts.statusProviders ?? {}),
+    },
+  });
   const handlers: HttpHandler[] = [
     createAdminHandler({ store, logger: log.child('admin'), afterWrite: () => publisher.flush(), ...(opts.operatorToken ? { operatorToken: opts.operatorToken } : {}) }),
     ...(opts.httpHandlers ?? []),
   ];
-  const web: Server = createServer((req, res) => {
+  const webRequest = web.server.listeners('request').slice() as ((req: IncomingMessage, res: ServerResponse) => void)[];
+  web.server.removeAllListeners('request');
+  web.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     void (async () => {
       for (const h of handlers) if (await h(req, res)) return;
-      res.writeHead(404, { 'content-type': 'text/plain' });
-      res.end('not found\n');
+      for (const l of webRequest) l(req, res);
     })().catch((e: unknown) => {
       log.error('http handler failed', { err: e });
       if (!res.headersSent) res.writeHead(500);
       res.end();
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    web.once('error', reject);
-    web.listen(opts.webPort, opts.webHost, () => resolve());
-  });
-  const webPort = (web.address() as AddressInfo).port;
+  const webPort = (await web.listen(opts.webPort, opts.webHost)).port;
   log.info('controller up', { grpcPort, webPort, trustDomain: opts.trustDomain, objects: store.size() });
 
   return {
@@ -159,8 +170,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
       for (const s of sources) await s.stop().catch(() => undefined);
       publisher.close();
       await grpc.close();
-      web.closeAllConnections();
-      await new Promise<void>((r) => web.close(() => r()));
+      await web.close();
     },
   };
 }
