@@ -84,17 +84,18 @@ export function translate(store: ObjectStore, opts: TranslateOptions, version: n
   for (const ns of store.list('Namespace')) nsLabels.set(ns.metadata.name, ns.metadata.labels ?? {});
 
   // mTLS mode: index PeerAuthentications by namespace
-  const peerAuth = store.list('PeerAuthentication').sort(byName);
-  const modeOf = (p: KubeObject) => (p.spec as { mtls: { mode: MtlsMode } }).mtls.mode;
-  const selectorOf = (p: KubeObject) => (p.spec as { selector?: { matchLabels?: Labels } }).selector?.matchLabels;
+  // a PeerAuthentication without spec.mtls (only portLevelMtls) leaves the workload-level mode to its parent
+  const modeOf = (p: KubeObject) => (p.spec as { mtls?: { mode?: MtlsMode } } | undefined)?.mtls?.mode;
+  const selectorOf = (p: KubeObject) => (p.spec as { selector?: { matchLabels?: Labels } } | undefined)?.selector?.matchLabels;
+  const peerAuth = store.list('PeerAuthentication').filter((p) => modeOf(p) !== undefined).sort(byName);
   const meshWide = peerAuth.find((p) => p.metadata.namespace === opts.rootNamespace && !selectorOf(p));
   const mtlsFor = (ns: string, labels: Labels): MtlsMode => {
     const inNs = peerAuth.filter((p) => p.metadata.namespace === ns);
     const specific = inNs.find((p) => matches(selectorOf(p), labels));
-    if (specific) return modeOf(specific);
+    if (specific) return modeOf(specific)!;
     const nsWide = inNs.find((p) => !selectorOf(p));
-    if (nsWide) return modeOf(nsWide);
-    return meshWide ? modeOf(meshWide) : 'PERMISSIVE';
+    if (nsWide) return modeOf(nsWide)!;
+    return meshWide ? modeOf(meshWide)! : 'PERMISSIVE';
   };
 
   const nodes = new Map<string, NodeInfo>();
