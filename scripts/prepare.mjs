@@ -24,6 +24,7 @@ export const DEBIAN_PACKAGES = {
   tshark: 'tshark',
   chromium: 'chromium',
   socat: 'socat',
+  wrk: 'wrk',
 };
 
 function have(cmd) {

@@ -1,0 +1,156 @@
+// The bench harness itself (no sandbox, a few seconds): the open-loop generator against a loopback server,
+// including that a stalled response is charged to the requests queued behind it (no coordinated
+// omission); the HTTP/1.1 response parser; wrk/h2load output parsing; pairing against direct, target
+// evaluation and the README table.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import t from 'tap';
+
+import { ResponseParser } from '../../bench/load/http1-client.js';
+import { openLoop } from '../../bench/load/open-loop.js';
+import { churn } from '../../bench/load/closed-loop.js';
+import { renderReport, spliceReadme, RESULTS_START, RESULTS_END } from '../../bench/report.js';
+import type { BenchPath } from '../../bench/paths.js';
+import type { Measurement } from '../../bench/scenarios.js';
+import { latencyHistogram, percentiles, spread } from '../../bench/stats.js';
+import { evaluateTargets, summarize, type Runs } from '../../bench/summary.js';
+import { durationUs, parseH2load, parseWrk } from '../../bench/tools.js';
+
+async function server(handler: http.RequestListener): Promise<{ port: number; close: () => Promise<void> }> {
+  const s = http.createServer({ keepAlive: true }, handler);
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  return { port: (s.address() as AddressInfo).port, close: () => new Promise((r) => { s.closeAllConnections(); s.close(() => r()); }) };
+}
+
+t.test('open loop: every scheduled request answered, latencies recorded', async (t) => {
+  const body = 'a'.repeat(1024);
+  const srv = await server((_q, r) => r.end(body));
+  t.teardown(srv.close);
+  const r = await openLoop({ target: { host: '127.0.0.1', port: srv.port, path: '/' }, rate: 200, connections: 4, durationMs: 500, warmupMs: 100 });
+  t.equal(r.scheduled, 100, '200 rps for 0.5 s');
+  t.equal(r.completed, 100);
+  t.equal(r.errors, 0);
+  t.ok(r.completedTotal >= r.completed, 'warm-up counted in the total');
+  t.equal(r.latencyUs.count, 100);
+  t.ok(r.latencyUs.p50 > 0 && r.latencyUs.p50 <= r.latencyUs.p99 && r.latencyUs.p99 <= r.latencyUs.max);
+});
+
+t.test('open loop: a stalled response is charged to the requests queued behind it', async (t) => {
+  let n = 0;
+  const srv = await server((_q, r) => {
+    if (++n === 5) setTimeout(() => r.end('late'), 300);
+    else r.end('ok');
+  });
+  t.teardown(srv.close);
+  const r = await openLoop({ target: { host: '127.0.0.1', port: srv.port, path: '/' }, rate: 100, connections: 1, durationMs: 1000, warmupMs: 0 });
+  t.equal(r.errors, 0);
+  // ~30 requests were due during the 300 ms stall: from their due time they waited; from the moment they
+  // were written (what a closed-loop tool measures) they did not.
+  t.ok(r.latencyUs.p90 >= 50_000, `p90 from due time includes the queueing (${r.latencyUs.p90} µs)`);
+  t.ok(r.serviceUs.p90 < 50_000, `service time p90 does not (${r.serviceUs.p90} µs)`);
+});
+
+t.test('churn: a new connection per request', async (t) => {
+  const seen = new Set<string>();
+  const srv = await server((q, r) => {
+    seen.add(`${q.socket.remotePort}`);
+    r.end('ok');
+  });
+  t.teardown(srv.close);
+  const r = await churn({ target: { host: '127.0.0.1', port: srv.port, path: '/' }, concurrency: 2, durationMs: 200, warmupMs: 0 });
+  t.equal(r.errors, 0);
+  t.ok(r.completed > 5);
+  t.ok(seen.size >= r.completed, 'each request came on its own connection');
+});
+
+t.test('response parser: content-length and chunked, split anywhere', async (t) => {
+  const wire = Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\nx-trailer: 1\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n');
+  for (const step of [1, 3, 7, wire.length]) {
+    const p = new ResponseParser();
+    const got = [];
+    for (let i = 0; i < wire.length; i += step) {
+      let r = p.push(wire.subarray(i, i + step));
+      while (r) {
+        got.push(r);
+        r = p.push(Buffer.alloc(0));
+      }
+    }
+    t.same(got, [{ status: 200, bodyBytes: 5 }, { status: 201, bodyBytes: 5 }, { status: 204, bodyBytes: 0 }], `chunks of ${step} bytes`);
+  }
+  t.throws(() => new ResponseParser().push(Buffer.from('garbage\r\n\r\n')), /malformed status line/);
+});
+
+t.test('tool output parsing', async (t) => {
+  t.equal(durationUs('1.50ms'), 1500);
+  t.equal(durationUs('250us'), 250);
+  t.equal(durationUs('2s'), 2e6);
+  const w = parseWrk(`Running 3s test @ http://10.97.0.1:80/
+  1 threads and 16 connections
+  Latency Distribution
+     50%  610.00us
+     75%  800.00us
+     90%    1.20ms
+     99%    3.10ms
+  36000 requests in 3.00s, 40.00MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+Requests/sec:  12000.00
+Transfer/sec:     13.33MB
+`);
+  t.same(w, { rps: 12000, requests: 36000, errors: 3, latencyUs: { p50: 610, p75: 800, p90: 1200, p99: 3100 } });
+  const h = parseH2load(`finished in 3.00s, 9000.50 req/s, 10.00MB/s
+requests: 27001 total, 27001 started, 27001 done, 27000 succeeded, 1 failed, 0 errored, 0 timeout
+status codes: 27000 2xx, 0 3xx, 0 4xx, 1 5xx
+                     min         max         mean         sd        +/- sd
+time for request:      120us      4.56ms       789us       12us    90.00%
+`);
+  t.equal(h.rps, 9000.5);
+  t.equal(h.errors, 2, 'failed plus non-2xx');
+  t.same(h.latencyUs, { min: 120, max: 4560, mean: 789 });
+  t.throws(() => parseWrk('nope'), /did not parse/);
+});
+
+t.test('histogram math and spreads', async (t) => {
+  const h = latencyHistogram();
+  for (let i = 1; i <= 1000; i++) h.recordValue(i);
+  const p = percentiles(h);
+  t.ok(Math.abs(p.p50 - 500) <= 1 && Math.abs(p.p99 - 990) <= 1 && Math.abs(p.p999 - 999) <= 1, JSON.stringify(p));
+  t.same(spread([3, 1, 2]), { median: 2, min: 1, max: 3, n: 3 });
+  t.same(spread([4, 1]), { median: 2.5, min: 1, max: 4, n: 2 });
+});
+
+t.test('summary pairs each run with direct, targets and table', async (t) => {
+  const path = (id: BenchPath['id']): BenchPath => ({ id, scope: 'same-node', label: id, client: {} as BenchPath['client'], unavailable: undefined, unsupported: {}, proxyPids: () => [], activate: async () => {} });
+  const paths = [path('direct'), path('weft'), path('nginx')];
+  const m = (p50: number, p99: number, cpu?: number): Measurement => ({ ok: true, rps: 1000, latencyUs: { p50, p90: p50, p99, p999: p99 }, ...(cpu ? { cpuUsPerReq: cpu } : {}) });
+  const runs: Runs = {
+    'same-node/direct': { ol4: [m(100, 300), m(200, 400)] },
+    'same-node/weft': { ol4: [m(150, 500, 40), m(240, 560, 44)] },
+    'same-node/nginx': { ol4: [m(160, 600, 20), m(270, 700, 22)] },
+  };
+  const s = summarize(runs, paths);
+  t.same(s['same-node/weft']!.ol4!.addedUs.p50, { median: 45, min: 40, max: 50, n: 2 }, 'added = run minus the direct run of the same repetition');
+  const targets = evaluateTargets({ summary: s, agentRssIdleKiB: { 'node-1': 50 * 1024 }, unavailable: {} });
+  const byName = (n: string) => targets.find((x) => x.name === n)!;
+  t.equal(byName('plaintext same node, added p50 (1000 rps, 4 conns)').met, true, 'Weft 45 ≤ nginx 65');
+  t.equal(byName('plaintext same node, added p99 (1000 rps, 4 conns)').met, true);
+  t.equal(byName('CPU per request, L7 same node (1000 rps)').met, true, '42 ≤ 2 × 21');
+  t.equal(byName('agent RSS idle').met, true);
+  t.equal(byName('mTLS cross node (2 hops), added p90 (1000 rps, 4 conns)').met, null, 'not measured: not evaluated');
+  const md = renderReport({
+    date: '2026-01-01T00:00:00Z',
+    mode: 'quick',
+    durationSeconds: 1,
+    machine: { cpuModel: 'cpu', cores: 2, kernel: 'k', memGiB: 1, loadStart: '0', loadEnd: '0', versions: { node: '20', nginx: '1', haproxy: '2', weft: '0', wrk: '4', h2load: '1' } },
+    method: { reps: 2, seconds: 1, warmupSeconds: 0, rate: 1000, proxyCpu: 1, loadCpu: 0 },
+    paths: paths.map((p) => ({ key: `same-node/${p.id}`, label: p.label, scope: p.scope, id: p.id })),
+    summary: s,
+    rssIdleKiB: {},
+    targets,
+    resultsFile: 'bench/results/x.json',
+    notes: [],
+  });
+  t.match(md, /\| weft \| 45 \(40–50\) \|/);
+  t.match(md, /\| agent RSS idle \| ≤ 60 MB \| 50\.0 MB \| yes \|/);
+  const readme = spliceReadme(`# B\n\nintro\n\n${RESULTS_START}\nold\n${RESULTS_END}\n\nafter\n`, 'new');
+  t.equal(readme, `# B\n\nintro\n\n${RESULTS_START}\nnew\n${RESULTS_END}\n\nafter\n`);
+});
