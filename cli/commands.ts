@@ -18,3 +18,4 @@ registerCommand('delete', 'remove objects from a running controller: weft delete
   return (argv) => runApplyCommand('delete', argv);
 });
 registerCommand('node-cleanup', 'remove Weft\'s pinned eBPF state from this node (--if-uninstalling: only when the DaemonSet is deleted)', async () => (await import('../agent/kubernetes/node-cleanup-command.js')).default);
+registerCommand('agent', 'run the node agent: eBPF capture, node proxy, metrics/health/admin (weft agent --help)', async () => (await import('../agent/cli.js')).agentCommand);

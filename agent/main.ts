@@ -1,0 +1,212 @@
+// The agent's composition root: the only place that builds the pieces and wires them together.
+// preflight + capture (RedirectManager) → controller connection → identity (CSR-issued certificates) →
+// config client (MeshConfig → state, capture, wanted identities) → node proxy → metrics, health, admin,
+// reports. SIGTERM drains: not ready, stop accepting, let connections finish, then exit. Capture stays
+// pinned in the kernel, so a restarted agent picks up where this one left off.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { isIP } from 'node:net';
+import { Registry } from 'prom-client';
+import { errorMessage } from '../common/errors.js';
+import type { Logger } from '../common/log.js';
+import { ConfigClient } from './config/client.js';
+import { ControllerConnection, DEFAULT_CONTROLLER_IDENTITY, tokenFromFile } from './config/controller-connection.js';
+import { AgentReporter } from './config/reporter.js';
+import type { AgentOptions } from './flags.js';
+import { Readiness, serveHealth } from './health/server.js';
+import { IdentityManager } from './identity/manager.js';
+import { openKubepods } from './kubernetes/kubepods-resolver.js';
+import { serveAdmin } from './admin/server.js';
+import type { Listening } from './admin/listen.js';
+import { AgentMetrics } from './metrics/agent-health.js';
+import { IstioMetrics } from './metrics/istio.js';
+import { serveMetrics } from './metrics/server.js';
+import { NodeProxy } from './proxy/proxy.js';
+import { SandboxCgroupResolver, type CgroupResolver } from './redirect/cgroup-resolver.js';
+import { RedirectManager } from './redirect/manager.js';
+import { uninstallCapture } from './redirect/uninstall.js';
+import { CaptureSync } from './state/capture-sync.js';
+import { MeshState } from './state/mesh-state.js';
+
+export interface RunningAgent {
+  /** graceful: drain connections, then release everything */
+  stop(): Promise<void>;
+}
+
+function captureResolver(opts: AgentOptions): { resolver: CgroupResolver; attachAt: string } {
+  if (opts.cgroupLayout === 'sandbox') return { resolver: new SandboxCgroupResolver(opts.cgroupRoot!), attachAt: opts.cgroupRoot! };
+  const kube = openKubepods(opts.cgroupRoot ? { cgroupRoot: opts.cgroupRoot } : {});
+  return {
+    resolver: { resolve: (w) => kube.resolve(w.uid) },
+    attachAt: kube.layout.kubepodsDir,
+  };
+}
+
+async function sumMetric(registry: Registry, name: string, filter: (labels: Record<string, string | number>) => boolean = () => true): Promise<number> {
+  const m = await registry.getSingleMetric(name)?.get();
+  return (m?.values ?? []).filter((v) => filter(v.labels as Record<string, string | number>)).reduce((a, v) => a + v.value, 0);
+}
+
+export async function runAgent(opts: AgentOptions, log: Logger): Promise<RunningAgent> {
+  if (opts.uninstall) {
+    const report = uninstallCapture(opts.bpffs, log);
+    log.info('capture uninstalled', { pinDir: opts.bpffs, report });
+    return { stop: async () => {} };
+  }
+  const cleanups: Array<() => void | Promise<void>> = [];
+  const cleanup = async () => {
+    for (const c of cleanups.reverse()) {
+      try {
+        await c();
+      } catch (e) {
+        log.warn('cleanup step failed', { error: e });
+      }
+    }
+  };
+  try {
+    const controllerCa = readFileSync(opts.controllerCaFile, 'utf8');
+    const registry = new Registry();
+    const readiness = new Readiness();
+    const state = new MeshState(opts.node);
+
+    // Capture: attach (or re-use the pinned programs) before anything is redirected to us.
+    const { resolver, attachAt } = captureResolver(opts);
+    const v6 = isIP(opts.outboundIp) === 6;
+    const capture = RedirectManager.open({
+      pinDir: opts.bpffs,
+      cgroupRoot: attachAt,
+      proxy: { ...(v6 ? { ipv6: opts.outboundIp } : { ipv4: opts.outboundIp }), port: opts.listen.outbound },
+      logger: log,
+    });
+    cleanups.push(() => capture.close());
+    const sync = new CaptureSync(capture, resolver, opts.node, log.child('capture-sync'));
+    cleanups.push(() => sync.stop());
+    state.setCgroupResolver((id) => sync.uidOf(id));
+
+    const conn = new ControllerConnection({
+      address: opts.controller,
+      node: opts.node,
+      token: tokenFromFile(opts.tokenFile),
+      trustBundlePem: controllerCa,
+      controllerIdentity: DEFAULT_CONTROLLER_IDENTITY(opts.trustDomain),
+    });
+    cleanups.push(() => conn.close());
+
+    const identity = new IdentityManager({
+      signer: { signCsr: (csr) => conn.signCsr(csr) },
+      stateDir: join(opts.stateDir, 'identity'),
+      initialTrustBundlePem: controllerCa,
+      logger: log.child('identity'),
+    });
+    await identity.start();
+    cleanups.push(() => identity.stop());
+
+    const agentMetrics = new AgentMetrics(registry, {
+      configVersion: () => state.version,
+      controllerConnected: () => config.status().connected,
+      certificateExpiries: () => new Map(identity.certificates().map((c) => [c.spiffeId, c.notAfter])),
+      captureStats: () => {
+        const c = capture.readCounters();
+        const m = capture.mapEntries();
+        return {
+          counters: Object.fromEntries(Object.entries(c).map(([k, v]) => [k, Number(v)])),
+          mapEntries: { ...m },
+          enrolledPods: m.pods,
+        };
+      },
+    });
+    const proxy = new NodeProxy({
+      state,
+      lookup: capture,
+      certs: identity,
+      log: log.child('proxy'),
+      metrics: new IstioMetrics(registry),
+      agentMetrics,
+      outbound: { host: opts.outboundIp, port: opts.listen.outbound },
+      inbound: { host: opts.nodeIp, port: opts.listen.inbound },
+    });
+    await proxy.start();
+    cleanups.push(() => proxy.close());
+
+    const config = new ConfigClient({
+      connection: conn,
+      stateDir: join(opts.stateDir, 'config'),
+      logger: log.child('config'),
+      apply: (cfg, bundle) => {
+        // Capture first: if the kernel refuses this config, it is NACKed and nothing else changed.
+        sync.apply(cfg);
+        if (bundle) identity.setTrustBundle(bundle);
+        state.update(cfg);
+        identity.setWanted(new Set(state.localWorkloads().filter((w) => w.meshed).map((w) => state.identityOf(w))));
+      },
+    });
+    await config.start();
+    cleanups.push(() => config.stop());
+
+    readiness.add('config', () => (state.version > 0 ? undefined : 'no mesh config yet (controller unreachable and nothing saved on disk)'));
+    readiness.add('trust', () => (identity.trustBundlePem() ? undefined : 'no trust bundle'));
+
+    const listeners: Listening[] = [
+      await serveMetrics(registry, '0.0.0.0', opts.listen.metrics, log),
+      await serveHealth(readiness, '0.0.0.0', opts.listen.health, log),
+      await serveAdmin(
+        {
+          state,
+          connections: proxy.connections,
+          certs: identity,
+          certificates: () => identity.certificates(),
+          configStatus: () => config.status(),
+          captureStatus: () => ({ pinDir: opts.bpffs, cgroupRoot: attachAt, enrolled: capture.enrolled(), unresolvedPods: sync.unresolved, counters: capture.readCounters(), maps: capture.mapEntries() }),
+        },
+        '127.0.0.1',
+        opts.listen.admin,
+        log,
+      ),
+    ];
+    cleanups.push(async () => {
+      for (const l of listeners) await l.close();
+    });
+
+    let lastCpu = process.cpuUsage();
+    let lastAt = Date.now();
+    const reporter = new AgentReporter({
+      connection: conn,
+      status: () => config.status(),
+      certExpiry: () => identity.soonestExpiry(),
+      healthy: () => readiness.status().ready,
+      logger: log.child('reporter'),
+      counters: async () => {
+        const cpu = process.cpuUsage(lastCpu);
+        const now = Date.now();
+        const cpuPercent = ((cpu.user + cpu.system) / 1000 / Math.max(1, now - lastAt)) * 100;
+        lastCpu = process.cpuUsage();
+        lastAt = now;
+        return {
+          requests: await sumMetric(registry, 'istio_requests_total'),
+          requestErrors: await sumMetric(registry, 'istio_requests_total', (l) => Number(l['response_code']) >= 500 || Number(l['response_code']) === 0),
+          connectionsOpened: await sumMetric(registry, 'istio_tcp_connections_opened_total'),
+          connectionsActive: proxy.connections.size,
+          redirects: Number(capture.readCounters().redirected),
+          cpuPercent,
+          memoryRssBytes: process.memoryUsage.rss(),
+        };
+      },
+    });
+    reporter.start();
+    cleanups.push(() => reporter.stop());
+    log.info('agent running', { node: opts.node, nodeIp: opts.nodeIp, outbound: `${opts.outboundIp}:${opts.listen.outbound}`, controller: opts.controller });
+
+    return {
+      stop: async () => {
+        readiness.setDraining();
+        log.info('draining', { open: proxy.connections.size });
+        await proxy.drain();
+        await cleanup();
+      },
+    };
+  } catch (e) {
+    log.error('agent failed to start', { error: errorMessage(e) });
+    await cleanup();
+    throw e;
+  }
+}

@@ -1,0 +1,65 @@
+// Keeps capture's maps equal to what the MeshConfig says for this node (enrolled pod cgroups, captured
+// destinations), and answers the proxy's "which pod is cgroup N?" from the same snapshot, so the proxy and
+// the kernel agree on who is enrolled. Pods whose cgroup does not exist yet are retried on a timer.
+import type { Logger } from '../../common/log.js';
+import type { MeshConfig } from '../../common/mesh.js';
+import type { CgroupResolver } from '../redirect/cgroup-resolver.js';
+import { desiredFromMesh } from '../redirect/desired.js';
+import type { ReconcileResult } from '../redirect/manager.js';
+import type { DesiredRedirect } from '../redirect/desired.js';
+
+/** The part of RedirectManager this needs. */
+export interface CaptureTarget {
+  reconcile(desired: DesiredRedirect): ReconcileResult;
+}
+
+export class CaptureSync {
+  private uidByCgroup = new Map<bigint, string>();
+  private last: MeshConfig | undefined;
+  private retry: NodeJS.Timeout | undefined;
+  unresolved = 0;
+
+  constructor(
+    private readonly target: CaptureTarget,
+    private readonly resolver: CgroupResolver,
+    private readonly node: string,
+    private readonly log: Logger,
+    private readonly retryMs = 2000,
+  ) {}
+
+  /** Throws (so the config is NACKed) when capture refuses the desired state. */
+  apply(config: MeshConfig): void {
+    const { desired, unresolved } = desiredFromMesh(config, this.node, this.resolver);
+    this.target.reconcile(desired);
+    this.uidByCgroup = new Map(desired.pods.map((p) => [p.cgroupId, p.uid]));
+    this.last = config;
+    this.unresolved = unresolved.length;
+    if (unresolved.length > 0) {
+      this.log.info('pods waiting for their cgroup', { pods: unresolved.map((w) => `${w.namespace}/${w.name}`) });
+      this.scheduleRetry();
+    }
+  }
+
+  uidOf(cgroupId: bigint): string | undefined {
+    return this.uidByCgroup.get(cgroupId);
+  }
+
+  private scheduleRetry(): void {
+    if (this.retry) return;
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      if (!this.last) return;
+      try {
+        this.apply(this.last);
+      } catch (e) {
+        this.log.warn('capture reconcile failed; retrying', { error: e });
+        this.scheduleRetry();
+      }
+    }, this.retryMs);
+    this.retry.unref();
+  }
+
+  stop(): void {
+    if (this.retry) clearTimeout(this.retry);
+  }
+}
