@@ -3,7 +3,7 @@
 // TypeScript build. Idempotent and quiet when there is nothing to do, so `npm test` and `npm run sandbox`
 // can call it every time. Plain Node, no dependencies: it runs before node_modules exists.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -52,6 +52,9 @@ function ensureDebian() {
 }
 
 function ensureNpm() {
+  // A worktree whose node_modules is a symlink to a shared install must never run `npm ci`: npm would empty
+  // the shared directory through the link (breaking every other worktree) and replace the link.
+  if (existsSync(join(root, 'node_modules')) && lstatSync(join(root, 'node_modules')).isSymbolicLink()) return;
   const marker = join(root, 'node_modules', '.package-lock.json');
   const lock = join(root, 'package-lock.json');
   const stale = !existsSync(marker) || (existsSync(lock) && statSync(lock).mtimeMs > statSync(marker).mtimeMs + 1000);
