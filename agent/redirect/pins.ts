@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from '../../common/log.js';
 import { BpfLink, BpfObject, unpin } from '../../native/bpf.js';
 import { cgroupId } from '../../native/cgroup.js';
-import { NativeError } from '../../native/errors.js';
+import { BpfLoadError, NativeError } from '../../native/errors.js';
 import { CaptureError } from './errors.js';
 import { OBJECTS } from './layout.js';
 
@@ -61,7 +61,7 @@ export function ensureAttached(pinDir: string, cgroupRoot: string, objectsDir: s
       unpin(pin);
     }
     // Maps are pinned by name under pinDir: the first object creates them, every later one re-uses them.
-    const obj = BpfObject.load(join(objectsDir, o.file), { pinRoot: pinDir });
+    const obj = loadObject(join(objectsDir, o.file), pinDir);
     try {
       const link = obj.attachCgroup(o.program, cgroupRoot);
       try {
@@ -83,7 +83,18 @@ export function ensureAttached(pinDir: string, cgroupRoot: string, objectsDir: s
 /** Load the objects only to create (or re-use) the pinned maps, attaching nothing. */
 export function ensureMaps(pinDir: string, objectsDir: string): void {
   mkdirSync(pinDir, { recursive: true });
-  for (const o of OBJECTS) BpfObject.load(join(objectsDir, o.file), { pinRoot: pinDir }).close();
+  for (const o of OBJECTS) loadObject(join(objectsDir, o.file), pinDir).close();
+}
+
+function loadObject(path: string, pinDir: string): BpfObject {
+  try {
+    return BpfObject.load(path, { pinRoot: pinDir });
+  } catch (e) {
+    if (e instanceof BpfLoadError && /reuse pinned map/.test(e.log)) {
+      throw new CaptureError('WEFT_ERR_CAPTURE_CONFLICT', `the maps pinned in ${pinDir} have another layout than ${path} (an older Weft installed them); run \`weft capture uninstall --bpffs ${pinDir}\` and start the agent again`, { cause: e });
+    }
+    throw e;
+  }
 }
 
 export interface UninstallReport {

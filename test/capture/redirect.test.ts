@@ -70,13 +70,14 @@ for (const host of [pod.nodeIpv4, pod.nodeIpv6]) {
 }
 
 mgr = RedirectManager.open(opts);
-mgr.reconcile({
-  pods: [{ cgroupId: pod.cgroupId, uid: pod.uid, mode: 'PERMISSIVE' }],
+const desired = {
+  pods: [{ cgroupId: pod.cgroupId, uid: pod.uid, mode: 'PERMISSIVE' as const }],
   destinations: [
     { ip: VIP4, port: 80 },
     { ip: VIP6, port: 80 },
   ],
-});
+};
+const firstReconcile = mgr.reconcile(desired);
 
 const curl = (url: string, cgroup = pod.cgroupPath, netns = pod.netnsPath) =>
   runIn(cgroup, netns, 'curl', ['-sS', '-g', '--max-time', '5', url]);
@@ -125,6 +126,16 @@ t.test("the proxy's own connections are never rewritten", async (t) => {
   const c1 = mgr!.readCounters();
   t.equal(c1.loopSkips - c0.loopSkips, 2n, 'both skips counted');
   t.equal(accepted.length, before + 1, 'only the control reached the proxy');
+});
+
+t.test('reconcile is idempotent and validates before changing anything', async (t) => {
+  t.same(firstReconcile, { enrolled: 1, unenrolled: 0, modeChanged: 0, destinationsAdded: 2, destinationsRemoved: 0 });
+  t.same(mgr!.reconcile(desired), { enrolled: 0, unenrolled: 0, modeChanged: 0, destinationsAdded: 0, destinationsRemoved: 0 }, 'nothing to do the second time');
+  t.throws(() => mgr!.reconcile({ ...desired, destinations: [...desired.destinations, { ip: 'not-an-ip', port: 80 }] }), { code: 'WEFT_ERR_BPF_CODEC' });
+  t.equal(mgr!.mapEntries().destinations, 2, 'a refused snapshot changed nothing');
+  const other = { cgroupId: 424242n, uid: 'other', mode: 'STRICT' as const };
+  t.same(mgr!.reconcile({ pods: [...desired.pods, other], destinations: [desired.destinations[0]!] }), { enrolled: 1, unenrolled: 0, modeChanged: 0, destinationsAdded: 0, destinationsRemoved: 1 });
+  t.same(mgr!.reconcile(desired), { enrolled: 0, unenrolled: 1, modeChanged: 0, destinationsAdded: 1, destinationsRemoved: 0 }, 'and back');
 });
 
 t.test('counters and map entries', async (t) => {
