@@ -166,3 +166,22 @@ t.test('a watch refused with 410 at the HTTP level and a CRD deleted while watch
   await sink.until(() => src.status().find((s) => s.kind === 'AuthorizationPolicy')?.state === 'not-installed', 3000, 'not-installed state');
   t.pass('a deleted CRD withdraws its objects and waits for it to come back');
 });
+
+t.test('a silent watch (dead connection, no bookmarks) is abandoned and resumed from its resourceVersion', async (t) => {
+  const api = new FakeApiServer();
+  await api.listen();
+  t.teardown(() => api.close());
+  api.route('/api/v1/namespaces', { lists: [{ body: fixtureJson('namespaces-list.json') }] });
+  const sink = new RecordingSink();
+  const { logger, lines } = captureLogs();
+  const src = new KubernetesSource({ kubeConfig: api.kubeConfig(), logger, kinds: WATCHED_KINDS.filter((k) => k.kind === 'Namespace'), timing: { ...FAST, watchIdleMs: 200 } });
+  t.teardown(() => src.stop());
+  await src.start(sink);
+  await waitFor(() => api.requestsFor('/api/v1/namespaces', true).length >= 3, 3000, 'watches resumed after silence');
+  t.same(api.requestsFor('/api/v1/namespaces', true).map((r) => r.query.resourceVersion).slice(0, 3), ['1000', '1000', '1000'], 'resumed, not relisted');
+  t.equal(api.requestsFor('/api/v1/namespaces', false).length, 1, 'one LIST only');
+  t.ok(lines.some((l) => /watch ended: no event or bookmark for 200 ms/.test(String(l.msg))), 'logged');
+  const t0 = Date.now();
+  await src.stop();
+  t.ok(Date.now() - t0 < 1000, 'stop is prompt');
+});

@@ -35,6 +35,8 @@ export interface ListOptions {
   /** kind and apiVersion for the items: the API server omits them from list items of built-in types */
   kind: string;
   apiVersion: string;
+  /** abandons the list (the source is stopping) */
+  signal?: AbortSignal;
 }
 
 interface RawList {
@@ -42,7 +44,7 @@ interface RawList {
   items?: KubeObject[] | null;
 }
 
-async function getJson(kc: KubeConfig, path: string, timeoutMs: number): Promise<unknown> {
+async function getJson(kc: KubeConfig, path: string, timeoutMs: number, signal?: AbortSignal): Promise<unknown> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new KubeApiError(0, path, 'the kubeconfig has no current cluster; set current-context or run in a pod');
   const url = new URL(cluster.server.replace(/\/+$/, '') + path);
@@ -50,7 +52,7 @@ async function getJson(kc: KubeConfig, path: string, timeoutMs: number): Promise
   await kc.applyToHTTPSOptions(opts);
   const mod = url.protocol === 'http:' ? http : https;
   return new Promise((resolve, reject) => {
-    const req = mod.request(url, { ...opts, timeout: timeoutMs } as http.RequestOptions, (res) => {
+    const req = mod.request(url, { ...opts, timeout: timeoutMs, ...(signal ? { signal } : {}) } as http.RequestOptions, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', (e) => reject(new KubeApiError(0, path, `response interrupted: ${e.message}`, undefined, { cause: e })));
@@ -89,7 +91,7 @@ export async function listAll(kc: KubeConfig, path: string, o: ListOptions): Pro
       do {
         const q = new URLSearchParams({ limit: String(o.pageSize) });
         if (cont) q.set('continue', cont);
-        const page = (await getJson(kc, `${path}?${q}`, o.timeoutMs)) as RawList;
+        const page = (await getJson(kc, `${path}?${q}`, o.timeoutMs, o.signal)) as RawList;
         for (const it of page.items ?? []) items.push(normalize(it, o.kind, o.apiVersion));
         rv = page.metadata?.resourceVersion ?? rv;
         cont = page.metadata?.continue || undefined;

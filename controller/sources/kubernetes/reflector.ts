@@ -20,6 +20,8 @@ export interface ReflectorTiming {
   crdRetryMs: number;
   /** the API server ends each watch after this long (client-go picks 5-10 min); we then resume */
   watchTimeoutSeconds: number;
+  /** a watch silent this long (no event, no bookmark) is presumed dead and resumed; default: timeout + 60 s */
+  watchIdleMs?: number;
   pageSize: number;
   requestTimeoutMs: number;
 }
@@ -53,6 +55,7 @@ export class Reflector {
   private rv = '';
   private stopped = false;
   private abortWatch: (() => void) | undefined;
+  private readonly listAbort = new AbortController();
   private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
   private readonly watch: Watch;
@@ -91,6 +94,7 @@ export class Reflector {
   async stop(): Promise<void> {
     this.stopped = true;
     this.abortWatch?.();
+    this.listAbort.abort();
     this.wake?.();
     this.firstAttemptDone();
     await this.loop;
@@ -140,6 +144,7 @@ export class Reflector {
         timeoutMs: this.timing.requestTimeoutMs,
         kind: this.kind.kind,
         apiVersion: this.kind.apiVersion,
+        signal: this.listAbort.signal,
       });
       if (this.stopped) return false;
       const { refused } = this.sink.replaceAll([this.kind.kind], items, this.source);
@@ -185,7 +190,26 @@ export class Reflector {
       let settled = false;
       let controller: AbortController | undefined;
       let abortRequested = false;
+      // a connection that died without a FIN sends nothing, not even the bookmarks the API server sends
+      // about every minute: past the server-side timeout plus a margin, give up on it and resume
+      let idle: NodeJS.Timeout | undefined;
+      const idleMs = this.timing.watchIdleMs ?? (this.timing.watchTimeoutSeconds + 60) * 1000;
+      const armIdle = () => {
+        if (idle) clearTimeout(idle);
+        idle = setTimeout(() => {
+          if (settled) return;
+          end.err = new Error(`no event or bookmark for ${idleMs} ms`);
+          settled = true;
+          abortRequested = true;
+          this.abortWatch = undefined;
+          controller?.abort();
+          resolve(end);
+        }, idleMs);
+        idle.unref?.();
+      };
+      armIdle();
       const finish = (err: unknown) => {
+        if (idle) clearTimeout(idle);
         if (settled) return;
         settled = true;
         this.abortWatch = undefined;
@@ -200,6 +224,7 @@ export class Reflector {
       this.abortWatch = abort;
       const onEvent = (type: string, obj: WatchEvent['object']) => {
         if (settled || !obj) return;
+        armIdle();
         this.stats.events++;
         if (type === 'ERROR') {
           // a metav1.Status: 410 Expired/Gone means our resourceVersion is too old
