@@ -1,12 +1,16 @@
 // Pod UID + QoS class -> the pod's cgroup v2 directory and id, on a Kubernetes node. The agent enrolls
 // that cgroup id in capture's map; capture attaches once at the kubepods cgroup (layout.kubepodsDir).
+// It is capture's CgroupResolver for `--cgroup-layout kubepods` (the sandbox has its own).
 import { readFileSync, statSync } from 'node:fs';
 import { relative, sep } from 'node:path';
+
+import type { Workload } from '../../common/mesh.js';
+import type { CgroupResolver, ResolvedCgroup } from '../redirect/cgroup-resolver.js';
 
 import { cgroup2Roots, parseMounts } from './cgroup-mounts.js';
 import { detectKubepodsLayout, podCgroupRelPath, QOS_CLASSES, validatePodUid, type KubepodsLayout, type QosClass } from './kubepods-layout.js';
 
-export interface PodCgroup {
+export interface PodCgroup extends ResolvedCgroup {
   /** absolute path of the pod's cgroup directory */
   path: string;
   /** cgroup v2 id: the directory's inode number, what bpf_get_current_cgroup_id() and ancestors return */
@@ -16,11 +20,26 @@ export interface PodCgroup {
   qos: QosClass;
 }
 
-export class KubepodsCgroupResolver {
+export class KubepodsCgroupResolver implements CgroupResolver {
   readonly layout: KubepodsLayout;
+  private readonly qosOf: (uid: string) => QosClass | undefined;
 
-  constructor(layout: KubepodsLayout) {
+  /**
+   * `qosOf` gives a pod's QoS class when the agent knows it (NodePodSource.qosOf, from the pod's status);
+   * the MeshConfig Workload does not carry it, and without it the three places are tried in turn.
+   */
+  constructor(layout: KubepodsLayout, qosOf: (uid: string) => QosClass | undefined = () => undefined) {
     this.layout = layout;
+    this.qosOf = qosOf;
+  }
+
+  /** capture's CgroupResolver: the cgroup of a meshed workload on this node, undefined when absent or the UID is unusable. */
+  resolve(workload: Workload): ResolvedCgroup | undefined {
+    try {
+      return this.resolvePod(workload.uid, this.qosOf(workload.uid));
+    } catch {
+      return undefined; // a UID that cannot name a cgroup (validatePodUid): never a path outside kubepods
+    }
   }
 
   /** Where the pod's cgroup is or will be, best guess first: its QoS class, then the others. */
@@ -35,7 +54,7 @@ export class KubepodsCgroupResolver {
    * pod sandbox; or any more: the pod is gone). The QoS class is a pod's status.qosClass; it is immutable,
    * but the others are tried too so a pod whose status is not filled in yet still resolves.
    */
-  resolve(uid: string, qos?: QosClass): PodCgroup | undefined {
+  resolvePod(uid: string, qos?: QosClass): PodCgroup | undefined {
     for (const c of this.candidates(uid, qos)) {
       let st;
       try {

@@ -1,7 +1,8 @@
 // `weft node-cleanup`: removes Weft's pinned eBPF state (and the agent's state directory) from a node.
 //   --if-uninstalling   only when the agent DaemonSet is being deleted (the agent's preStop hook); a rolling
 //                       update keeps the pins (see uninstall.ts)
-//   --pin-dir DIR       Weft's bpffs pin directory (default /sys/fs/bpf/weft)
+//   --pin-dir DIR       Weft's bpffs pin directory: every capture instance under it, or one instance
+//                       (default /sys/fs/bpf/weft)
 //   --state-dir DIR     the agent's state directory, removed too on uninstall (default: leave it)
 //   --namespace NS --daemonset NAME   the install to check (default weft-system/weft-agent)
 // Exits 0 when it did what it decided (keep or remove), 1 when removing failed; the decision is one JSON
@@ -14,8 +15,10 @@ import { WeftConfigError, errorMessage } from '../../common/errors.js';
 import { createLogger } from '../../common/log.js';
 import { decideOnShutdown, removePinnedState, type InstallStateReader, type ShutdownDecision } from './uninstall.js';
 import { WEFT_SYSTEM_NAMESPACE } from './enrollment-policy.js';
+import { DEFAULT_PIN_PARENT } from '../redirect/pins.js';
 
-export const DEFAULT_PIN_DIR = '/sys/fs/bpf/weft';
+/** capture's pin parent: every instance (/sys/fs/bpf/weft/<instance>) lives under it */
+export const DEFAULT_PIN_DIR = DEFAULT_PIN_PARENT;
 export const AGENT_DAEMONSET = 'weft-agent';
 
 async function apiReader(): Promise<InstallStateReader> {
@@ -65,11 +68,16 @@ export async function nodeCleanupCommand(argv: string[], reader?: InstallStateRe
     return 0;
   }
   try {
-    const removed = removePinnedState(values['pin-dir']);
+    const removed = removePinnedState(values['pin-dir'], log);
     // The state directory is a hostPath mount point in the pod: empty it, the directory itself stays.
     const stateDir = values['state-dir'];
     if (stateDir) for (const e of readdirSafe(stateDir)) rmSync(join(stateDir, e), { recursive: true, force: true });
-    log.info(removed ? 'removed pinned eBPF state' : 'no pinned eBPF state to remove', { reason: decision.reason, pinDir: values['pin-dir'], stateDir: values['state-dir'] });
+    log.info(removed ? 'detached and removed pinned eBPF state' : 'no pinned eBPF state to remove', {
+      reason: decision.reason,
+      pinDir: values['pin-dir'],
+      ...(removed ? { instances: removed.instances.map((r) => ({ pinDir: r.pinDir, detached: r.detached, unpinned: r.unpinned.length })) } : {}),
+      stateDir: values['state-dir'],
+    });
     return 0;
   } catch (e) {
     log.error('could not remove pinned eBPF state', { reason: decision.reason, pinDir: values['pin-dir'], error: errorMessage(e) });

@@ -7,6 +7,7 @@
 // with plain event emitters.
 import type { Logger } from '../../common/log.js';
 import { enrollmentDecision, type NamespaceLike, type NodePod, type PodLike } from './enrollment-policy.js';
+import { QOS_CLASSES, type QosClass } from './kubepods-layout.js';
 
 export type InformerEvent = 'add' | 'update' | 'delete';
 
@@ -72,6 +73,12 @@ export class NodePodSource {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     await Promise.all([this.opts.pods.stop(), this.opts.namespaces.stop()]);
+  }
+
+  /** A pod's QoS class (status.qosClass) when this node runs it: the hint KubepodsCgroupResolver takes. */
+  qosOf(uid: string): QosClass | undefined {
+    const q = this.pods.get(uid)?.status?.qosClass;
+    return QOS_CLASSES.find((c) => c === q);
   }
 
   /** The pods enrolled now. */

@@ -10,7 +10,7 @@ import type { QosClass } from './kubepods-layout.js';
 
 /** Finds a pod's cgroup (KubepodsCgroupResolver on a node; the sandbox has its own). */
 export interface PodCgroupLookup {
-  resolve(uid: string, qos?: QosClass): PodCgroup | undefined;
+  resolvePod(uid: string, qos?: QosClass): PodCgroup | undefined;
 }
 
 /** What capture offers: put a pod's cgroup id in (or take it out of) the enrolled-cgroups map. */
@@ -89,7 +89,7 @@ export class PodEnroller implements PodEnrollmentSink {
     if (!pod) return;
     let cgroup: PodCgroup | undefined;
     try {
-      cgroup = this.opts.cgroups.resolve(pod.uid, pod.qos);
+      cgroup = this.opts.cgroups.resolvePod(pod.uid, pod.qos);
     } catch (e) {
       // A UID that can never make a path (see validatePodUid): drop it rather than retry forever.
       this.pending.delete(uid);

@@ -13,12 +13,15 @@
 //     redirecting to nothing is worse than a node whose pods talk directly until the next agent starts
 //     (it re-creates the pins and re-enrolls every pod on start).
 //
-// Removing the pins (not the programs' file descriptors) is enough: capture attaches with bpf_link, pinned;
-// when the pin is unlinked and the exiting agent closes its descriptors, the kernel detaches the links.
-import { rmSync, statfsSync } from 'node:fs';
-import { basename } from 'node:path';
+// Removal is capture's own uninstall (agent/redirect/uninstall.ts): every pinned bpf_link is detached at
+// once (the dying agent may still hold descriptors), then every pin is removed.
+import { readdirSync, rmdirSync, statfsSync } from 'node:fs';
+import { join, sep } from 'node:path';
 
 import { WeftError } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
+import type { UninstallReport } from '../redirect/pins.js';
+import { uninstallCapture } from '../redirect/uninstall.js';
 
 export type ShutdownAction = 'keep' | 'remove';
 
@@ -69,25 +72,45 @@ export async function decideOnShutdown(reader: InstallStateReader, opts: DecideO
 
 const BPF_FS_MAGIC = 0xcafe4a11;
 
+export interface PinRemovalReport {
+  /** one per capture instance (a directory of pins) found under the pin directory */
+  instances: UninstallReport[];
+  /** whether the pin directory itself is gone */
+  removedDir: boolean;
+}
+
 /**
- * Removes Weft's pinned eBPF objects (links, programs, maps) under `pinDir`. Refuses anything that is not a
- * directory named weft* on a bpffs mount, so a wrong flag can never delete other files. Returns false when
- * there was nothing to remove.
+ * Detaches and unpins every capture instance under `pinDir` (capture's uninstallCapture for each: links
+ * detached, pins removed), then removes `pinDir`. `pinDir` is either one instance (it holds pins:
+ * /sys/fs/bpf/weft/default) or the parent of several (/sys/fs/bpf/weft). Refuses a path with no weft*
+ * component or not on bpffs, so a wrong flag can never delete other files. Undefined: nothing there.
  */
-export function removePinnedState(pinDir: string): boolean {
-  if (!basename(pinDir).startsWith('weft')) {
-    throw new WeftError('WEFT_ERR_UNINSTALL_PIN_DIR', `refusing to remove ${pinDir}: Weft's pin directory is named weft* (e.g. /sys/fs/bpf/weft)`);
+export function removePinnedState(pinDir: string, logger: Logger): PinRemovalReport | undefined {
+  if (!pinDir.split(sep).some((part) => part.startsWith('weft'))) {
+    throw new WeftError('WEFT_ERR_UNINSTALL_PIN_DIR', `refusing to remove ${pinDir}: Weft's pins live under a weft* directory (default /sys/fs/bpf/weft)`);
   }
   let fsType: number;
   try {
     fsType = statfsSync(pinDir).type;
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;
   }
   if (fsType !== BPF_FS_MAGIC) {
     throw new WeftError('WEFT_ERR_UNINSTALL_PIN_DIR', `refusing to remove ${pinDir}: it is not on a bpffs mount (filesystem type 0x${fsType.toString(16)}); pass the pin directory under /sys/fs/bpf`);
   }
-  rmSync(pinDir, { recursive: true, force: true });
-  return true;
+  const entries = readdirSync(pinDir, { withFileTypes: true });
+  const holdsPins = entries.some((e) => !e.isDirectory());
+  const instances = holdsPins ? [pinDir] : entries.filter((e) => e.isDirectory()).map((e) => join(pinDir, e.name));
+  const reports = instances.map((dir) => uninstallCapture(dir, logger));
+  let removedDir = holdsPins ? (reports[0]?.removedDir ?? false) : false;
+  if (!holdsPins) {
+    try {
+      rmdirSync(pinDir);
+      removedDir = true;
+    } catch (e) {
+      logger.warn('pin directory not removed', { pinDir, error: (e as Error).message });
+    }
+  }
+  return { instances: reports, removedDir };
 }

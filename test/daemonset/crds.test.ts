@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1/CustomResourceDefinition';
 
 import { compileCrd, errorsText, structuralProblems } from './crd-schema.js';
+import { base, MALFORMED, patched } from './crd-cases.js';
 import { daemonsetDir, find, loadInstall, loadYamlFile, type K8sDoc } from './manifests.js';
 
 interface CrdVersion {
@@ -59,42 +60,9 @@ t.test('every weft.io example object is accepted by its CRD schema', async (t) =
   }
 });
 
-// Each: kind, what is wrong, the object (as a patch of a valid one), the field the error must name.
-const base = {
-  AuthorizationPolicy: { apiVersion: 'weft.io/v1alpha1', kind: 'AuthorizationPolicy', metadata: { name: 'p', namespace: 'n' }, spec: { action: 'ALLOW', rules: [{ from: [{ source: { principals: ['cluster.local/ns/n/sa/a'] } }] }] } },
-  PeerAuthentication: { apiVersion: 'weft.io/v1alpha1', kind: 'PeerAuthentication', metadata: { name: 'p', namespace: 'n' }, spec: { mtls: { mode: 'STRICT' } } },
-  TrafficPolicy: { apiVersion: 'weft.io/v1alpha1', kind: 'TrafficPolicy', metadata: { name: 'p', namespace: 'n' }, spec: { targetRef: { kind: 'Service', name: 'cart' } } },
-} as const;
-
-const MALFORMED: [keyof typeof base, string, Record<string, unknown>, RegExp][] = [
-  ['AuthorizationPolicy', 'unknown action', { action: 'PERMIT' }, /\/spec\/action must be equal to one of the allowed values/],
-  ['AuthorizationPolicy', 'a port as a number (Istio uses strings)', { rules: [{ to: [{ operation: { ports: [8080] } }] }] }, /\/spec\/rules\/0\/to\/0\/operation\/ports\/0 must be string/],
-  ['AuthorizationPolicy', 'port out of range', { rules: [{ to: [{ operation: { ports: ['123456'] } }] }] }, /ports\/0 must match pattern/],
-  ['AuthorizationPolicy', 'a from entry without source', { rules: [{ from: [{ principals: ['x'] }] }] }, /\/spec\/rules\/0\/from\/0 must have required property 'source'/],
-  ['AuthorizationPolicy', 'a typo: rule instead of rules', { rule: [] }, /\/spec must NOT have additional properties \(rule\)/],
-  ['AuthorizationPolicy', 'principals as a string', { rules: [{ from: [{ source: { principals: 'cluster.local/ns/n/sa/a' } }] }] }, /principals must be array/],
-  ['AuthorizationPolicy', 'a when without key', { rules: [{ when: [{ values: ['1'] }] }] }, /\/spec\/rules\/0\/when\/0 must have required property 'key'/],
-  ['PeerAuthentication', 'lower-case mode', { mtls: { mode: 'strict' } }, /\/spec\/mtls\/mode must be equal to one of the allowed values/],
-  ['PeerAuthentication', 'mtls without mode', { mtls: {} }, /\/spec\/mtls must have required property 'mode'/],
-  ['PeerAuthentication', 'bad port-level mode', { selector: { matchLabels: { app: 'a' } }, portLevelMtls: { '8080': { mode: 'OFF' } } }, /\/spec\/portLevelMtls\/8080\/mode must be equal to one of the allowed values/],
-  ['PeerAuthentication', 'selector labels that are not strings', { selector: { matchLabels: { app: 1 } } }, /\/spec\/selector\/matchLabels\/app must be string/],
-  ['TrafficPolicy', 'no targetRef', { targetRef: undefined }, /\/spec must have required property 'targetRef'/],
-  ['TrafficPolicy', 'targetRef to a Deployment', { targetRef: { kind: 'Deployment', name: 'cart' } }, /\/spec\/targetRef\/kind must be equal to one of the allowed values/],
-  ['TrafficPolicy', 'a duration in words', { targetRef: { kind: 'Service', name: 'cart' }, timeouts: { request: '3 seconds' } }, /\/spec\/timeouts\/request must match pattern/],
-  ['TrafficPolicy', 'maxEjectionPercent above 100', { targetRef: { kind: 'Service', name: 'cart' }, outlierDetection: { maxEjectionPercent: 150 } }, /\/spec\/outlierDetection\/maxEjectionPercent must be <= 100/],
-  ['TrafficPolicy', 'unknown load balancer', { targetRef: { kind: 'Service', name: 'cart' }, loadBalancer: { simple: 'FASTEST' } }, /\/spec\/loadBalancer\/simple must be equal to one of the allowed values/],
-  ['TrafficPolicy', 'unknown retry condition', { targetRef: { kind: 'Service', name: 'cart' }, retries: { attempts: 2, retryOn: '5xx,sometimes' } }, /\/spec\/retries\/retryOn must match pattern/],
-  ['TrafficPolicy', 'negative attempts', { targetRef: { kind: 'Service', name: 'cart' }, retries: { attempts: -1 } }, /\/spec\/retries\/attempts must be >= 0/],
-  ['TrafficPolicy', 'zero maxConnections', { targetRef: { kind: 'Service', name: 'cart' }, connectionPool: { tcp: { maxConnections: 0 } } }, /\/spec\/connectionPool\/tcp\/maxConnections must be >= 1/],
-];
-
 t.test('malformed objects are refused, naming the field', async (t) => {
   for (const [kind, what, patch, want] of MALFORMED) {
-    const obj = structuredClone(base[kind]) as { spec: Record<string, unknown> };
-    for (const [k, v] of Object.entries(patch)) {
-      if (v === undefined) delete obj.spec[k];
-      else obj.spec[k] = v;
-    }
+    const obj = patched(kind, patch);
     const v = validators.get(kind)!;
     t.notOk(v(obj), `${kind}: ${what} is refused`);
     t.match(errorsText(v.errors), want, `${kind}: ${what}: the error names the field`);

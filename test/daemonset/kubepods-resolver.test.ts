@@ -55,7 +55,7 @@ for (const [fixture, want] of Object.entries(EXPECTED)) {
     t.equal(resolver.layout.kubepodsDir, join(root, want.kubepods), 'kubepods cgroup (the attach point)');
     for (const qos of QOS) {
       const uid = FIXTURE_PODS[qos];
-      const got = resolver.resolve(uid, qos);
+      const got = resolver.resolvePod(uid, qos);
       t.ok(got, `${qos} pod resolves`);
       if (!got) continue;
       t.equal(got.path, join(root, want.paths[qos]), `${qos} path`);
@@ -63,9 +63,9 @@ for (const [fixture, want] of Object.entries(EXPECTED)) {
       t.equal(got.id, statSync(got.path, { bigint: true }).ino, 'cgroup id is the directory inode');
       t.equal(got.level, want.paths[qos].split('/').length, 'level counted from the cgroup2 root');
       // status.qosClass not filled in yet: still found, with the QoS class it was found under
-      t.equal(resolver.resolve(uid)?.path, got.path, `${qos} pod resolves without a QoS class`);
+      t.equal(resolver.resolvePod(uid)?.path, got.path, `${qos} pod resolves without a QoS class`);
     }
-    t.equal(resolver.resolve('9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b', 'BestEffort'), undefined, 'a pod without a cgroup (not started yet) is undefined');
+    t.equal(resolver.resolvePod('9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b', 'BestEffort'), undefined, 'a pod without a cgroup (not started yet) is undefined');
   });
 }
 
@@ -80,23 +80,33 @@ t.test('the path rule for both drivers, without touching the disk', async (t) =>
   }
 });
 
-t.test('inside the agent container: finds the node tree at --cgroup-root, not the container own cgroup', async (t) => {
+t.test('inside the agent container: the node tree mounted over the container own cgroup view', async (t) => {
   const dir = tempDir(t, 'cg');
-  const host = join(dir, 'host-cgroup');
-  const own = join(dir, 'own-cgroup');
+  const host = join(dir, 'sys-fs-cgroup');
   buildTree('systemd-v2.tree', host);
-  mkdirSync(own);
-  const procMounts = mountsFixture('agent-container.mounts', { '/host/sys/fs/cgroup': host, '/sys/fs/cgroup': own });
-  // with the DaemonSet's --cgroup-root
-  const withHint = openKubepods({ procMounts, cgroupRoot: host });
-  t.equal(withHint.layout.kubepodsDir, join(host, 'kubepods.slice'));
-  t.equal(withHint.layout.cgroup2Mount, host);
-  // without a hint, both cgroup2 mounts are searched and only the node's holds kubepods
-  t.equal(openKubepods({ procMounts }).layout.kubepodsDir, join(host, 'kubepods.slice'));
+  // Both cgroup2 lines name /sys/fs/cgroup; the path reaches the top one (the node's tree).
+  const procMounts = mountsFixture('agent-container.mounts', { '/sys/fs/cgroup': host });
+  t.equal((procMounts.match(/ cgroup2 /g) ?? []).length, 2, 'two stacked cgroup2 mounts');
+  const r = openKubepods({ procMounts, cgroupRoot: host });
+  t.equal(r.layout.kubepodsDir, join(host, 'kubepods.slice'));
+  t.equal(r.layout.cgroup2Mount, host);
+  t.equal(openKubepods({ procMounts }).layout.kubepodsDir, join(host, 'kubepods.slice'), 'the same without a hint');
   // --cgroup-root pointing straight at the kubepods cgroup
   const direct = openKubepods({ procMounts, cgroupRoot: join(host, 'kubepods.slice') });
   t.equal(direct.layout.kubepodsDir, join(host, 'kubepods.slice'));
-  t.equal(direct.resolve(FIXTURE_PODS.Burstable, 'Burstable')?.level, 3, 'levels still count from the cgroup2 mount');
+  t.equal(direct.resolvePod(FIXTURE_PODS.Burstable, 'Burstable')?.level, 3, 'levels still count from the cgroup2 mount');
+});
+
+t.test('the node tree mounted elsewhere (/host/sys/fs/cgroup): found at the hint, not in the container own view', async (t) => {
+  const dir = tempDir(t, 'cg');
+  const host = join(dir, 'host-cgroup');
+  const own = join(dir, 'own-cgroup');
+  buildTree('cgroupfs-v2.tree', host);
+  mkdirSync(own);
+  const procMounts = `cgroup ${own} cgroup2 ro,nsdelegate 0 0\ncgroup2 ${host} cgroup2 ro,nsdelegate 0 0\n`;
+  t.equal(openKubepods({ procMounts, cgroupRoot: host }).layout.kubepodsDir, join(host, 'kubepods'));
+  t.equal(openKubepods({ procMounts }).layout.kubepodsDir, join(host, 'kubepods'), 'without a hint, the mount that holds kubepods');
+  t.throws(() => openKubepods({ procMounts, cgroupRoot: own }), { code: 'WEFT_ERR_KUBEPODS_NOT_FOUND' }, 'the container own view has no pods');
 });
 
 t.test('hybrid node: uses the cgroup2 hierarchy under the tmpfs', async (t) => {
@@ -106,7 +116,7 @@ t.test('hybrid node: uses the cgroup2 hierarchy under the tmpfs', async (t) => {
   const procMounts = mountsFixture('hybrid-node.mounts', { '/host/sys/fs/cgroup': join(dir, 'cgroup') });
   const r = openKubepods({ procMounts, cgroupRoot: join(dir, 'cgroup') });
   t.equal(r.layout.driver, 'cgroupfs');
-  t.equal(r.resolve(FIXTURE_PODS.Guaranteed, 'Guaranteed')?.path, join(unified, 'kubepods', `pod${FIXTURE_PODS.Guaranteed}`));
+  t.equal(r.resolvePod(FIXTURE_PODS.Guaranteed, 'Guaranteed')?.path, join(unified, 'kubepods', `pod${FIXTURE_PODS.Guaranteed}`));
 });
 
 t.test('a cgroup-v1-only node is refused with a clear message', async (t) => {
@@ -135,7 +145,7 @@ t.test('a node that switched drivers: the tree holding pods wins; two populated 
   buildTree('switched-driver.tree', root);
   const r = openKubepods({ procMounts: unifiedMounts(root) });
   t.equal(r.layout.driver, 'systemd');
-  t.ok(r.resolve(FIXTURE_PODS.BestEffort, 'BestEffort'));
+  t.ok(r.resolvePod(FIXTURE_PODS.BestEffort, 'BestEffort'));
   mkdirSync(join(root, 'kubepods', 'besteffort', `pod${FIXTURE_PODS.Burstable}`));
   t.throws(() => openKubepods({ procMounts: unifiedMounts(root) }), { code: 'WEFT_ERR_KUBEPODS_AMBIGUOUS' });
 });
@@ -145,10 +155,30 @@ t.test('a pod cgroup that appears later resolves then; one that goes away stops 
   buildTree('cgroupfs-v2.tree', root);
   const r = new KubepodsCgroupResolver(detectKubepodsLayout([{ root, mount: root }]));
   const uid = '11111111-2222-4333-8444-555555555555';
-  t.equal(r.resolve(uid, 'Burstable'), undefined);
+  t.equal(r.resolvePod(uid, 'Burstable'), undefined);
   const p = join(root, 'kubepods', 'burstable', `pod${uid}`);
   mkdirSync(p);
-  t.equal(r.resolve(uid, 'Burstable')?.path, p);
+  t.equal(r.resolvePod(uid, 'Burstable')?.path, p);
   rmSync(p, { recursive: true });
-  t.equal(r.resolve(uid, 'Burstable'), undefined);
+  t.equal(r.resolvePod(uid, 'Burstable'), undefined);
+});
+
+t.test("as capture's CgroupResolver: resolves a MeshConfig workload, with the pod source's QoS hint or without", async (t) => {
+  const root = tempDir(t, 'cg');
+  buildTree('systemd-v2.tree', root);
+  const layout = detectKubepodsLayout([{ root, mount: root }]);
+  const workload = (uid: string) => ({ uid, namespace: 'shop', name: 'p', serviceAccount: 'default', node: 'n', ips: [], labels: {}, meshed: true, hostNetwork: false, mtlsMode: 'STRICT' as const, workloadName: 'p' });
+  const asked: string[] = [];
+  const withHint = new KubepodsCgroupResolver(layout, (uid) => {
+    asked.push(uid);
+    return 'Guaranteed';
+  });
+  const g = withHint.resolve(workload(FIXTURE_PODS.Guaranteed));
+  t.equal(g?.path, join(root, 'kubepods.slice', 'kubepods-pod0f9c3a4e_6d1b_4c8e_9a2f_3b7e5d1c8a90.slice'));
+  t.equal(g?.id, statSync(g!.path, { bigint: true }).ino);
+  t.same(asked, [FIXTURE_PODS.Guaranteed], 'asked the pod source for the QoS class');
+  const noHint = new KubepodsCgroupResolver(layout);
+  t.ok(noHint.resolve(workload(FIXTURE_PODS.BestEffort)), 'found without a hint');
+  t.equal(noHint.resolve(workload('../../../etc')), undefined, 'a UID that cannot name a cgroup resolves to nothing');
+  t.equal(noHint.resolve(workload('99999999-9999-4999-8999-999999999999')), undefined);
 });

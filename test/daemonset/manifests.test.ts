@@ -115,8 +115,12 @@ t.test('agent: exactly BPF, NET_ADMIN and SYS_ADMIN, not privileged', async (t) 
 });
 
 t.test('agent: bpffs and the node cgroup2 tree are mounted where its flags point', async (t) => {
-  t.equal(flag('bpffs'), '/sys/fs/bpf');
+  t.match(flag('bpffs'), /^\/sys\/fs\/bpf\/weft\/[a-z0-9._-]+$/, 'a capture instance under /sys/fs/bpf/weft');
   t.equal(volume(mountOf('/sys/fs/bpf')!.name)?.hostPath?.path, '/sys/fs/bpf', 'bpffs: the node bpffs, so pins outlive the pod');
+  const ca = flag('controller-ca')!;
+  const caMount = mountOf(ca.slice(0, ca.lastIndexOf('/')));
+  t.ok(caMount, '--controller-ca is in a mounted volume');
+  t.equal((volume(caMount!.name) as { configMap?: { name: string } } | undefined)?.configMap?.name, 'weft-trust-bundle', 'the trust bundle ConfigMap the controller publishes');
   const cg = mountOf(flag('cgroup-root')!);
   t.ok(cg, '--cgroup-root is a mount');
   t.equal(volume(cg!.name)?.hostPath?.path, '/sys/fs/cgroup', 'of the node cgroup tree');
@@ -158,7 +162,9 @@ t.test('agent: preStop runs the uninstall check, a registered weft command', asy
   t.ok(COMMANDS.has('node-cleanup'), '`weft node-cleanup` exists');
   t.ok(cmd.includes('--if-uninstalling'), 'only removes pins on uninstall, never on a rolling update');
   t.ok(cmd.includes(`--state-dir=${flag('state-dir')}`));
-  t.match(cmd.find((a) => a.startsWith('--pin-dir=')), /^--pin-dir=\/sys\/fs\/bpf\/weft/, 'pins under the mounted bpffs');
+  const pinDir = cmd.find((a) => a.startsWith('--pin-dir='))?.slice('--pin-dir='.length) ?? '';
+  t.match(pinDir, /^\/sys\/fs\/bpf\/weft/, 'pins under the mounted bpffs');
+  t.ok(flag('bpffs')!.startsWith(pinDir + '/') || flag('bpffs') === pinDir, "covers the agent's capture instance");
 });
 
 t.test('controller: Service on 15012 and 15014, PDB and Deployment select the same pods', async (t) => {
@@ -213,7 +219,8 @@ t.test('RBAC: least privilege, and every rule says why', async (t) => {
     t.ok(ctrl.some((r) => r.apiGroups.includes(group) && r.resources.includes(res) && r.verbs.includes('watch')), `controller watches ${res}`);
   }
   const ctrlRole = (find(install, 'Role', 'weft-controller') as K8sDoc & { rules: Rule[] }).rules;
-  t.ok(ctrlRole.every((r) => r.resources.every((x) => x === 'secrets')), 'in weft-system only Secrets (the CA)');
+  t.ok(ctrlRole.every((r) => r.resources.every((x) => x === 'secrets' || x === 'configmaps')), 'in weft-system only Secrets (the CA) and ConfigMaps (the trust bundle)');
+  t.ok(ctrlRole.some((r) => r.resources.includes('configmaps') && r.resourceNames?.includes('weft-trust-bundle')), 'the trust bundle ConfigMap the agents mount');
   t.ok(ctrlRole.filter((r) => r.verbs.some((v) => v !== 'create')).every((r) => r.resourceNames?.length), 'reading and updating limited to named Secrets');
 });
 

@@ -77,7 +77,7 @@ t.test('a capture refusal is retried; an unenroll while waiting drops the pod', 
   enroller.enroll(nodePod('12345678-1234-4234-8234-123456789abc', 'ghost', 'BestEffort'));
   enroller.unenroll(nodePod('12345678-1234-4234-8234-123456789abc', 'ghost', 'BestEffort'));
   t.same(enroller.waiting(), []);
-  t.throws(() => resolver.resolve('../../x'), { code: 'WEFT_ERR_KUBEPODS_POD_UID' });
+  t.throws(() => resolver.resolvePod('../../x'), { code: 'WEFT_ERR_KUBEPODS_POD_UID' });
   enroller.enroll(nodePod('../../x', 'evil', 'BestEffort'));
   await enroller.retryPending();
   t.same(enroller.waiting(), [], 'a bad UID is dropped, not retried forever');

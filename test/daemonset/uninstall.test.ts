@@ -1,12 +1,16 @@
 // Uninstall vs update: the preStop decision table, and removing Weft's pins from a real bpffs.
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { decideOnShutdown, removePinnedState, type InstallStateReader } from '../../agent/kubernetes/uninstall.js';
 import { nodeCleanupCommand } from '../../agent/kubernetes/node-cleanup-command.js';
 import { tempDir } from './cgroup-fixtures.js';
+import { silentLogger } from '../../common/log.js';
+import { BpfLink } from '../../native/bpf.js';
+import { cgroup2Mount, createCgroup, removeCgroup } from '../../native/cgroup.js';
+import { DEFAULT_OBJECTS_DIR, ensureAttached, uninstallPins } from '../../agent/redirect/pins.js';
 
 const OPTS = { namespace: 'weft-system', daemonSet: 'weft-agent', timeoutMs: 200 };
 
@@ -31,35 +35,55 @@ t.test('decision table: keep only when the DaemonSet is positively still install
 t.test('removePinnedState refuses anything but a weft* directory on bpffs', async (t) => {
   const d = tempDir(t, 'pins');
   mkdirSync(join(d, 'weft'));
-  t.throws(() => removePinnedState(join(d, 'weft')), { code: 'WEFT_ERR_UNINSTALL_PIN_DIR', message: /not on a bpffs mount/ });
+  t.throws(() => removePinnedState(join(d, 'weft'), silentLogger), { code: 'WEFT_ERR_UNINSTALL_PIN_DIR', message: /not on a bpffs mount/ });
   t.ok(existsSync(join(d, 'weft')), 'left alone');
-  mkdirSync(join(d, 'cilium'));
-  t.throws(() => removePinnedState(join(d, 'cilium')), { code: 'WEFT_ERR_UNINSTALL_PIN_DIR', message: /named weft/ });
-  t.ok(existsSync(join(d, 'cilium')), 'left alone');
-  t.equal(removePinnedState(join(d, 'weft-missing')), false, 'nothing there: nothing to do');
+  mkdirSync('/tmp/' + `cilium-t${process.pid}`, { recursive: true });
+  t.teardown(() => rmdirSync(`/tmp/cilium-t${process.pid}`));
+  t.throws(() => removePinnedState(`/tmp/cilium-t${process.pid}`, silentLogger), { code: 'WEFT_ERR_UNINSTALL_PIN_DIR', message: /weft\* directory/ });
+  t.equal(removePinnedState(join(d, 'weft-missing'), silentLogger), undefined, 'nothing there: nothing to do');
 });
 
-t.test('node-cleanup on a real bpffs: keeps pins on update, removes them (and the state) on uninstall', { skip: process.getuid?.() !== 0 ? 'needs root to mount a private bpffs' : false }, async (t) => {
+// Real programs attached (through capture's ensureAttached) to a cgroup this test creates, pinned in a
+// private bpffs instance: the preStop hook keeps them on an update and detaches them on an uninstall.
+t.test('node-cleanup on a real attach: keeps it on update, detaches and unpins on uninstall', { skip: process.getuid?.() !== 0 ? 'needs root (bpffs mount, cgroup, BPF)' : false }, async (t) => {
   const d = tempDir(t, 'bpffs');
   const mnt = join(d, 'bpf');
   mkdirSync(mnt);
   // A private bpffs instance (each bpf mount is its own): nothing another test or the node uses.
   execFileSync('mount', ['-t', 'bpf', 'bpf', mnt]);
-  t.teardown(() => execFileSync('umount', [mnt]));
-  const pinDir = join(mnt, `weft-t${process.pid}`);
-  mkdirSync(join(pinDir, 'links'), { recursive: true });
-  mkdirSync(join(pinDir, 'maps'));
+  const cgroup = join(cgroup2Mount(), `weft-t${process.pid}-ds-kubepods`);
+  const pinParent = join(mnt, 'weft');
+  const pinDir = join(pinParent, 'default');
+  t.teardown(() => {
+    if (existsSync(pinDir)) uninstallPins(pinDir, silentLogger);
+    removeCgroup(cgroup);
+    execFileSync('umount', [mnt]);
+  });
+  const cgId = createCgroup(cgroup);
+  ensureAttached(pinDir, cgroup, DEFAULT_OBJECTS_DIR, silentLogger);
+  const attachedHere = () => {
+    const r = spawnSync('bpftool', ['-j', 'cgroup', 'show', cgroup], { encoding: 'utf8' });
+    return (JSON.parse(r.stdout.trim() || '[]') as unknown[]).length;
+  };
+  const before = attachedHere();
+  t.ok(before >= 3, `programs attached to the test cgroup (${before})`);
+  const link = BpfLink.openPinned(join(pinDir, 'link_connect4'));
+  t.equal(link.info().cgroupId, cgId);
+  link.close();
+
   const state = join(d, 'state');
   mkdirSync(state);
   writeFileSync(join(state, 'config.json'), '{}');
+  const args = ['--if-uninstalling', `--pin-dir=${pinParent}`, `--state-dir=${state}`];
 
-  const args = ['--if-uninstalling', `--pin-dir=${pinDir}`, `--state-dir=${state}`];
   t.equal(await nodeCleanupCommand(args, reader({})), 0);
-  t.ok(existsSync(join(pinDir, 'links')), 'rolling update: pins kept');
-  t.same(readdirSync(state), ['config.json'], 'and the state');
+  t.equal(attachedHere(), before, 'rolling update: still attached');
+  t.ok(existsSync(join(pinDir, 'link_connect4')), 'and pinned');
+  t.same(readdirSync(state), ['config.json'], 'state kept');
 
   t.equal(await nodeCleanupCommand(args, reader(undefined)), 0);
-  t.notOk(existsSync(pinDir), 'uninstall: pins removed');
+  t.equal(attachedHere(), 0, 'uninstall: nothing attached to the cgroup any more');
+  t.notOk(existsSync(pinParent), 'no pins, no pin directory');
   t.ok(existsSync(state), 'the state directory (a hostPath mount point) stays');
   t.same(readdirSync(state), [], 'but is emptied');
 
