@@ -75,6 +75,8 @@ export interface OpenKubepodsOptions {
   cgroupRoot?: string;
   /** text of /proc/mounts; read from the file when omitted */
   procMounts?: string;
+  /** a pod's QoS class when known (NodePodSource.qosOf) */
+  qosOf?: (uid: string) => QosClass | undefined;
 }
 
 /**
@@ -87,5 +89,5 @@ export function openKubepods(opts: OpenKubepodsOptions = {}): KubepodsCgroupReso
   const v2 = mounts.filter((m) => m.fsType === 'cgroup2').map((m) => m.mountPoint);
   const mountOf = (root: string) =>
     v2.filter((m) => root === m || m === '/' || root.startsWith(m + '/')).sort((a, b) => b.length - a.length)[0] ?? root;
-  return new KubepodsCgroupResolver(detectKubepodsLayout(roots.map((root) => ({ root, mount: mountOf(root) }))));
+  return new KubepodsCgroupResolver(detectKubepodsLayout(roots.map((root) => ({ root, mount: mountOf(root) }))), opts.qosOf);
 }
