@@ -33,10 +33,14 @@ export class KubepodsCgroupResolver implements CgroupResolver {
     this.qosOf = qosOf;
   }
 
-  /** capture's CgroupResolver: the cgroup of a meshed workload on this node, undefined when absent or the UID is unusable. */
-  resolve(workload: Workload): ResolvedCgroup | undefined {
+  /**
+   * capture's CgroupResolver: the cgroup of a meshed workload (or pod UID) on this node; undefined when it
+   * does not exist (yet) or the UID is unusable.
+   */
+  resolve(workload: Workload | string): ResolvedCgroup | undefined {
+    const uid = typeof workload === 'string' ? workload : workload.uid;
     try {
-      return this.resolvePod(workload.uid, this.qosOf(workload.uid));
+      return this.resolvePod(uid, this.qosOf(uid));
     } catch {
       return undefined; // a UID that cannot name a cgroup (validatePodUid): never a path outside kubepods
     }
