@@ -2,8 +2,9 @@
 // the node by a veth pair and given its own cgroup under a test-owned cgroup root. Pods have NO default
 // route: a connection that capture fails to redirect fails inside the pod (ENETUNREACH), it never leaks.
 //
-// Every resource is named `weft-t<pid>-<tag>...` so parallel test runs never touch each other's, and
-// leftovers of a crashed run (whose pid is gone) are swept by the next run.
+// Every resource is named `weft-t<pid>-lab<tag>...` so parallel test runs never touch each other's, and
+// leftovers of a crashed run (whose pid is gone) are swept by the next run; the sweep only matches names
+// this module makes (the `-lab` marker), never another tool's.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
@@ -52,10 +53,10 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-/** Remove netns, cgroups and pins named weft-t<pid>-* of test processes that no longer exist. */
+/** Remove netns, cgroups and pins named weft-t<pid>-lab* of test processes that no longer exist. */
 export function sweepStale(): void {
   const stale = (name: string) => {
-    const m = /^weft-t(\d+)-/.exec(name);
+    const m = /^weft-t(\d+)-lab/.exec(name);
     return m !== null && Number(m[1]) !== process.pid && !pidAlive(Number(m[1]));
   };
   try {
@@ -88,7 +89,7 @@ function spawnSyncQuiet(cmd: string, args: string[]): void {
 /** Build a node namespace with `podCount` pods. Call destroy() in t.teardown. */
 export function createLab(tag: string, podCount = 1): Lab {
   sweepStale();
-  const prefix = `weft-t${process.pid}-${tag}`;
+  const prefix = `weft-t${process.pid}-lab${tag}`;
   const mount = cgroup2Mount();
   const cgroupRoot = join(mount, prefix);
   const nodeNetns = `${prefix}-node`;
