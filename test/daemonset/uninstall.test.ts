@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { decideOnShutdown, removePinnedState, type InstallStateReader } from '../../agent/kubernetes/uninstall.js';
 import { nodeCleanupCommand } from '../../agent/kubernetes/node-cleanup-command.js';
 import { tempDir } from './cgroup-fixtures.js';
+import { weftBin } from '../helpers/paths.js';
 import { silentLogger } from '../../common/log.js';
 import { BpfLink } from '../../native/bpf.js';
 import { cgroup2Mount, createCgroup, removeCgroup } from '../../native/cgroup.js';
@@ -89,4 +90,14 @@ t.test('node-cleanup on a real attach: keeps it on update, detaches and unpins o
 
   t.equal(await nodeCleanupCommand(args, reader(undefined)), 0, 'idempotent');
   await t.rejects(nodeCleanupCommand(['--bogus'], reader({})), { code: 'WEFT_ERR_CONFIG' });
+});
+
+t.test('`weft node-cleanup` is wired in the command table and refuses a directory that is not Weft pins', async (t) => {
+  const d = tempDir(t, 'cli');
+  const notPins = join(d, 'weft-notbpffs');
+  mkdirSync(notPins);
+  const r = spawnSync(process.execPath, [weftBin, 'node-cleanup', `--pin-dir=${notPins}`], { encoding: 'utf8' });
+  t.equal(r.status, 1, r.stderr);
+  t.match(r.stderr, /WEFT_ERR_UNINSTALL_PIN_DIR|not on a bpffs mount/);
+  t.ok(existsSync(notPins), 'nothing removed');
 });
