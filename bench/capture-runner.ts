@@ -1,23 +1,17 @@
-// Capture alone (eBPF connect4 redirect vs iptables REDIRECT to the same listener) is measured by the
-// capture area's own benchmark, bench/capture.ts, which builds its own namespaces and cgroup. The runner
-// calls it and folds its JSON into the report; when it is not in this build, the report says so.
+// Capture alone for the main bench: runs bench/capture-compare.ts (eBPF connect4 redirect vs iptables
+// REDIRECT, its own lab of namespaces and cgroups) as a child process, so a kernel-side failure there
+// cannot take the main run down, and folds its JSON into the report.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
+import type { CaptureCompareResult } from './capture-compare.js';
 import type { CaptureReport } from './report.js';
-import { spread } from './stats.js';
 
 export interface CaptureOutcome {
   report: CaptureReport;
   forTargets: { ebpfUsPerConnect?: number; iptablesUsPerConnect?: number; unavailable?: string };
-}
-
-/** One method's result as bench/capture.ts prints it (fields we use; others are kept in the raw JSON). */
-interface CaptureMethodResult {
-  connectsPerSecond?: number | number[];
-  p50?: number;
-  p99?: number;
+  raw?: CaptureCompareResult;
 }
 
 function unavailable(why: string): CaptureOutcome {
@@ -26,64 +20,50 @@ function unavailable(why: string): CaptureOutcome {
 
 function run(file: string, args: string[], signal: AbortSignal | undefined, timeoutMs: number): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [file, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(signal ? { signal } : {}) });
+    const child = spawn(process.execPath, [file, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const t = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
+    // SIGTERM lets it remove its lab; it never outlives us
+    const kill = () => child.kill('SIGTERM');
+    signal?.addEventListener('abort', kill, { once: true });
+    const t = setTimeout(kill, timeoutMs);
     child.on('error', (e) => {
       clearTimeout(t);
       resolve({ code: -1, out, err: err + e.message });
     });
     child.on('close', (code) => {
       clearTimeout(t);
+      signal?.removeEventListener('abort', kill);
       resolve({ code, out, err });
     });
   });
 }
 
-/** Finds {ebpf, iptables} results in whatever shape the capture bench printed. */
-export function interpretCapture(json: unknown): CaptureOutcome | undefined {
-  const find = (o: unknown, name: string): CaptureMethodResult | undefined => {
-    if (!o || typeof o !== 'object') return undefined;
-    for (const [k, v] of Object.entries(o as Record<string, unknown>)) {
-      if (k.toLowerCase().includes(name) && v && typeof v === 'object' && ('connectsPerSecond' in v || 'cps' in v)) {
-        const r = v as CaptureMethodResult & { cps?: number | number[] };
-        return { ...r, connectsPerSecond: r.connectsPerSecond ?? r.cps };
-      }
-      const deeper = find(v, name);
-      if (deeper) return deeper;
-    }
-    return undefined;
+export function captureOutcome(r: CaptureCompareResult): CaptureOutcome {
+  const row = (method: string, x: CaptureCompareResult['ebpf']) => ({ method, connectsPerSecond: x.connectsPerSecond, cpuUsPerConnect: x.cpuUsPerConnect, p50Us: x.p50, p99Us: x.p99 });
+  return {
+    report: {
+      rows: [row('eBPF connect4 redirect (Weft)', r.ebpf), row('iptables REDIRECT (sidecar style)', r.iptables)],
+      source: `bench/capture-compare.ts: ${r.connections} connects per run, ${r.concurrency} at a time, ${r.reps} alternating runs each; CPU is the connecting process's user+system time per connect, where both hooks run`,
+    },
+    forTargets: { ebpfUsPerConnect: r.ebpf.cpuUsPerConnect.median, iptablesUsPerConnect: r.iptables.cpuUsPerConnect.median },
+    raw: r,
   };
-  const rows = [];
-  const per: Record<string, number> = {};
-  for (const [name, label] of [
-    ['ebpf', 'eBPF connect4 redirect'],
-    ['iptables', 'iptables REDIRECT'],
-  ] as const) {
-    const r = find(json, name);
-    if (!r?.connectsPerSecond) return undefined;
-    const s = spread(Array.isArray(r.connectsPerSecond) ? r.connectsPerSecond : [r.connectsPerSecond]);
-    per[name] = 1e6 / s.median;
-    rows.push({ method: label, connectsPerSecond: s, usPerConnect: 1e6 / s.median, ...(r.p50 !== undefined ? { p50Us: r.p50 } : {}), ...(r.p99 !== undefined ? { p99Us: r.p99 } : {}) });
-  }
-  return { report: { rows, source: 'measured by bench/capture.ts' }, forTargets: { ebpfUsPerConnect: per.ebpf!, iptablesUsPerConnect: per.iptables! } };
 }
 
 export async function runCapture(o: { root: string; quick: boolean; say: (l: string) => void; signal?: AbortSignal }): Promise<CaptureOutcome> {
-  const file = join(o.root, 'dist', 'bench', 'capture.js');
-  if (!existsSync(file)) return unavailable('bench/capture.ts (the capture area\'s benchmark) is not in this build yet');
-  o.say('capture alone: running bench/capture.ts');
-  const r = await run(file, ['--json', ...(o.quick ? ['--quick'] : [])], o.signal, 180_000);
-  if (r.code !== 0) return unavailable(`bench/capture.ts exited ${r.code}: ${(r.err || r.out).trim().split('\n').slice(-3).join(' ')}`);
+  const file = join(o.root, 'dist', 'bench', 'capture-compare.js');
+  if (!existsSync(file)) return unavailable('dist/bench/capture-compare.js is missing: build first (npm run build)');
+  o.say('capture alone: eBPF connect4 vs iptables REDIRECT (bench/capture-compare.ts)');
+  const args = ['--json', ...(o.quick ? ['--connections', '1000', '--reps', '1'] : ['--connections', '4000', '--reps', '3'])];
+  const r = await run(file, args, o.signal, 300_000);
+  if (r.code !== 0) return unavailable(`bench/capture-compare.ts exited ${r.code}: ${(r.err || r.out).trim().split('\n').slice(-3).join(' ')}`);
   const line = r.out.trim().split('\n').reverse().find((l) => l.startsWith('{'));
-  let json: unknown;
   try {
-    json = JSON.parse(line ?? r.out);
+    return captureOutcome(JSON.parse(line ?? '') as CaptureCompareResult);
   } catch {
-    return unavailable('bench/capture.ts printed no JSON result');
+    return unavailable(`bench/capture-compare.ts printed no JSON result: ${r.out.slice(0, 200)}`);
   }
-  return interpretCapture(json) ?? unavailable(`bench/capture.ts printed a result without eBPF and iptables connect rates: ${JSON.stringify(json).slice(0, 200)}`);
 }

@@ -286,7 +286,7 @@ async function main(): Promise<number> {
       rssIdleKiB,
       summary,
       runs,
-      ...(capture ? { capture: capture.report } : {}),
+      ...(capture ? { capture: { ...capture.report, ...(capture.raw ? { raw: capture.raw } : {}) } } : {}),
       notes,
     };
     writeFileSync(file, JSON.stringify(results, null, 2) + '\n');

@@ -139,7 +139,7 @@ export function evaluateTargets(inp: TargetInputs): TargetResult[] {
   out.push({
     name: 'capture cost per connection',
     target: 'eBPF < iptables REDIRECT',
-    measured: cok ? `eBPF ${c!.ebpfUsPerConnect!.toFixed(1)} µs vs iptables ${c!.iptablesUsPerConnect!.toFixed(1)} µs` : 'n/a',
+    measured: cok ? `connecting process CPU: eBPF ${c!.ebpfUsPerConnect!.toFixed(1)} µs vs iptables ${c!.iptablesUsPerConnect!.toFixed(1)} µs per connect` : 'n/a',
     met: cok ? c!.ebpfUsPerConnect! < c!.iptablesUsPerConnect! : null,
     ...(cok ? {} : { why: c?.unavailable ?? 'not measured' }),
   });

@@ -135,3 +135,66 @@ export async function churn(o: ChurnOptions): Promise<ClosedLoopResult> {
   await Promise.all(Array.from({ length: o.concurrency }, worker));
   return { completed, completedTotal, errors, rps: Math.round((completed / o.durationMs) * 1000), latencyUs: percentiles(h), ...(firstError ? { firstError } : {}), histogram: encodeHistogram(h) };
 }
+
+export interface ConnectLoopOptions {
+  host: string;
+  port: number;
+  count: number;
+  concurrency: number;
+}
+
+export interface ConnectLoopResult {
+  ok: number;
+  failed: number;
+  seconds: number;
+  connectsPerSecond: number;
+  /** this process's CPU time (user + system, where connect4 and the iptables OUTPUT hook run) per connect */
+  cpuUsPerConnect: number;
+  latencyUs: Percentiles;
+  firstError?: string;
+}
+
+/** Opens and closes `count` connections, `concurrency` at a time: the cost of capture per connection. */
+export async function connectLoop(o: ConnectLoopOptions): Promise<ConnectLoopResult> {
+  const h = latencyHistogram();
+  let started = 0;
+  let failed = 0;
+  let firstError: string | undefined;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const one = () =>
+    new Promise<void>((resolve) => {
+      const s0 = performance.now();
+      const sock = net.connect({ host: o.host, port: o.port });
+      sock.once('connect', () => {
+        h.recordValue(Math.max(1, Math.round((performance.now() - s0) * 1000)));
+        sock.destroy();
+        resolve();
+      });
+      sock.once('error', (e) => {
+        failed++;
+        firstError ??= e.message;
+        sock.destroy();
+        resolve();
+      });
+    });
+  const worker = async () => {
+    while (started < o.count) {
+      started++;
+      await one();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(o.concurrency, o.count) }, worker));
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const ok = h.totalCount;
+  return {
+    ok,
+    failed,
+    seconds,
+    connectsPerSecond: Math.round(ok / seconds),
+    cpuUsPerConnect: ok ? Math.round(((cpu.user + cpu.system) / ok) * 10) / 10 : NaN,
+    latencyUs: percentiles(h),
+    ...(firstError ? { firstError } : {}),
+  };
+}
