@@ -85,7 +85,9 @@ function added(s: TargetInputs['summary'], key: string, sid: ScenarioId, pct: st
 export function evaluateTargets(inp: TargetInputs): TargetResult[] {
   const s = inp.summary;
   const out: TargetResult[] = [];
-  const missing = (...keys: string[]) => keys.map((k) => (inp.unavailable[k] ? `${k}: ${inp.unavailable[k]}` : undefined)).find(Boolean);
+  const unavailable = (...keys: string[]) => keys.map((k) => (inp.unavailable[k] ? `${k}: ${inp.unavailable[k]}` : undefined)).find(Boolean);
+  // why a target could not be evaluated: a path missing, the scenario not run in this mode, or a failed run
+  const why = (sid: ScenarioId, ...keys: string[]) => unavailable(...keys) ?? (keys.some((k) => !s[k]?.[sid]) ? `scenario ${sid} not run in this mode` : 'a run failed');
 
   for (const sid of ['ol4', 'ol16'] as ScenarioId[]) {
     const conns = sid === 'ol4' ? 4 : 16;
@@ -98,7 +100,7 @@ export function evaluateTargets(inp: TargetInputs): TargetResult[] {
         target: '≤ nginx',
         measured: `Weft ${fmt(w)} vs nginx ${fmt(n)}`,
         met: ok ? w <= Math.max(n, 0) : null,
-        ...(ok ? {} : { why: missing('same-node/weft', 'same-node/nginx') ?? 'a run failed' }),
+        ...(ok ? {} : { why: why(sid, 'same-node/weft', 'same-node/nginx') }),
       });
     }
     for (const pct of ['p90', 'p99']) {
@@ -110,7 +112,7 @@ export function evaluateTargets(inp: TargetInputs): TargetResult[] {
         target: '≤ 2× nginx single hop',
         measured: `Weft ${fmt(w)} vs 2× nginx ${fmt(n === undefined ? undefined : 2 * n)}`,
         met: ok ? w <= 2 * Math.max(n, 0) : null,
-        ...(ok ? {} : { why: missing('cross-node/weft', 'cross-node/nginx') ?? 'a run failed' }),
+        ...(ok ? {} : { why: why(sid, 'cross-node/weft', 'cross-node/nginx') }),
       });
     }
   }
@@ -123,7 +125,7 @@ export function evaluateTargets(inp: TargetInputs): TargetResult[] {
       target: '≤ 2× nginx',
       measured: ok ? `Weft ${w.toFixed(1)} µs vs nginx ${n.toFixed(1)} µs (${(w / n).toFixed(2)}×)` : 'n/a',
       met: ok ? w <= 2 * n : null,
-      ...(ok ? {} : { why: missing('same-node/weft', 'same-node/nginx') ?? 'a run failed' }),
+      ...(ok ? {} : { why: why(sid, 'same-node/weft', 'same-node/nginx') }),
     });
   }
   const rss = Object.values(inp.agentRssIdleKiB);
