@@ -27,7 +27,7 @@ export interface ReportInput {
 
 export interface CaptureReport {
   unavailable?: string;
-  rows?: { method: string; connectsPerSecond: Spread; cpuUsPerConnect: Spread; p50Us?: number; p99Us?: number }[];
+  rows?: { method: string; connectsPerSecond: Spread; usPerConnect: number; p50Us?: number; p99Us?: number }[];
   source?: string;
 }
 
@@ -138,11 +138,11 @@ export function renderReport(inp: ReportInput): string {
     if (sids.length) out.push('Throughput and connection handling, median (min–max):', '', ...throughputTable(inp, scope, sids));
   }
   if (inp.capture) {
-    out.push('#### Capture alone: eBPF connect4 redirect vs iptables REDIRECT to the same listener', '');
+    out.push('#### Capture alone: eBPF connect4 redirect vs iptables, to the same listener', '');
     if (inp.capture.unavailable || !inp.capture.rows?.length) out.push(`Not available: ${inp.capture.unavailable ?? 'no result'}`, '');
     else {
-      out.push(row(['method', 'connects/s', 'client CPU µs per connect', 'connect p50 / p99 µs']), row(['---', '---', '---', '---']));
-      for (const r of inp.capture.rows) out.push(row([r.method, fmtSpread(r.connectsPerSecond), fmtSpread(r.cpuUsPerConnect, 1), `${r.p50Us ?? 'n/a'} / ${r.p99Us ?? 'n/a'}`]));
+      out.push(row(['method', 'connects/s', 'µs per connect (1 / rate)', 'connect p50 / p99 µs']), row(['---', '---', '---', '---']));
+      for (const r of inp.capture.rows) out.push(row([r.method, fmtSpread(r.connectsPerSecond), r.usPerConnect.toFixed(1), `${r.p50Us ?? 'n/a'} / ${r.p99Us ?? 'n/a'}`]));
       out.push('');
       if (inp.capture.source) out.push(`(${inp.capture.source})`, '');
     }

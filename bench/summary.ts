@@ -140,8 +140,8 @@ export function evaluateTargets(inp: TargetInputs): TargetResult[] {
   const cok = c?.ebpfUsPerConnect !== undefined && c.iptablesUsPerConnect !== undefined;
   out.push({
     name: 'capture cost per connection',
-    target: 'eBPF < iptables REDIRECT',
-    measured: cok ? `connecting process CPU: eBPF ${c!.ebpfUsPerConnect!.toFixed(1)} µs vs iptables ${c!.iptablesUsPerConnect!.toFixed(1)} µs per connect` : 'n/a',
+    target: 'eBPF < iptables',
+    measured: cok ? `eBPF ${c!.ebpfUsPerConnect!.toFixed(1)} µs vs iptables ${c!.iptablesUsPerConnect!.toFixed(1)} µs per connect (1 / connects per second)` : 'n/a',
     met: cok ? c!.ebpfUsPerConnect! < c!.iptablesUsPerConnect! : null,
     ...(cok ? {} : { why: c?.unavailable ?? 'not measured' }),
   });

@@ -1,10 +1,10 @@
 // Entry point of the load generators, run INSIDE a pod (cgroup + netns) by the bench runner:
-//   node dist/bench/load/cli.js open-loop|tcp-rr|churn|connect-loop '<json options>'  → one JSON result on stdout
+//   node dist/bench/load/cli.js open-loop|tcp-rr|churn '<json options>'   → one JSON result on stdout
 //   node dist/bench/load/cli.js echo-server <port>                         → TCP echo upstream
 // Options are the JSON form of the corresponding *Options interface.
 import net from 'node:net';
 
-import { churn, connectLoop, tcpRoundTrips, type ChurnOptions, type ConnectLoopOptions, type TcpRoundTripOptions } from './closed-loop.js';
+import { churn, tcpRoundTrips, type ChurnOptions, type TcpRoundTripOptions } from './closed-loop.js';
 import { openLoop, type OpenLoopOptions } from './open-loop.js';
 
 function echoServer(port: number): void {
@@ -26,9 +26,6 @@ async function main(): Promise<void> {
       return;
     case 'churn':
       process.stdout.write(JSON.stringify(await churn(JSON.parse(arg) as ChurnOptions)) + '\n');
-      return;
-    case 'connect-loop':
-      process.stdout.write(JSON.stringify(await connectLoop(JSON.parse(arg) as ConnectLoopOptions)) + '\n');
       return;
     case 'echo-server':
       echoServer(Number(arg));
