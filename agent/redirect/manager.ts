@@ -59,6 +59,10 @@ export interface RedirectManagerOptions {
   guardSources?: string[];
   /** directory with the compiled objects (default: the committed bpf/) */
   objectsDir?: string;
+  /** how often closed, never-consumed records are swept (default 5000 ms; 0 = only when sweep() is called) */
+  sweepIntervalMs?: number;
+  /** how long a closed record stays for a late proxy lookup before it is swept (default 10000 ms) */
+  sweepGraceMs?: number;
 }
 
 export interface EnrolledPod {
@@ -147,6 +151,7 @@ export class RedirectManager implements ConnectionLookup {
       m.close();
       throw e;
     }
+    if ((opts.sweepIntervalMs ?? 5_000) > 0) m.startSweeping(opts.sweepIntervalMs ?? 5_000, opts.sweepGraceMs ?? 10_000);
     logger.info('capture ready', { pinDir: opts.pinDir, cgroupRoot: opts.cgroupRoot, attached: attach.attached, reused: attach.reused });
     return m;
   }

@@ -35,6 +35,7 @@ mgr = RedirectManager.open({
   proxy: { ipv4: pod.nodeIpv4, port: 15001 },
   hostNetnsCookie: netnsCookie(lab.nodeNetnsPath),
   logger: silentLogger,
+  sweepIntervalMs: 0, // sweeps happen when this test says so
 });
 mgr.reconcile({ pods: [{ cgroupId: pod.cgroupId, uid: pod.uid, mode: 'PERMISSIVE' }], destinations: [{ ip: VIP, port: 80 }] });
 

@@ -83,3 +83,11 @@ t.test('PERMISSIVE: any source may connect', async (t) => {
   const again = await fromNode(pod.otherIpv4, pod.ipv4, 1);
   t.equal(again.code, 28, 'and STRICT again drops it');
 });
+
+t.test('a second installation into the same pin directory at another cgroup is refused', async (t) => {
+  t.throws(
+    () => RedirectManager.open({ pinDir: lab.pinDir, cgroupRoot: lab.strangerCgroup, proxy: { ipv4: pod.nodeIpv4 }, logger: silentLogger }),
+    { code: 'WEFT_ERR_CAPTURE_CONFLICT', message: /weft capture uninstall/ },
+  );
+  t.equal(mgr!.enrolled().length, 1, 'the running installation is untouched');
+});
