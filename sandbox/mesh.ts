@@ -141,6 +141,28 @@ export async function waitReady(what: string, pid: number, ports: number[], file
   }
 }
 
+/**
+ * Polls a readiness URL (through a loopback port-forward) until it answers 200; a 503's body says which
+ * check fails (the agent names them: proxy, config, capture), and that goes into the timeout message.
+ */
+export async function waitHealthy(what: string, pid: number, url: string, log: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer yet';
+  for (;;) {
+    if (!pidAlive(pid)) throw new Error(`${what} exited during startup; last lines of ${log}:\n${tail(log, 8)}`);
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+      const body = await res.text();
+      if (res.status === 200) return;
+      last = `${res.status} ${body.trim()}`;
+    } catch (e) {
+      last = (e as Error).message;
+    }
+    if (Date.now() > deadline) throw new Error(`${what} was not ready after ${timeoutMs / 1000}s (${url}: ${last}); see ${log}:\n${tail(log, 8)}`);
+    await sleep(200);
+  }
+}
+
 export function tail(file: string, n: number): string {
   try {
     return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-n).join('\n');

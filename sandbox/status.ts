@@ -35,7 +35,7 @@ export interface SandboxStatus {
     podCIDR: string;
     bridge: string;
     cgroup: string;
-    agent: ProcessStatus & { metrics: string | null; bpffs: string; log: string | null };
+    agent: ProcessStatus & { metrics: string | null; health: string | null; bpffs: string; log: string | null };
   }[];
   pods: {
     namespace: string;
@@ -110,7 +110,7 @@ export function sandboxStatus(st: SandboxState): SandboxStatus {
       podCIDR: n.podCIDR,
       bridge: n.bridge,
       cgroup: n.cgroup,
-      agent: { ...alive(st.pids.agents[n.name]), metrics: fwd(`${n.name}-metrics`) && `${fwd(`${n.name}-metrics`)}/metrics`, bpffs: n.bpffs, log: st.meshDisabled ? null : files.agentLogs[n.name]! },
+      agent: { ...alive(st.pids.agents[n.name]), metrics: fwd(`${n.name}-metrics`) && `${fwd(`${n.name}-metrics`)}/metrics`, health: fwd(`${n.name}-health`) && `${fwd(`${n.name}-health`)}/healthz/ready`, bpffs: n.bpffs, log: st.meshDisabled ? null : files.agentLogs[n.name]! },
     })),
     pods: plan.pods.map((p) => {
       const pids = st.pids.pods[`${p.namespace}/${p.name}`] ?? {};

@@ -10,11 +10,11 @@ import { WeftConfigError } from '../common/errors.js';
 import { PORTS } from '../common/ports.js';
 import { bpffsDirFor, BPFFS_ROOT, down, sandboxNetns } from './down.js';
 import { SandboxExistsError, SandboxHostError, SandboxStepError } from './errors.js';
-import { startForward } from './forward.js';
+import { type ForwardSpec, startForward } from './forward.js';
 import { findCgroup2Mount, makeCgroup } from './host/cgroup.js';
 import { parallel, run } from './host/run.js';
 import { writeConfigDir } from './kube.js';
-import { meshFiles, startAgent, startController, waitReady, writeTokens } from './mesh.js';
+import { meshFiles, startAgent, startController, waitHealthy, waitReady, writeTokens } from './mesh.js';
 import { addNetns, buildNode, buildPodLinks, buildUnderlay } from './network.js';
 import { type Plan, planSandbox } from './plan.js';
 import { createPodNamespaces, lastLogLine, makeNamespaceDir, startContainer } from './pods.js';
@@ -158,26 +158,41 @@ export async function up(opts: UpOptions): Promise<SandboxState> {
     });
 
     const files = meshFiles(plan);
-    const timeout = opts.readyTimeoutMs ?? 30_000;
+    const timeout = opts.readyTimeoutMs ?? 60_000;
+    const fwdDir = `${runDir}/fwd`;
+    mkdirSync(fwdDir, { recursive: true });
+    const forward = async (spec: ForwardSpec) => {
+      const f = await startForward(spec, fwdDir, plan.systemCgroup);
+      state.forwards.push(f);
+      save();
+      return f;
+    };
     if (!opts.controllerDisabled) {
-      await step('controller', `weft controller at ${plan.controller.ip}:${PORTS.controllerGrpc} (netns ${plan.controller.netns})`, async () => {
+      await step('controller', `weft controller at ${plan.controller.ip}:${PORTS.controllerGrpc} (netns ${plan.controller.netns}), web page forwarded to 127.0.0.1`, async () => {
         writeConfigDir(plan.controller.configDir, plan);
         writeTokens(plan, files);
         state.pids.controller = startController(plan, files);
         save();
         await waitReady('the controller', state.pids.controller, [PORTS.controllerGrpc, PORTS.controllerWeb], [files.ca], files.controllerLog, timeout);
+        // to the controller's loopback, so its admin write API (loopback-only without a token) works through it
+        await forward({ name: 'controller-web', netns: plan.controller.netns, target: `127.0.0.1:${PORTS.controllerWeb}` });
       });
     } else {
       say(`controller off: ${opts.controllerDisabled}`);
     }
     if (!opts.meshDisabled) {
-      await step('agents', `weft agent on ${plan.nodes.map((n) => n.name).join(', ')}, eBPF at each node's cgroup`, async () => {
+      await step('agents', `weft agent on ${plan.nodes.map((n) => n.name).join(', ')} ready (config in force, eBPF attached at each node's cgroup)`, async () => {
         if (!mountedFs(BPFFS_ROOT, 'bpf')) await run('mount', ['-t', 'bpf', 'bpf', BPFFS_ROOT]);
         for (const n of plan.nodes) state.pids.agents[n.name] = startAgent(plan, n, files);
         save();
-        await parallel(plan.nodes, conc, (n) =>
-          waitReady(`the agent on ${n.name}`, state.pids.agents[n.name]!, [PORTS.outbound, PORTS.metrics], [], files.agentLogs[n.name]!, timeout),
-        );
+        await parallel(plan.nodes, conc, async (n) => {
+          const pid = state.pids.agents[n.name]!;
+          const log = files.agentLogs[n.name]!;
+          await waitReady(`the agent on ${n.name}`, pid, [PORTS.metrics, PORTS.health], [], log, timeout);
+          await forward({ name: `${n.name}-metrics`, netns: n.netns, target: `${n.ip}:${PORTS.metrics}` });
+          const health = await forward({ name: `${n.name}-health`, netns: n.netns, target: `${n.ip}:${PORTS.health}` });
+          await waitHealthy(`the agent on ${n.name}`, pid, `http://127.0.0.1:${health.port}/healthz/ready`, log, timeout);
+        });
       });
     } else {
       say(`mesh       off: ${opts.meshDisabled}`);
@@ -189,18 +204,6 @@ export async function up(opts: UpOptions): Promise<SandboxState> {
         for (const c of p.containers) pids[c.name] = startContainer(p, c);
         state.pids.pods[`${p.namespace}/${p.name}`] = pids;
       }
-      save();
-    });
-
-    await step('forwards', 'operator page and agent metrics on 127.0.0.1', async () => {
-      const dir = `${runDir}/fwd`;
-      mkdirSync(dir, { recursive: true });
-      const specs = [
-        // to the controller's loopback, so the admin write API (loopback-only without a token) works through it
-        ...(opts.controllerDisabled ? [] : [{ name: 'controller-web', netns: plan.controller.netns, target: `127.0.0.1:${PORTS.controllerWeb}` }]),
-        ...(opts.meshDisabled ? [] : plan.nodes.map((n) => ({ name: `${n.name}-metrics`, netns: n.netns, target: `${n.ip}:${PORTS.metrics}` }))),
-      ];
-      for (const s of specs) state.forwards.push(await startForward(s, dir, plan.systemCgroup));
       save();
     });
 

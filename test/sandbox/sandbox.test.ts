@@ -113,8 +113,23 @@ t.test('two nodes: pods reach a service on the other node by name; down leaves n
   t.match((await curlFrom(id, 'plain/client', 'http://web.demo/')).out, /"pod":"web"/, 'from a pod outside the mesh');
 
   if (s.mesh.enabled) {
-    const metrics = await fetch(s.nodes[1]!.agent.metrics!).then((r) => r.text());
-    t.match(metrics, /istio_requests_total\{[^}]*destination_service="web\.demo\.svc\.cluster\.local"[^}]*\} [1-9]/, 'the agent on node-2 counted the requests');
+    // Through the mesh: node-1's proxy (reporter=source) saw the HTTP requests and sent them over mTLS;
+    // node-2's proxy (reporter=destination) accepted them for the web workload. Read through the forwards.
+    const series = (text: string, name: string, labels: Record<string, string>) =>
+      text.split('\n').filter((l) => l.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)));
+    const want = { reporter: 'source', source_workload_namespace: 'demo', destination_service: 'web.demo.svc.cluster.local', response_code: '200', connection_security_policy: 'mutual_tls' };
+    let m1 = '';
+    let m2 = '';
+    for (let i = 0; i < 25; i++) {
+      [m1, m2] = await Promise.all(s.nodes.map((n) => fetch(n.agent.metrics!).then((r) => r.text())));
+      if (series(m1!, 'istio_requests_total', want).length > 0) break;
+      await sleep(200); // a metric may land just after the response
+    }
+    const sent = series(m1!, 'istio_requests_total', want);
+    t.ok(sent.some((l) => Number(l.split(' ').pop()) >= 1), 'node-1 agent counted the requests, sent over mTLS');
+    if (sent.length === 0) t.comment(m1!.split('\n').filter((l) => l.startsWith('istio_')).join('\n'));
+    const received = m2!.split('\n').filter((l) => /^istio_\w+\{/.test(l) && l.includes('reporter="destination"') && l.includes('destination_workload="web"'));
+    t.ok(received.length > 0, 'node-2 agent counted them as destination');
   } else {
     t.comment(`mesh off: ${s.mesh.reason}`);
   }
