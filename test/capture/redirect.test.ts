@@ -88,6 +88,12 @@ t.test('IPv4: curl to a mesh VIP lands on the node proxy, which recovers destina
   t.same(JSON.parse(r.stdout), { ip: VIP4, port: 80, family: 4, cgroupId: pod.cgroupId.toString() });
 });
 
+t.test('dual-stack: an IPv6 socket to a v4-mapped VIP is captured as IPv4', async (t) => {
+  const r = await curl(`http://[::ffff:${VIP4}]/`);
+  t.equal(r.code, 0, `curl succeeded: ${r.stderr}`);
+  t.same(JSON.parse(r.stdout), { ip: VIP4, port: 80, family: 4, cgroupId: pod.cgroupId.toString() });
+});
+
 t.test('IPv6: the same for an IPv6 VIP', async (t) => {
   const r = await curl(`http://[${VIP6}]/`);
   t.equal(r.code, 0, `curl succeeded: ${r.stderr}`);
