@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { runCapture, type CaptureOutcome } from './capture-runner.js';
+import { profileAgent, type AgentProfile } from './profile-run.js';
 import { describeMachine, loadAverage } from './machine.js';
 import { buildPaths, PATH_IDS, type BenchPath, type PathId } from './paths.js';
 import { SidecarRedirect, sidecarHaproxyConf, sidecarNginxConf, SIDECAR_PORTS, startEcho, startHaproxy, startNginx, upstreamNginxConf, type RunningProgram } from './peers.js';
@@ -130,15 +131,8 @@ async function main(): Promise<number> {
     if (ac.signal.aborted) throw new Error('interrupted');
   };
 
-  const profDir = join(dir, 'cpu-prof');
-  if (values['cpu-prof']) {
-    // The sandbox passes the environment to the controller and agents (not to pods): they write
-    // V8 CPU profiles when they exit, which they do on `down`'s SIGTERM.
-    mkdirSync(profDir, { recursive: true });
-    process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${profDir}`.trim();
-  }
-
   let capture: CaptureOutcome | undefined;
+  let agentProfile: AgentProfile | undefined;
   const runs: Runs = {};
   const rssIdleKiB: Record<string, number> = {};
   const agentRssIdleKiB: Record<string, number> = {};
@@ -146,7 +140,6 @@ async function main(): Promise<number> {
   try {
     say(`sandbox ${id} (2 nodes), work dir ${dir}`);
     topo = await buildTopology({ id, dir, say, signal: ac.signal });
-    if (values['cpu-prof']) delete process.env.NODE_OPTIONS;
     const t = topo;
     if (t.meshUnavailable) notes.push(`Weft paths not available: ${t.meshUnavailable}.`);
 
@@ -231,6 +224,17 @@ async function main(): Promise<number> {
     }
     await redirect.clear();
 
+    const weftSame = live.find((p) => p.id === 'weft' && p.scope === 'same-node');
+    if (values['cpu-prof']) {
+      if (!weftSame) notes.push('--cpu-prof: no Weft path to profile in this run.');
+      else {
+        checkAbort();
+        const file = join(values.out!, 'profiles', `${date.slice(0, 19).replace(/:/g, '-')}Z-agent-node-1.cpuprofile`);
+        mkdirSync(dirname(file), { recursive: true });
+        agentProfile = await profileAgent({ topo: t, node: 'node-1', file, env, path: weftSame, say });
+      }
+    }
+
     if (!values['no-capture']) {
       checkAbort();
       capture = await runCapture({ root: ROOT, quick: values.quick!, say, signal: ac.signal });
@@ -255,12 +259,6 @@ async function main(): Promise<number> {
       }
     }
     if (code === 0) writeResults();
-    if (values['cpu-prof'] && existsSync(profDir)) {
-      const keep = join(values.out!, 'profiles');
-      mkdirSync(keep, { recursive: true });
-      spawnSync('sh', ['-c', `cp ${profDir}/*.cpuprofile ${keep}/ 2>/dev/null`]);
-      say(`CPU profiles of the controller and agents: ${keep}`);
-    }
     rmSync(dir, { recursive: true, force: true });
     return code;
   }
@@ -287,11 +285,12 @@ async function main(): Promise<number> {
       summary,
       runs,
       ...(capture ? { capture: { ...capture.report, ...(capture.raw ? { raw: capture.raw } : {}) } } : {}),
+      ...(agentProfile ? { agentProfile } : {}),
       notes,
     };
     writeFileSync(file, JSON.stringify(results, null, 2) + '\n');
     say(`results: ${file}`);
-    const section = renderReport({ ...results, mode: results.mode as 'full' | 'quick', resultsFile: relative(ROOT, file), paths: results.paths, ...(capture ? { capture: capture.report } : {}) });
+    const section = renderReport({ ...results, mode: results.mode as 'full' | 'quick', resultsFile: relative(ROOT, file), paths: results.paths, ...(capture ? { capture: capture.report } : {}), ...(agentProfile ? { agentProfile } : {}) });
     process.stdout.write(section + '\n');
     if (!values['no-readme']) {
       const readme = existsSync(values.readme!) ? readFileSync(values.readme!, 'utf8') : '# Weft benchmarks\n';

@@ -1,6 +1,7 @@
 // The markdown the bench writes into bench/README.md between the results markers: machine, versions, date,
 // the targets with met / not met, then per-scope latency, CPU, memory and throughput tables.
 import type { Machine } from './machine.js';
+import type { AgentProfile } from './profile-run.js';
 import type { ScenarioId } from './scenarios.js';
 import { SCENARIO_LABELS } from './scenarios.js';
 import type { Spread } from './stats.js';
@@ -21,6 +22,7 @@ export interface ReportInput {
   rssIdleKiB: Record<string, number>;
   targets: TargetResult[];
   capture?: CaptureReport;
+  agentProfile?: AgentProfile;
   resultsFile: string;
   notes: string[];
 }
@@ -145,6 +147,22 @@ export function renderReport(inp: ReportInput): string {
       for (const r of inp.capture.rows) out.push(row([r.method, fmtSpread(r.connectsPerSecond), r.usPerConnect.toFixed(1), `${r.p50Us ?? 'n/a'} / ${r.p99Us ?? 'n/a'}`]));
       out.push('');
       if (inp.capture.source) out.push(`(${inp.capture.source})`, '');
+    }
+  }
+  const prof = inp.agentProfile;
+  if (prof) {
+    out.push('#### Where the agent spends its time (`--cpu-prof`, node-1 agent under max-throughput load)', '');
+    if (prof.error || !prof.functions) out.push(`Not available: ${prof.error ?? 'no profile'}`, '');
+    else {
+      out.push(`${prof.load.rps ?? '?'} req/s, ${prof.load.cpuUsPerReq ?? '?'} µs CPU/req while profiled; the main thread was idle ${prof.idleMs ?? '?'} of ${prof.totalMs ?? '?'} ms; shares below are of its busy time; profile: \`${prof.file.replace(/^.*\/bench\/results\//, 'bench/results/')}\` (open in Chrome DevTools or speedscope).`, '');
+      out.push(row(['self time by file', '%', 'self time by function', '%']), row(['---', '---', '---', '---']));
+      for (let i = 0; i < 12; i++) {
+        const f = prof.files?.[i];
+        const g = prof.functions[i];
+        if (!f && !g) break;
+        out.push(row([f?.name ?? '', f ? String(f.selfPercent) : '', g ? `${g.name} (${g.where})` : '', g ? String(g.selfPercent) : '']));
+      }
+      out.push('');
     }
   }
   return out.join('\n');

@@ -12,6 +12,7 @@ import { churn } from '../../bench/load/closed-loop.js';
 import { renderReport, spliceReadme, RESULTS_START, RESULTS_END } from '../../bench/report.js';
 import type { BenchPath } from '../../bench/paths.js';
 import type { Measurement } from '../../bench/scenarios.js';
+import { topFunctions } from '../../bench/profile.js';
 import { latencyHistogram, percentiles, spread } from '../../bench/stats.js';
 import { evaluateTargets, summarize, type Runs } from '../../bench/summary.js';
 import { durationUs, parseH2load, parseWrk } from '../../bench/tools.js';
@@ -153,4 +154,26 @@ t.test('summary pairs each run with direct, targets and table', async (t) => {
   t.match(md, /\| agent RSS idle \| ≤ 60 MB \| 50\.0 MB \| yes \|/);
   const readme = spliceReadme(`# B\n\nintro\n\n${RESULTS_START}\nold\n${RESULTS_END}\n\nafter\n`, 'new');
   t.equal(readme, `# B\n\nintro\n\n${RESULTS_START}\nnew\n${RESULTS_END}\n\nafter\n`);
+});
+
+t.test('profile summary: self time per function and file, idle kept apart', async (t) => {
+  const frame = (functionName: string, url = '', lineNumber = 0) => ({ functionName, url, lineNumber });
+  const r = topFunctions({
+    nodes: [
+      { id: 1, callFrame: frame('(root)'), children: [2, 3, 4] },
+      { id: 2, callFrame: frame('(idle)') },
+      { id: 3, callFrame: frame('onRequest', 'file:///x/dist/agent/proxy/http1.js', 81) },
+      { id: 4, callFrame: frame('emit', 'node:events', 470) },
+    ],
+    startTime: 0,
+    endTime: 1000,
+    samples: [2, 3, 3, 4, 2],
+    timeDeltas: [0, 100, 100, 100, 100],
+  });
+  t.equal(r.idleMs, 0.2);
+  t.same(r.functions.map((f) => [f.name, f.where, f.selfPercent]), [
+    ['onRequest', 'dist/agent/proxy/http1.js:82', 66.7],
+    ['emit', 'node:events:471', 33.3],
+  ]);
+  t.same(r.files.map((f) => f.name), ['dist/agent/proxy/http1.js', 'node:events']);
 });
