@@ -62,6 +62,8 @@ export class Http1Proxy {
   private readonly localAgent: http.Agent;
   private readonly tunnelAgents = new Map<string, TunnelAgent>();
   private draining = false;
+  /** open client connections → responses in flight on each (node's own idle tracking needs a listening server) */
+  private readonly inFlight = new Map<Socket, Set<ServerResponse>>();
 
   constructor(private readonly o: Http1Options) {
     this.server = http.createServer({ maxHeaderSize: o.maxHeaderSize, requestTimeout: 0, keepAliveTimeout: o.keepAliveTimeoutMs, noDelay: true });
@@ -79,6 +81,8 @@ export class Http1Proxy {
     this.dests.set(socket, dest);
     const done = this.o.connections.track('outbound', { source: dest.sourceId ?? 'unknown', destination: `${dest.original.ip}:${dest.original.port}`, protocol: 'http1' }, () => socket.destroy());
     socket.once('close', done);
+    this.inFlight.set(socket, new Set());
+    socket.once('close', () => this.inFlight.delete(socket));
     this.server.emit('connection', socket);
     socket.resume();
   }
@@ -114,6 +118,13 @@ export class Http1Proxy {
     const dest = this.dests.get(req.socket)!;
     res.sendDate = false;
     if (this.draining) res.shouldKeepAlive = false;
+    const busy = this.inFlight.get(req.socket);
+    busy?.add(res);
+    res.once('close', () => {
+      busy?.delete(res);
+      // Draining: a connection whose last response is done is closed now rather than kept alive.
+      if (this.draining && busy?.size === 0 && !req.socket.destroyed) req.socket.end();
+    });
     const route = dest.pick();
     if (!route) return this.fail(res, dest, undefined, 503, 'no_endpoint', undefined, t0);
     if (route.kind === 'local') {
@@ -217,7 +228,11 @@ export class Http1Proxy {
   /** Graceful drain: no new keep-alive, idle connections closed now, busy ones after their response. */
   drain(): void {
     this.draining = true;
-    this.server.closeIdleConnections();
+    for (const [socket, busy] of this.inFlight) {
+      if (busy.size === 0) socket.end();
+      // Responses not started yet say Connection: close; node then closes after them.
+      else for (const res of busy) if (!res.headersSent) res.shouldKeepAlive = false;
+    }
   }
 
   close(): void {
