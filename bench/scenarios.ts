@@ -47,6 +47,8 @@ export interface Measurement {
   errors?: number;
   /** open loop: how late the generator sent (p99, µs) */
   sendLagP99Us?: number;
+  /** open loop: the latency HdrHistogram (µs), compressed base64, for re-analysis */
+  histogram?: string;
 }
 
 export interface ScenarioEnv {
@@ -99,6 +101,7 @@ export async function measure(env: ScenarioEnv, path: BenchPath, id: ScenarioId)
           requests: r.completed,
           errors: failed,
           sendLagP99Us: r.sendLagUs.p99,
+          histogram: r.histogram,
         };
         break;
       }
