@@ -20,6 +20,7 @@ import { PORTS } from '../../common/ports.js';
 import { COMMANDS } from '../../cli/registry.js';
 import '../../cli/commands.js';
 import { find, loadInstall, type K8sDoc } from './manifests.js';
+import { WATCHED_KINDS } from '../../controller/sources/kubernetes/kinds.js';
 
 type Validatable = new (data: never) => { validate(): void };
 const MODELS: Record<string, Validatable> = {
@@ -231,5 +232,15 @@ t.test('bindings bind each role to its own service account', async (t) => {
     t.same(b.subjects, [{ kind: 'ServiceAccount', name: b.metadata.name, namespace: 'weft-system' }]);
     t.ok(install.some((d) => d.obj.kind === b.roleRef.kind && d.obj.metadata.name === b.roleRef.name), `${b.roleRef.kind} ${b.roleRef.name} exists`);
     t.ok(install.some((d) => d.obj.kind === 'ServiceAccount' && d.obj.metadata.name === b.metadata.name), `ServiceAccount ${b.metadata.name} exists`);
+  }
+});
+
+t.test("the controller's RBAC lets it list and watch every kind its Kubernetes source watches", async (t) => {
+  const ctrl = (find(install, 'ClusterRole', 'weft-controller') as K8sDoc & { rules: Rule[] }).rules;
+  for (const k of WATCHED_KINDS) {
+    const group = k.apiVersion.includes('/') ? k.apiVersion.slice(0, k.apiVersion.indexOf('/')) : '';
+    for (const verb of ['list', 'watch']) {
+      t.ok(ctrl.some((r) => r.apiGroups.includes(group) && r.resources.includes(k.plural) && r.verbs.includes(verb)), `${verb} ${k.plural} (${k.kind})`);
+    }
   }
 });
