@@ -22,9 +22,10 @@ export const DEMO_SPEC = join(dirname(fileURLToPath(import.meta.url)), '..', '..
 
 const USAGE = `usage: weft sandbox <command> [--id ID]
 
-  up [--nodes N] [-f spec.yaml] [--detach] [--no-mesh]
+  up [--nodes N] [-f spec.yaml] [--detach] [--no-mesh] [--ready-timeout SECONDS]
                       build a sandbox (default: 2 nodes, sandbox/demo.yaml) and stay in the
-                      foreground until Ctrl-C, which removes it; --detach returns once it is up
+                      foreground until Ctrl-C, which removes it; --detach returns once it is up;
+                      the controller and each agent get --ready-timeout (default 60) to become ready
   status [--json]     nodes, pods, services, controller and where their pages are forwarded
   exec <ns>/<pod> [-c CONTAINER] -- <cmd...>
                       run a command in a pod's network, mount and UTS namespaces and cgroup
@@ -76,8 +77,11 @@ async function cmdUp(argv: string[]): Promise<number> {
       file: { type: 'string', short: 'f' },
       detach: { type: 'boolean', default: false },
       'no-mesh': { type: 'boolean', default: false },
+      'ready-timeout': { type: 'string', default: '60' },
     },
   });
+  const readyTimeout = Number(values['ready-timeout']);
+  if (!(readyTimeout > 0)) throw new WeftConfigError('--ready-timeout', `must be a positive number of seconds, got "${values['ready-timeout']}"`);
   const id = sandboxId(values.id);
   if (!/^\d+$/.test(values.nodes!)) throw new WeftConfigError('--nodes', `must be a number, got "${values.nodes}"`);
   const specFile = values.file ?? DEMO_SPEC;
@@ -112,6 +116,7 @@ async function cmdUp(argv: string[]): Promise<number> {
     detached: values.detach!,
     progress: say,
     signal: ac.signal,
+    readyTimeoutMs: readyTimeout * 1000,
     ...availability,
   });
   ready = true;
