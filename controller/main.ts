@@ -115,13 +115,24 @@ export async function startController(opts: ControllerOptions): Promise<Controll
   const controllerIdentity = `spiffe://${opts.trustDomain}/ns/${rootNamespace}/sa/${CONTROLLER_SERVICE_ACCOUNT}`;
   // The serving certificate lives a year (clamped to the root) and is re-issued at every start; agents
   // check its SPIFFE ID against the trust bundle, so names and IPs are a convenience for other clients.
-  const serving = await ca.issueWithNewKey({
-    uris: [controllerIdentity],
-    dnsNames: ['localhost', 'weft-controller', `weft-controller.${rootNamespace}`, `weft-controller.${rootNamespace}.svc`, ...(opts.serverDnsNames ?? [])],
-    ips: ['127.0.0.1', '::1', ...(opts.serverIps ?? [])],
-    ttlMs: 365 * 24 * 3600 * 1000,
+  const issueServing = () =>
+    ca.issueWithNewKey({
+      uris: [controllerIdentity],
+      dnsNames: ['localhost', 'weft-controller', `weft-controller.${rootNamespace}`, `weft-controller.${rootNamespace}.svc`, ...(opts.serverDnsNames ?? [])],
+      ips: ['127.0.0.1', '::1', ...(opts.serverIps ?? [])],
+      ttlMs: 365 * 24 * 3600 * 1000,
+    });
+  const grpcPort = await grpc.listen(opts.grpcHost, opts.grpcPort, await issueServing());
+  // after a root rotation the serving certificate must chain to the new root before the old one retires
+  let servingRoot = ca.rootCertPem();
+  ca.onChange(() => {
+    if (ca.rootCertPem() === servingRoot) return;
+    servingRoot = ca.rootCertPem();
+    issueServing().then(
+      (c) => grpc.reloadCertificate(c),
+      (e: unknown) => log.error('cannot re-issue the serving certificate after root rotation', { err: e }),
+    );
   });
-  const grpcPort = await grpc.listen(opts.grpcHost, opts.grpcPort, serving);
 
   // The operator web page (controller/web) owns the HTTP server; the admin write API answers first.
   const web = createWebServer({
@@ -137,7 +148,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     },
   });
   const handlers: HttpHandler[] = [
-    createAdminHandler({ store, logger: log.child('admin'), afterWrite: () => publisher.flush(), ...(opts.operatorToken ? { operatorToken: opts.operatorToken } : {}) }),
+    createAdminHandler({ store, ca, logger: log.child('admin'), afterWrite: () => publisher.flush(), ...(opts.operatorToken ? { operatorToken: opts.operatorToken } : {}) }),
     ...(opts.httpHandlers ?? []),
   ];
   const webRequest = web.server.listeners('request').slice() as ((req: IncomingMessage, res: ServerResponse) => void)[];

@@ -65,10 +65,20 @@ function policyToWire(p: MeshObject): WirePolicy {
   return { key: policyKey(p), json: JSON.stringify(p) };
 }
 
-/** Stable JSON for change detection (keys in insertion order are stable: objects are built by our own code). */
-const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+/**
+ * Change detection by JSON (key order is stable: the translator builds these objects). Each config object
+ * is serialised once in its life: a config is diffed against many times (once per agent, as base then as
+ * target), so the memo turns 50 agents x 60,000 objects into 60,000 serialisations per version.
+ */
+const serialized = new WeakMap<object, string>();
+function json(x: object): string {
+  let s = serialized.get(x);
+  if (s === undefined) serialized.set(x, (s = JSON.stringify(x)));
+  return s;
+}
+const same = (a: object, b: object) => a === b || json(a) === json(b);
 
-function diffKeyed<T>(prev: T[], next: T[], key: (x: T) => string): { upsert: T[]; remove: string[] } {
+function diffKeyed<T extends object>(prev: T[], next: T[], key: (x: T) => string): { upsert: T[]; remove: string[] } {
   const before = new Map(prev.map((x) => [key(x), x]));
   const upsert: T[] = [];
   const seen = new Set<string>();

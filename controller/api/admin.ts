@@ -1,6 +1,8 @@
 // The operator's write API, mounted on the controller's HTTP port (15014) next to the web page:
 //   POST /api/v1/apply   body: YAML (multi-document)  -> 200 {"applied": ["Pod default/web-1", ...]}
 //   POST /api/v1/delete  body: YAML                   -> 200 {"deleted": [...]}
+//   POST /api/v1/ca/rotate-root                       -> 200 {"rootCertPem", "trustBundlePem"}: a new root
+//        signs from now on; the old one stays in the trust bundle until the leaves it signed have expired
 // An apply is all or nothing: every object is validated first and one invalid object refuses the whole
 // request (422 with the WEFT_ERR_CONFIG message naming object and field). Callers must present the
 // operator token (Authorization: Bearer ...) when one is configured; without one, only loopback may write.
@@ -12,9 +14,11 @@ import type { Logger } from '../../common/log.js';
 import { silentLogger } from '../../common/log.js';
 import { parseObjects } from '../sources/yaml-objects.js';
 import { describeObject, type ObjectStore } from '../store/object-store.js';
+import type { CertificateAuthority } from '../ca/authority.js';
 
 export const APPLY_PATH = '/api/v1/apply';
 export const DELETE_PATH = '/api/v1/delete';
+export const ROTATE_ROOT_PATH = '/api/v1/ca/rotate-root';
 export const APPLY_SOURCE = 'apply';
 const MAX_BODY = 32 * 1024 * 1024;
 
@@ -41,7 +45,7 @@ function isLoopback(addr: string | undefined): boolean {
   return !!addr && (addr === '::1' || addr.startsWith('127.') || addr.startsWith('::ffff:127.'));
 }
 
-export function createAdminHandler(opts: { store: ObjectStore; operatorToken?: string; logger?: Logger; afterWrite?: () => void }): HttpHandler {
+export function createAdminHandler(opts: { store: ObjectStore; ca?: CertificateAuthority; operatorToken?: string; logger?: Logger; afterWrite?: () => void }): HttpHandler {
   const log = opts.logger ?? silentLogger;
   const token = opts.operatorToken ? Buffer.from(opts.operatorToken) : undefined;
 
@@ -54,7 +58,7 @@ export function createAdminHandler(opts: { store: ObjectStore; operatorToken?: s
 
   return async (req, res) => {
     const path = (req.url ?? '').split('?')[0];
-    if (path !== APPLY_PATH && path !== DELETE_PATH) return false;
+    if (path !== APPLY_PATH && path !== DELETE_PATH && !(path === ROTATE_ROOT_PATH && opts.ca)) return false;
     if (req.method !== 'POST') {
       send(res, 405, { error: { code: 'WEFT_ERR_CONFIG', message: `${path} takes POST with a YAML body` } });
       return true;
@@ -64,6 +68,12 @@ export function createAdminHandler(opts: { store: ObjectStore; operatorToken?: s
       return true;
     }
     try {
+      if (path === ROTATE_ROOT_PATH) {
+        await opts.ca!.rotateRoot();
+        log.info('root rotated by operator request');
+        send(res, 200, { rootCertPem: opts.ca!.rootCertPem(), trustBundlePem: opts.ca!.trustBundlePem() });
+        return true;
+      }
       const objs = parseObjects(await readBody(req), 'request body');
       if (path === APPLY_PATH) {
         // validate everything before touching the store: all or nothing

@@ -3,6 +3,7 @@
 // config. Changes that arrive while an update is in flight are coalesced into the next one. A NACK leaves
 // the agent on its last good version (it said so) and is recorded for operators.
 import type * as grpc from '@grpc/grpc-js';
+import { createHash } from 'node:crypto';
 
 import type { Logger } from '../../common/log.js';
 import type { MeshConfig } from '../../common/mesh.js';
@@ -16,7 +17,26 @@ export interface ConfigSource {
   trustBundlePem(): string;
 }
 
-interface Sent {
+/**
+ * Updates shared by sessions: agents at the same ACKed version get the same delta to the same config, so
+ * it is computed (and encoded by gRPC from the same object) once, not once per agent.
+ */
+const digest = (s: string) => createHash('sha256').update(s).digest('base64url').slice(0, 16);
+
+export class UpdateCache {
+  private readonly entries = new Map<string, ConfigUpdate | undefined>();
+
+  get(base: Sent | undefined, next: MeshConfig, bundle: string): ConfigUpdate | undefined {
+    const key = `${base ? `${base.config.version}:${digest(base.bundle)}` : 'snapshot'}->${next.version}:${digest(bundle)}`;
+    if (this.entries.has(key)) return this.entries.get(key);
+    const u = base ? deltaUpdate(base.config, next, bundle, base.bundle) : snapshotUpdate(next, bundle);
+    if (this.entries.size >= 64) this.entries.delete(this.entries.keys().next().value!);
+    this.entries.set(key, u);
+    return u;
+  }
+}
+
+export interface Sent {
   config: MeshConfig;
   bundle: string;
 }
@@ -34,6 +54,7 @@ export class ConfigSession {
     private readonly source: ConfigSource,
     private readonly registry: AgentRegistry,
     private readonly log: Logger,
+    private readonly cache: UpdateCache = new UpdateCache(),
   ) {}
 
   onRequest(req: ConfigRequest__Output): void {
@@ -81,15 +102,10 @@ export class ConfigSession {
     const config = this.source.configFor(this.node);
     const bundle = this.source.trustBundlePem();
     if (this.lastNack && this.lastNack.version === config.version) return; // the same config would be NACKed again
-    let update: ConfigUpdate | undefined;
-    if (this.acked) {
-      if (this.acked.config.version === config.version && this.acked.bundle === bundle) return;
-      update = deltaUpdate(this.acked.config, config, bundle, this.acked.bundle);
-      // nothing the agent can see changed: no round trip (the next delta is still based on what it ACKed)
-      if (!update) return;
-    } else {
-      update = snapshotUpdate(config, bundle);
-    }
+    if (this.acked && this.acked.config.version === config.version && this.acked.bundle === bundle) return;
+    const update = this.cache.get(this.acked, config, bundle);
+    // nothing the agent can see changed: no round trip (the next delta is still based on what it ACKed)
+    if (!update) return;
     this.inflight = { config, bundle };
     this.call.write(update);
     this.log.debug('sent config', { node: this.node, version: config.version, snapshot: update.snapshot });

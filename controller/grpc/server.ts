@@ -13,8 +13,9 @@ import type { CertificateAuthority } from '../ca/authority.js';
 import type { CsrAuthorizer } from '../ca/csr-authorizer.js';
 import { CSR_REFUSAL, CsrRefusedError } from '../ca/errors.js';
 import type { ConfigPublisher } from '../translate/publisher.js';
-import { ConfigSession } from './config-session.js';
+import { ConfigSession, UpdateCache } from './config-session.js';
 import { NodeAuthError, type NodeAuthenticator } from './node-auth.js';
+import { ReloadableServerCredentials } from './reloadable-credentials.js';
 
 export const CONTROLLER_VERSION = 'weft-controller/0.1';
 const NODE_NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
@@ -46,9 +47,11 @@ function weftStatus(code: grpc.status, e: unknown): ServiceError {
 export class ControllerGrpcServer {
   private readonly server = new grpc.Server({ 'grpc.keepalive_time_ms': 20_000, 'grpc.keepalive_timeout_ms': 10_000, 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
   private readonly sessions = new Set<ConfigSession>();
+  private readonly updates = new UpdateCache();
   private readonly log: Logger;
   private readonly unsubscribers: (() => void)[] = [];
   private boundPort = 0;
+  private credentials: ReloadableServerCredentials | undefined;
 
   constructor(private readonly deps: ControllerServerDeps) {
     this.log = deps.logger ?? silentLogger;
@@ -60,11 +63,17 @@ export class ControllerGrpcServer {
 
   /** Listens on host:port (port 0 picks one); returns the bound port. */
   async listen(host: string, port: number, cert: ServingCert): Promise<number> {
-    const creds = grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(cert.keyPem), cert_chain: Buffer.from(cert.certChainPem) }], false);
+    const creds = new ReloadableServerCredentials(cert);
+    this.credentials = creds;
     const addr = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
     this.boundPort = await new Promise<number>((resolve, reject) => this.server.bindAsync(addr, creds, (err, p) => (err ? reject(err) : resolve(p))));
     this.log.info('gRPC listening', { address: addr, port: this.boundPort });
     return this.boundPort;
+  }
+
+  /** replace the serving certificate for new connections (after a root rotation) */
+  reloadCertificate(cert: ServingCert): void {
+    this.credentials?.reload(cert);
   }
 
   port(): number {
@@ -187,7 +196,7 @@ export class ControllerGrpcServer {
         call.on('cancelled', end);
         this.authenticate(call.metadata).then(
           (node) => {
-            session = new ConfigSession(node, call, { configFor: (n) => deps.publisher.configFor(n), trustBundlePem: () => deps.ca.trustBundlePem() }, deps.registry, this.log);
+            session = new ConfigSession(node, call, { configFor: (n) => deps.publisher.configFor(n), trustBundlePem: () => deps.ca.trustBundlePem() }, deps.registry, this.log, this.updates);
             this.sessions.add(session);
             deps.registry.connected(node, call.getPeer());
             for (const r of early.splice(0)) session.onRequest(r);
