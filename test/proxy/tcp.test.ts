@@ -169,3 +169,20 @@ t.test('a connection capture did not redirect is refused and counted', async (t)
   t.equal(err?.code, 'ECONNRESET');
   t.equal(await metricEventually(mesh.a.registry, 'weft_proxy_connections_refused_total', { direction: 'outbound', reason: 'unknown_connection' }, 1), 1);
 });
+
+t.test('appProtocol overrides detection: a declared tcp port is not sniffed, so server-first pays no delay', async (t) => {
+  const server = bannerServer();
+  const port = await listen(server, '127.0.20.2');
+  const mesh = await startMesh(PODS, [{ name: 'smtp', vip: '127.0.97.25', port: 25, targetPort: port, pods: ['echo-b'], appProtocol: 'tcp' }], { limits: { sniffTimeoutMs: 5000 } });
+  t.teardown(async () => {
+    await mesh.close();
+    server.close();
+  });
+  mesh.route('sleep', '127.0.97.25', 25);
+  const t0 = Date.now();
+  const s = await dialFrom('127.0.10.1', mesh.a);
+  const banner = await new Promise<string>((r) => s.once('data', (d) => r(d.toString())));
+  t.equal(banner, '220 weft-test ready\r\n');
+  t.ok(Date.now() - t0 < 2500, `banner well before the 5 s sniff timeout (${Date.now() - t0} ms)`);
+  s.destroy();
+});
