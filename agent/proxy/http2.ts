@@ -100,7 +100,7 @@ export class Http2Proxy {
     }
     await new Promise<void>((resolve, reject) => {
       session.once('connect', () => resolve());
-      session.once('error', reject);
+      session.on('error', reject);
     });
     session.setLocalWindowSize(this.o.connectionWindow);
     session.setTimeout(this.o.idleTimeoutMs, () => session.close());

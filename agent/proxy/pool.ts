@@ -102,7 +102,8 @@ export class TunnelPool {
         log.warn('tunnel handshake refused', { peer: `${node.host}:${node.port}`, source: sourceId, expected: destinationId, reason, error: err });
         reject(err instanceof TunnelPeerError ? err : new TunnelPeerError(reason, `tunnel to ${node.host}:${node.port} (expecting ${destinationId}) failed: ${err.message}`, { cause: err }));
       };
-      session.once('error', onError);
+      // 'on', not 'once': a second error before 'connect' must not go unhandled.
+      session.on('error', onError);
       session.once('connect', () => {
         clearTimeout(timer);
         session.off('error', onError);

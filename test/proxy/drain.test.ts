@@ -12,7 +12,7 @@ const PODS: PodSpec[] = [
 ];
 
 t.test('drain lets the request in flight finish and refuses new connections', async (t) => {
-  let release: () => void = () => {};
+  let release: (() => void) | undefined;
   const server = http.createServer((req, res) => {
     if (req.url === '/slow') release = () => res.end('finished');
     else res.end('fast');
@@ -37,7 +37,8 @@ t.test('drain lets the request in flight finish and refuses new connections', as
     });
   t.equal((await get('/fast')).body, 'fast', 'a kept-alive connection is now idle');
   const slow = get('/slow');
-  await new Promise((r) => setTimeout(r, 100));
+  // Drain only once the server holds the request, so it is truly in flight.
+  while (!release) await new Promise((r) => setTimeout(r, 10));
   const drained = mesh.a.proxy.drain(5000);
   await new Promise((r) => setTimeout(r, 100));
   const refused = await dialFrom('127.0.10.1', mesh.a).then(
@@ -45,7 +46,7 @@ t.test('drain lets the request in flight finish and refuses new connections', as
     (e: NodeJS.ErrnoException) => e.code,
   );
   t.equal(refused, 'ECONNREFUSED', 'no new connections once draining');
-  release();
+  release!();
   const r = await slow;
   t.equal(r.body, 'finished', 'the request in flight completed');
   t.equal(r.headers['connection'], 'close', 'and its connection was told to close');
