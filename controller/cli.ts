@@ -23,7 +23,8 @@ flags:
   --bootstrap-tokens FILE     node authentication by per-node tokens: {"node-1": "token", ...} (sandbox)
   --kubernetes                watch the Kubernetes API (Pods, Services, EndpointSlices, Namespaces, Nodes, CRDs),
                               authenticate agents by TokenReview of their projected tokens, keep the CA
-                              root in the Secret weft-ca-root (in-cluster config or KUBECONFIG)
+                              root in the Secret weft-ca-root and publish the trust bundle in the
+                              ConfigMap weft-trust-bundle (in-cluster config or KUBECONFIG)
   --agent-service-account NS:NAME  the agents' service account for TokenReview (default ${DEFAULT_ROOT_NAMESPACE}:weft-agent)
   --token-audience AUD        audience of the agents' projected tokens (default weft-controller)
   --trust-domain TD           SPIFFE trust domain (default ${DEFAULT_TRUST_DOMAIN})
@@ -104,6 +105,7 @@ export async function runControllerCommand(argv: string[]): Promise<number> {
 
   let authenticator: NodeAuthenticator;
   let rootStore: RootStore | undefined;
+  let trustBundlePublisher: ControllerOptions['trustBundlePublisher'];
   let kubeSource: import('./sources/kubernetes.js').KubernetesSource | undefined;
   if (flags.has('kubernetes')) {
     const k8s = await import('@kubernetes/client-node');
@@ -117,6 +119,8 @@ export async function runControllerCommand(argv: string[]): Promise<number> {
       agentUser: `system:serviceaccount:${saNs}:${saName}`,
     });
     rootStore = new KubernetesSecretRootStore(kc.makeApiClient(k8s.CoreV1Api), rootNamespace);
+    const { KubernetesTrustBundlePublisher } = await import('./ca/kubernetes-trust-bundle.js');
+    trustBundlePublisher = new KubernetesTrustBundlePublisher({ api: kc.makeApiClient(k8s.CoreV1Api), namespace: rootNamespace, logger: log.child('trust-bundle') });
     const { KubernetesSource } = await import('./sources/kubernetes.js');
     kubeSource = new KubernetesSource({ kubeConfig: kc, logger: log.child('kubernetes') });
   } else if (one('bootstrap-tokens')) {
@@ -136,6 +140,7 @@ export async function runControllerCommand(argv: string[]): Promise<number> {
     rootNamespace,
     logger: log,
     ...(rootStore ? { rootStore } : {}),
+    ...(trustBundlePublisher ? { trustBundlePublisher } : {}),
     ...(kubeSource ? { sources: [kubeSource], statusProviders: { kubernetes: () => kubeSource!.status() } } : {}),
     ...(one('config-dir') ? { configDir: one('config-dir')! } : {}),
     ...(one('ca-cert') ? { caCertFile: one('ca-cert')!, caKeyFile: one('ca-key')! } : {}),

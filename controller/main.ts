@@ -44,6 +44,8 @@ export interface ControllerOptions {
   authenticator: NodeAuthenticator;
   /** where the CA root lives; default a directory under stateDir */
   rootStore?: RootStore;
+  /** also publishes the trust bundle elsewhere (--kubernetes: the ConfigMap the agent DaemonSet mounts) */
+  trustBundlePublisher?: { publish(pem: string): Promise<void>; close(): void };
   /** an operator-supplied root (PEM files) instead of a generated one */
   caCertFile?: string;
   caKeyFile?: string;
@@ -98,6 +100,11 @@ export async function startController(opts: ControllerOptions): Promise<Controll
   const writeBundle = () => writeFile(trustBundleFile, ca.trustBundlePem()).catch((e: unknown) => log.error('cannot write trust bundle', { err: e }));
   await writeBundle();
   ca.onChange(() => void writeBundle());
+  const bundlePublisher = opts.trustBundlePublisher;
+  if (bundlePublisher) {
+    await bundlePublisher.publish(ca.trustBundlePem());
+    ca.onChange(() => void bundlePublisher.publish(ca.trustBundlePem()));
+  }
 
   const kinds = new KindRegistry(BUILTIN_KINDS);
   loadCrdSchemas(opts.crdDir ?? DEFAULT_CRD_DIR, kinds, log.child('crds'));
@@ -179,6 +186,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     controllerIdentity,
     async close() {
       for (const s of sources) await s.stop().catch(() => undefined);
+      bundlePublisher?.close();
       publisher.close();
       await grpc.close();
       await web.close();

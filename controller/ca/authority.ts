@@ -95,7 +95,19 @@ export class CertificateAuthority {
       return ca;
     }
     ca.root = await ca.generateRoot();
-    await ca.persist();
+    if (opts.store?.create) {
+      // another replica may have created the root since load(): use the winner's, never overwrite it
+      const stored = await opts.store.create({ current: { certPem: ca.root.certPem, keyPem: ca.root.keyPem }, previous: [] });
+      if (stored.current.certPem !== ca.root.certPem) {
+        ca.root = await ca.loadRoot(stored.current, opts.store.describe());
+        ca.previous = stored.previous;
+        ca.dropRetired();
+        ca.log.info('another replica created the root first; using it', { from: opts.store.describe(), notAfter: ca.root.cert.notAfter.toISOString() });
+        return ca;
+      }
+    } else {
+      await ca.persist();
+    }
     ca.log.info('generated new root', { store: opts.store?.describe() ?? 'memory', notAfter: ca.root.cert.notAfter.toISOString() });
     return ca;
   }

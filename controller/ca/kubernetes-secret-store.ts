@@ -48,18 +48,21 @@ export class KubernetesSecretRootStore implements RootStore {
     return { current: { certPem, keyPem }, previous };
   }
 
+  async create(state: CaState): Promise<CaState> {
+    try {
+      await this.api.createNamespacedSecret({ namespace: this.namespace, body: this.body(state) });
+      return state;
+    } catch (e) {
+      if (statusCode(e) !== 409) throw new CaRootError(`cannot create ${this.describe()}: ${(e as Error).message}; check RBAC (create secrets)`, { cause: e });
+    }
+    // 409: a concurrent replica created it first; its root wins
+    const winner = await this.load();
+    if (!winner) throw new CaRootError(`${this.describe()} already existed when creating it but cannot be read now; restart the controller`);
+    return winner;
+  }
+
   async save(state: CaState): Promise<void> {
-    const body: V1Secret = {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      type: 'Opaque',
-      metadata: { name: this.name, namespace: this.namespace, labels: { 'app.kubernetes.io/part-of': 'weft' } },
-      data: {
-        [ROOT_CERT_FILE]: b64(state.current.certPem),
-        [ROOT_KEY_FILE]: b64(state.current.keyPem),
-        [PREVIOUS_ROOTS_FILE]: b64(JSON.stringify(state.previous)),
-      },
-    };
+    const body = this.body(state);
     try {
       await this.api.replaceNamespacedSecret({ name: this.name, namespace: this.namespace, body });
     } catch (e) {
@@ -70,5 +73,19 @@ export class KubernetesSecretRootStore implements RootStore {
         throw new CaRootError(`cannot create ${this.describe()}: ${(e2 as Error).message}; check RBAC (create secrets)`, { cause: e2 });
       }
     }
+  }
+
+  private body(state: CaState): V1Secret {
+    return {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      type: 'Opaque',
+      metadata: { name: this.name, namespace: this.namespace, labels: { 'app.kubernetes.io/part-of': 'weft' } },
+      data: {
+        [ROOT_CERT_FILE]: b64(state.current.certPem),
+        [ROOT_KEY_FILE]: b64(state.current.keyPem),
+        [PREVIOUS_ROOTS_FILE]: b64(JSON.stringify(state.previous)),
+      },
+    };
   }
 }

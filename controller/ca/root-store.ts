@@ -20,6 +20,11 @@ export interface RootStore {
   /** the persisted state, or undefined on first start */
   load(): Promise<CaState | undefined>;
   save(state: CaState): Promise<void>;
+  /**
+   * First start: stores `state` only if nothing is stored yet and returns what is stored then, which is a
+   * concurrent writer's state when another controller replica created it first. Stores without it use save().
+   */
+  create?(state: CaState): Promise<CaState>;
   /** where it lives, for logs and error messages */
   describe(): string;
 }
