@@ -48,7 +48,7 @@ export class TunnelPool {
   /** Opens a CONNECT stream and waits for the peer's 200. Rejects with UpstreamError/TunnelPeerError. */
   async connect(req: TunnelStreamRequest): Promise<ClientHttp2Stream> {
     const session = await this.session(req.sourceId, req.destinationId, req.node);
-    const stream = session.request({ ':method': 'CONNECT', ':authority': req.authority, ...req.headers }, { endStream: false });
+    const stream = buffersOnly(session.request({ ':method': 'CONNECT', ':authority': req.authority, ...req.headers }, { endStream: false }));
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => {
         reject(new UpstreamError('tunnel_stream', `tunnel stream to ${req.authority} via ${req.node.host}:${req.node.port} failed: ${err.message}`, { cause: err }));
@@ -139,4 +139,21 @@ export class TunnelPool {
     this.sessions.clear();
     for (const s of all) s.then((session) => session.destroy(), () => {});
   }
+}
+
+/**
+ * Node 20's Http2Stream corrupts string chunks in a vectored write (the first bytes of a POST that
+ * http.ClientRequest writes as a latin1 head plus a body arrived as garbage at the pod): hand it Buffers only.
+ */
+function buffersOnly(stream: ClientHttp2Stream): ClientHttp2Stream {
+  const s = stream as unknown as { _writev?: (chunks: { chunk: unknown; encoding: BufferEncoding }[], cb: (err?: Error | null) => void) => void };
+  const writev = s._writev;
+  if (writev) {
+    s._writev = function (chunks, cb) {
+      const bufs = chunks.map((c) => (typeof c.chunk === 'string' ? { chunk: Buffer.from(c.chunk, c.encoding), encoding: 'buffer' as BufferEncoding } : c));
+      (bufs as unknown as { allBuffers: boolean }).allBuffers = true;
+      return writev.call(this, bufs, cb);
+    };
+  }
+  return stream;
 }

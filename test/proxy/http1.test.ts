@@ -113,6 +113,18 @@ t.test('chunked bodies and trailers pass both ways', async (t) => {
   }
 });
 
+t.test('a Content-Length body reaches both pods intact (head and body in one vectored write upstream)', async (t) => {
+  const { request } = await setup(t);
+  const seen = new Set<string>();
+  for (let i = 0; i < 4; i++) {
+    const { res, body } = await request({ method: 'POST', path: '/form', headers: { 'content-type': 'application/x-www-form-urlencoded' } }, `a=${i}`);
+    t.equal(res.statusCode, 200);
+    t.match(body, new RegExp(`^web-[ab] POST /form a=${i}$`));
+    seen.add(body.split(' ')[0]!);
+  }
+  t.same(seen, new Set(['web-a', 'web-b']), 'same node and cross node');
+});
+
 t.test('100-continue: the body is sent only after the server said 100', async (t) => {
   const { request } = await setup(t);
   for (let i = 0; i < 2; i++) {
