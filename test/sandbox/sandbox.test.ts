@@ -66,12 +66,12 @@ function status(id: string): SandboxStatus {
   return JSON.parse(r.stdout) as SandboxStatus;
 }
 
-/** curl in a pod until the service answers (a just-started server may still be binding). */
+/** curl in a pod until the service answers 2xx (a just-started server may still be binding). */
 async function curlFrom(id: string, pod: string, url: string): Promise<{ code: number | null; out: string; err: string }> {
-  let r = weft(['sandbox', 'exec', '--id', id, pod, '--', 'curl', '-sS', '--max-time', '5', url]);
+  let r = weft(['sandbox', 'exec', '--id', id, pod, '--', 'curl', '-fsS', '--max-time', '5', url]);
   for (let i = 0; i < 30 && r.status !== 0; i++) {
     await sleep(200);
-    r = weft(['sandbox', 'exec', '--id', id, pod, '--', 'curl', '-sS', '--max-time', '5', url]);
+    r = weft(['sandbox', 'exec', '--id', id, pod, '--', 'curl', '-fsS', '--max-time', '5', url]);
   }
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
