@@ -86,7 +86,8 @@ export function sandboxStatus(st: SandboxState): SandboxStatus {
   return {
     schema: STATUS_SCHEMA,
     id: st.id,
-    phase: st.phase,
+    // a build or teardown whose process died (kill -9, crash) is reported as such: `down` cleans it up
+    phase: (st.phase === 'building' || st.phase === 'stopping') && !pidAlive(st.pid) ? 'crashed' : st.phase,
     startedAt: st.startedAt,
     readyAt: st.readyAt ?? null,
     upPid: pidAlive(st.pid) && !st.detached ? st.pid : null,
