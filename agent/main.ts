@@ -12,17 +12,16 @@ import type { Logger } from '../common/log.js';
 import { ConfigClient } from './config/client.js';
 import { ControllerConnection, DEFAULT_CONTROLLER_IDENTITY, tokenFromFile } from './config/controller-connection.js';
 import { AgentReporter } from './config/reporter.js';
+import { openCaptureCgroups } from './capture-cgroups.js';
 import type { AgentOptions } from './flags.js';
 import { Readiness, serveHealth } from './health/server.js';
 import { IdentityManager } from './identity/manager.js';
-import { openKubepods } from './kubernetes/kubepods-resolver.js';
 import { serveAdmin } from './admin/server.js';
 import type { Listening } from './admin/listen.js';
 import { AgentMetrics } from './metrics/agent-health.js';
 import { IstioMetrics } from './metrics/istio.js';
 import { serveMetrics } from './metrics/server.js';
 import { NodeProxy } from './proxy/proxy.js';
-import { SandboxCgroupResolver, type CgroupResolver } from './redirect/cgroup-resolver.js';
 import { RedirectManager } from './redirect/manager.js';
 import { uninstallCapture } from './redirect/uninstall.js';
 import { CaptureSync } from './state/capture-sync.js';
@@ -31,15 +30,6 @@ import { MeshState } from './state/mesh-state.js';
 export interface RunningAgent {
   /** graceful: drain connections, then release everything */
   stop(): Promise<void>;
-}
-
-function captureResolver(opts: AgentOptions): { resolver: CgroupResolver; attachAt: string } {
-  if (opts.cgroupLayout === 'sandbox') return { resolver: new SandboxCgroupResolver(opts.cgroupRoot!), attachAt: opts.cgroupRoot! };
-  const kube = openKubepods(opts.cgroupRoot ? { cgroupRoot: opts.cgroupRoot } : {});
-  return {
-    resolver: { resolve: (w) => kube.resolve(w.uid) },
-    attachAt: kube.layout.kubepodsDir,
-  };
 }
 
 async function sumMetric(registry: Registry, name: string, filter: (labels: Record<string, string | number>) => boolean = () => true): Promise<number> {
@@ -70,7 +60,18 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
     const state = new MeshState(opts.node);
 
     // Capture: attach (or re-use the pinned programs) before anything is redirected to us.
-    const { resolver, attachAt } = captureResolver(opts);
+    // Kubernetes: pod changes on this node re-apply the last config at once (sync is created just below)
+    let sync: CaptureSync | undefined;
+    const cgroups = await openCaptureCgroups({
+      layout: opts.cgroupLayout,
+      cgroupRoot: opts.cgroupRoot,
+      node: opts.node,
+      env: process.env,
+      logger: log,
+      resync: () => sync?.resync(),
+    });
+    cleanups.push(() => cgroups.close());
+    const { resolver, attachAt } = cgroups;
     const v6 = isIP(opts.outboundIp) === 6;
     const capture = RedirectManager.open({
       pinDir: opts.bpffs,
@@ -79,9 +80,10 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
       logger: log,
     });
     cleanups.push(() => capture.close());
-    const sync = new CaptureSync(capture, resolver, opts.node, log.child('capture-sync'));
-    cleanups.push(() => sync.stop());
-    state.setCgroupResolver((id) => sync.uidOf(id));
+    const captureSync = new CaptureSync(capture, resolver, opts.node, log.child('capture-sync'));
+    sync = captureSync;
+    cleanups.push(() => captureSync.stop());
+    state.setCgroupResolver((id) => captureSync.uidOf(id));
 
     const conn = new ControllerConnection({
       address: opts.controller,
@@ -134,7 +136,7 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
       logger: log.child('config'),
       apply: (cfg, bundle) => {
         // Capture first: if the kernel refuses this config, it is NACKed and nothing else changed.
-        sync.apply(cfg);
+        captureSync.apply(cfg);
         if (bundle) identity.setTrustBundle(bundle);
         state.update(cfg);
         identity.setWanted(new Set(state.localWorkloads().filter((w) => w.meshed).map((w) => state.identityOf(w))));
@@ -156,7 +158,7 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
           certs: identity,
           certificates: () => identity.certificates(),
           configStatus: () => config.status(),
-          captureStatus: () => ({ pinDir: opts.bpffs, cgroupRoot: attachAt, enrolled: capture.enrolled(), unresolvedPods: sync.unresolved, counters: capture.readCounters(), maps: capture.mapEntries() }),
+          captureStatus: () => ({ pinDir: opts.bpffs, cgroupRoot: attachAt, enrolled: capture.enrolled(), unresolvedPods: captureSync.unresolved, counters: capture.readCounters(), maps: capture.mapEntries() }),
         },
         '127.0.0.1',
         opts.listen.admin,

@@ -17,6 +17,7 @@ export class CaptureSync {
   private uidByCgroup = new Map<bigint, string>();
   private last: MeshConfig | undefined;
   private retry: NodeJS.Timeout | undefined;
+  private resyncPending: NodeJS.Immediate | undefined;
   unresolved = 0;
 
   constructor(
@@ -40,6 +41,24 @@ export class CaptureSync {
     }
   }
 
+  /**
+   * Re-applies the last config soon (pods on this node changed: a cgroup may now exist, a namespace was
+   * labelled). Bursts of calls coalesce into one pass; a failure is logged and retried on the timer.
+   */
+  resync(): void {
+    if (!this.last || this.resyncPending) return;
+    this.resyncPending = setImmediate(() => {
+      this.resyncPending = undefined;
+      if (!this.last) return;
+      try {
+        this.apply(this.last);
+      } catch (e) {
+        this.log.warn('capture reconcile failed; retrying', { error: e });
+        this.scheduleRetry();
+      }
+    });
+  }
+
   uidOf(cgroupId: bigint): string | undefined {
     return this.uidByCgroup.get(cgroupId);
   }
@@ -61,5 +80,7 @@ export class CaptureSync {
 
   stop(): void {
     if (this.retry) clearTimeout(this.retry);
+    if (this.resyncPending) clearImmediate(this.resyncPending);
+    this.last = undefined;
   }
 }
