@@ -24,22 +24,35 @@ export function readMounts(text = readFileSync('/proc/mounts', 'utf8')): MountEn
     });
 }
 
-/** Mount point of the cgroup v2 (unified) hierarchy: /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid hosts. */
-export function cgroup2Mount(mounts: MountEntry[] = readMounts()): string {
-  const m = mounts.find((e) => e.fstype === 'cgroup2');
-  if (!m) {
+/**
+ * Mount point of the cgroup v2 (unified) hierarchy: /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid hosts.
+ * With `containing` (a cgroup path such as capture's attach point), the cgroup2 mount that holds it: the
+ * longest mount point that is a prefix of it, the later line on a tie (a mount over another shadows it, as
+ * the agent's container mounts the node's tree over its own /sys/fs/cgroup). When none holds it, or without
+ * `containing`, the first cgroup2 mount, so callers' "not inside the cgroup v2 hierarchy" checks name it.
+ */
+export function cgroup2Mount(mounts: MountEntry[] = readMounts(), containing?: string): string {
+  const v2 = mounts.filter((e) => e.fstype === 'cgroup2');
+  if (v2.length === 0) {
     throw new CgroupError('no cgroup v2 hierarchy is mounted (no cgroup2 line in /proc/mounts); boot with systemd.unified_cgroup_hierarchy=1 or mount one: mount -t cgroup2 none /sys/fs/cgroup/unified');
   }
-  return m.target;
+  if (containing !== undefined) {
+    let best: string | undefined;
+    for (const e of v2) {
+      if (isInsideCgroup2(containing, e.target) && (best === undefined || resolve(e.target).length >= resolve(best).length)) best = e.target;
+    }
+    if (best !== undefined) return best;
+  }
+  return v2[0]!.target;
 }
 
 /** True when `path` is the machine's root cgroup (the mount point itself). */
-export function isRootCgroup(path: string, mount = cgroup2Mount()): boolean {
+export function isRootCgroup(path: string, mount = cgroup2Mount(readMounts(), path)): boolean {
   return resolve(path) === resolve(mount);
 }
 
 /** Whether `path` lies inside the cgroup v2 hierarchy mounted at `mount`. */
-export function isInsideCgroup2(path: string, mount = cgroup2Mount()): boolean {
+export function isInsideCgroup2(path: string, mount = cgroup2Mount(readMounts(), path)): boolean {
   const rel = relative(resolve(mount), resolve(path));
   return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
 }
@@ -54,7 +67,7 @@ export function cgroupId(path: string): bigint {
 }
 
 /** Create a cgroup (and parents) under the v2 hierarchy; returns its id. Refuses paths outside it. */
-export function createCgroup(path: string, mount = cgroup2Mount()): bigint {
+export function createCgroup(path: string, mount = cgroup2Mount(readMounts(), path)): bigint {
   if (!isInsideCgroup2(path, mount) || isRootCgroup(path, mount)) {
     throw new CgroupError(`refusing to create cgroup ${path}: it is not below the cgroup v2 mount ${mount}`);
   }
@@ -88,7 +101,7 @@ export function cgroupPids(path: string): number[] {
  * Remove a cgroup and its child cgroups, deepest first. A cgroup still holding processes cannot be removed
  * (EBUSY): the error says so. Returns false if it did not exist.
  */
-export function removeCgroup(path: string, mount = cgroup2Mount()): boolean {
+export function removeCgroup(path: string, mount = cgroup2Mount(readMounts(), path)): boolean {
   if (!isInsideCgroup2(path, mount) || isRootCgroup(path, mount)) {
     throw new CgroupError(`refusing to remove cgroup ${path}: it is not below the cgroup v2 mount ${mount}`);
   }

@@ -8,7 +8,7 @@ import type { Logger } from '../../common/log.js';
 import { PORTS, PROXY_SO_MARK } from '../../common/ports.js';
 import { BpfMap } from '../../native/bpf.js';
 import { u32, u64, ipFamily } from '../../native/codec.js';
-import { cgroup2Mount, isInsideCgroup2, isRootCgroup } from '../../native/cgroup.js';
+import { cgroup2Mount, isInsideCgroup2, isRootCgroup, readMounts } from '../../native/cgroup.js';
 import { currentNetnsCookie } from '../../native/netns.js';
 import { preflight } from '../../native/preflight.js';
 import type { DesiredRedirect, MeshDestination } from './desired.js';
@@ -134,7 +134,8 @@ export class RedirectManager implements ConnectionLookup {
     const logger = opts.logger.child('redirect');
     const pf = preflight({ pinDir: opts.pinDir });
     if (pf.mountedBpffs) logger.info('mounted bpffs', { at: pf.bpffsMount });
-    const mount = cgroup2Mount();
+    // the cgroup2 mount that holds the attach point (a node may have several, e.g. an overmount in a container)
+    const mount = cgroup2Mount(readMounts(), opts.cgroupRoot);
     if (isRootCgroup(opts.cgroupRoot, mount)) {
       throw new CaptureError('WEFT_ERR_CAPTURE_ROOT_CGROUP', `refusing to attach at the machine's root cgroup ${opts.cgroupRoot}: capture attaches only at the subtree that holds pods (Kubernetes: the kubepods slice; sandbox: its own cgroup)`);
     }
