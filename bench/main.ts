@@ -200,7 +200,7 @@ async function main(): Promise<number> {
       if (p.unavailable) continue;
       await p.activate();
       const m = await measure(warm, p, 'ol4');
-      say(`warm-up ${p.scope} ${p.id}: ${m.ok ? `ok, p50 ${m.latencyUs?.p50} µs` : `FAILED: ${m.error}`}`);
+      say(`warm-up ${p.scope} ${p.id}: ${m.ok ? `ok, p50 ${m.latencyUs?.p50} µs${m.errors ? ` (${m.errors} failed or unanswered: ${m.error ?? ''})` : ''}` : `FAILED: ${m.error}`}`);
       if (!m.ok) p.unavailable = `failed its warm-up check: ${m.error ?? 'no response'}`;
     }
 

@@ -72,7 +72,7 @@ function latencyTable(inp: ReportInput, scope: Scope, sid: ScenarioId): string[]
     const direct = p.id === 'direct';
     lines.push(
       row([
-        p.label + (s.failed ? ` (${s.failed}/${s.reps} runs failed)` : ''),
+        p.label + (s.failed ? ` (${s.failed}/${s.reps} runs failed)` : '') + (s.errorPercent ? ` — could not keep up: ${fmtSpread(s.errorPercent, 1)}% of requests failed or unanswered` : ''),
         direct ? '—' : fmtSpread(s.addedUs.p50),
         direct ? '—' : fmtSpread(s.addedUs.p90),
         direct ? '—' : fmtSpread(s.addedUs.p99),

@@ -17,6 +17,8 @@ export interface ScenarioSummary {
   addedUs: Record<string, Spread>;
   cpuUsPerReq?: Spread;
   rssMaxKiB?: Spread;
+  /** open loop: share of due requests that failed or were unanswered, % */
+  errorPercent?: Spread;
 }
 
 /** runs[pathKey][scenario] = one Measurement per repetition (same index = same repetition) */
@@ -52,6 +54,7 @@ export function summarize(runs: Runs, paths: BenchPath[]): Record<string, Partia
       };
       if (ok.length) s.rps = spread(ok.map((m) => m.rps ?? NaN));
       if (ok.some((m) => m.cpuUsPerReq !== undefined)) s.cpuUsPerReq = spread(ok.map((m) => m.cpuUsPerReq ?? NaN));
+      if (ok.some((m) => m.errors && m.scheduled)) s.errorPercent = spread(ok.map((m) => (100 * (m.errors ?? 0)) / (m.scheduled || 1)));
       if (ok.some((m) => m.rssMaxKiB !== undefined)) s.rssMaxKiB = spread(ok.map((m) => m.rssMaxKiB ?? NaN));
       out[key]![sid] = s;
     }

@@ -36,7 +36,8 @@ export interface ToolResult {
 }
 
 export function wrkArgs(url: string, connections: number, seconds: number): string[] {
-  return ['wrk', '-t1', `-c${connections}`, `-d${seconds}s`, '--latency', url];
+  // wrk takes whole seconds only
+  return ['wrk', '-t1', `-c${connections}`, `-d${Math.max(1, Math.round(seconds))}s`, '--latency', url];
 }
 
 export function parseWrk(out: string): ToolResult {
