@@ -120,12 +120,21 @@ export class Http1Proxy {
     if (this.draining) res.shouldKeepAlive = false;
     const busy = this.inFlight.get(req.socket);
     busy?.add(res);
+    // One close listener per request does all the per-response cleanup (fewer listeners, less churn).
+    let upReq: http.ClientRequest | undefined;
+    let upRes: IncomingMessage | undefined;
+    let route: Route | undefined;
     res.once('close', () => {
       busy?.delete(res);
+      if (upRes) {
+        if (!res.writableFinished) upRes.destroy();
+        this.o.metrics.request(route!.labels, 'http', upRes.statusCode ?? 0, performance.now() - t0);
+      }
+      if (upReq && !res.writableFinished && !upReq.destroyed) upReq.destroy();
       // Draining: a connection whose last response is done is closed now rather than kept alive.
       if (this.draining && busy?.size === 0 && !req.socket.destroyed) req.socket.end();
     });
-    const route = dest.pick();
+    route = dest.pick();
     if (!route) return this.fail(res, dest, undefined, 503, 'no_endpoint', undefined, t0);
     if (route.kind === 'local') {
       try {
@@ -141,48 +150,55 @@ export class Http1Proxy {
     // Transfer-Encoding is per hop; re-declare chunked framing so a body of unknown length (even on GET)
     // is framed the same way upstream.
     if (req.headers['transfer-encoding'] && req.headers['content-length'] === undefined) headers.push('Transfer-Encoding', 'chunked');
-    const upReq = http.request({
-      host: route.ip,
-      port: route.port,
+    const r = route;
+    const up = http.request({
+      host: r.ip,
+      port: r.port,
       method: req.method,
       path: req.url,
       headers: headers as unknown as http.OutgoingHttpHeaders,
-      agent: this.agentFor(dest, route),
+      agent: this.agentFor(dest, r),
       maxHeaderSize: this.o.maxHeaderSize,
       setHost: false,
     });
-    let answered = false;
-    upReq.on('information', (info) => {
+    upReq = up;
+    up.on('information', (info) => {
       if (info.statusCode === 100) res.writeContinue();
       else if (info.statusCode === 102) res.writeProcessing();
       else if (info.statusCode === 103) res.writeEarlyHints(Object.fromEntries(rawPairs(endToEndRaw(info.rawHeaders))));
     });
-    upReq.on('response', (upRes) => {
-      answered = true;
-      res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, endToEndRaw(upRes.rawHeaders) as unknown as http.OutgoingHttpHeaders);
-      upRes.pipe(res, { end: false });
-      upRes.on('end', () => {
-        if (upRes.rawTrailers.length > 0) res.addTrailers(rawPairs(upRes.rawTrailers));
+    up.on('response', (ur: IncomingMessage) => {
+      upRes = ur;
+      res.writeHead(ur.statusCode ?? 502, ur.statusMessage, endToEndRaw(ur.rawHeaders) as unknown as http.OutgoingHttpHeaders);
+      // Forward the body by hand rather than pipe(): same backpressure, a fraction of pipe's listeners.
+      ur.on('data', (chunk: Buffer) => {
+        if (!res.write(chunk)) {
+          ur.pause();
+          res.once('drain', () => ur.resume());
+        }
+      });
+      ur.on('end', () => {
+        if (ur.rawTrailers.length > 0) res.addTrailers(rawPairs(ur.rawTrailers));
         res.end();
       });
-      upRes.on('error', () => resetEnd(res.socket as Socket));
-      res.once('close', () => {
-        if (!res.writableFinished) upRes.destroy();
-        this.o.metrics.request(route.labels, 'http', upRes.statusCode ?? 0, performance.now() - t0);
-      });
+      ur.on('error', () => resetEnd(res.socket as Socket));
     });
-    upReq.on('error', (err) => {
-      if (answered) return resetEnd(res.socket as Socket);
+    up.on('error', (err) => {
+      if (upRes) return resetEnd(res.socket as Socket);
       const reason = (err as { reason?: string }).reason ?? 'upstream_reset';
-      this.fail(res, dest, route, reason === 'denied' ? 403 : 503, reason, err, t0);
+      this.fail(res, dest, r, reason === 'denied' ? 403 : 503, reason, err, t0);
     });
-    res.once('close', () => {
-      if (!res.writableFinished && !upReq.destroyed) upReq.destroy();
-    });
-    req.pipe(upReq, { end: false });
+    const cl = req.headers['content-length'];
+    if (req.headers['transfer-encoding'] === undefined && (cl === undefined || cl === '0')) {
+      // No body can follow (RFC 9112 §6.3: a request without either field has none), the common GET:
+      // head and end go out in one write, with no pipe. Node's server drains the unread request itself.
+      up.end();
+      return;
+    }
+    req.pipe(up, { end: false });
     req.on('end', () => {
-      if (req.rawTrailers.length > 0) upReq.addTrailers(rawPairs(req.rawTrailers));
-      upReq.end();
+      if (req.rawTrailers.length > 0) up.addTrailers(rawPairs(req.rawTrailers));
+      up.end();
     });
   }
 
