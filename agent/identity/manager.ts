@@ -7,7 +7,7 @@ import type { CertificateProvider, WorkloadCertificate } from '../../common/iden
 import { WeftError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import { silentLogger } from '../../common/log.js';
-import { createSpiffeCsrPem, generateEcKeyPair, privateKeyToPem } from '../../common/x509.js';
+import { createSpiffeCsrPemNative, generateP256KeyPair, keyObjectToPem } from '../../common/csr.js';
 import { IdentityDiskCache } from './disk-cache.js';
 
 export interface CsrSigner {
@@ -153,10 +153,10 @@ export class IdentityManager implements CertificateProvider {
 
   /** one CSR round trip: a fresh key each time, so a rotation also rotates the key */
   private async fetchOnce(spiffeId: string): Promise<{ cert: WorkloadCertificate; bundle: string }> {
-    const keys = await generateEcKeyPair('P-256');
-    const csr = await createSpiffeCsrPem(spiffeId, keys);
+    const keys = await generateP256KeyPair();
+    const csr = createSpiffeCsrPemNative(spiffeId, keys);
     const signed = await this.opts.signer.signCsr(csr);
-    const cert = { spiffeId, certChainPem: signed.certChainPem, keyPem: await privateKeyToPem(keys.privateKey), notBefore: signed.notBefore, notAfter: signed.notAfter };
+    const cert = { spiffeId, certChainPem: signed.certChainPem, keyPem: keyObjectToPem(keys.privateKey), notBefore: signed.notBefore, notAfter: signed.notAfter };
     return { cert, bundle: signed.trustBundlePem };
   }
 

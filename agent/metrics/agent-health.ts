@@ -2,7 +2,14 @@
 // (supplied by the redirect manager as a callback, so metrics never reach into the kernel themselves),
 // config version, certificate expiry, controller connection, and node CPU/memory.
 import { Counter, Gauge, type Registry } from 'prom-client';
-import si from 'systeminformation';
+
+// systeminformation is several MB of code the agent only needs when someone scrapes the node gauges: load
+// it on the first scrape, not at startup (an idle agent's RSS is a goal, issue 5).
+let systemInfo: Promise<typeof import('systeminformation')> | undefined;
+async function si(): Promise<typeof import('systeminformation')> {
+  systemInfo ??= import('systeminformation').then((m) => (m as unknown as { default?: typeof import('systeminformation') }).default ?? m);
+  return systemInfo;
+}
 
 /** What the capture side reports; read at scrape time. */
 export interface CaptureStats {
@@ -108,7 +115,7 @@ export class AgentMetrics {
       help: 'Node CPU load (systeminformation currentLoad)',
       registers,
       async collect() {
-        this.set((await si.currentLoad()).currentLoad);
+        this.set((await (await si()).currentLoad()).currentLoad);
       },
     });
     new Gauge({
@@ -117,7 +124,7 @@ export class AgentMetrics {
       labelNames: ['state'],
       registers,
       async collect() {
-        const m = await si.mem();
+        const m = await (await si()).mem();
         this.set({ state: 'used' }, m.active);
         this.set({ state: 'available' }, m.available);
         this.set({ state: 'total' }, m.total);
