@@ -49,13 +49,7 @@ export class CaptureSync {
     if (!this.last || this.resyncPending) return;
     this.resyncPending = setImmediate(() => {
       this.resyncPending = undefined;
-      if (!this.last) return;
-      try {
-        this.apply(this.last);
-      } catch (e) {
-        this.log.warn('capture reconcile failed; retrying', { error: e });
-        this.scheduleRetry();
-      }
+      this.reapplyLast();
     });
   }
 
@@ -67,15 +61,20 @@ export class CaptureSync {
     if (this.retry) return;
     this.retry = setTimeout(() => {
       this.retry = undefined;
-      if (!this.last) return;
-      try {
-        this.apply(this.last);
-      } catch (e) {
-        this.log.warn('capture reconcile failed; retrying', { error: e });
-        this.scheduleRetry();
-      }
+      this.reapplyLast();
     }, this.retryMs);
     this.retry.unref();
+  }
+
+  /** Re-applies the last config; a failure is logged and retried on the timer. */
+  private reapplyLast(): void {
+    if (!this.last) return;
+    try {
+      this.apply(this.last);
+    } catch (e) {
+      this.log.warn('capture reconcile failed; retrying', { error: e });
+      this.scheduleRetry();
+    }
   }
 
   stop(): void {
