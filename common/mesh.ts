@@ -1,3 +1,5 @@
+import type { CompiledPolicy } from './policy.js';
+
 // The mesh as the agent sees it: what the controller computes from Kubernetes objects (or local YAML)
 // and streams to each node. It is the one contract between controller, agent, proxy and sandbox; the
 // controller's wire format (proto/) carries exactly this shape. Plain data, JSON-serialisable.
@@ -71,8 +73,9 @@ export interface MeshConfig {
   nodes: NodeInfo[];
   workloads: Workload[];
   services: Service[];
-  /** weft.io/v1alpha1 AuthorizationPolicy, PeerAuthentication, TrafficPolicy; gateway.networking.k8s.io HTTPRoute */
-  policies: MeshObject[];
+  /** compiled AuthorizationPolicy, HTTPRoute/GRPCRoute and TrafficPolicy entries (common/policy.ts);
+   * PeerAuthentication is compiled into each workload's mtlsMode */
+  policies: CompiledPolicy[];
 }
 
 export function spiffeId(trustDomain: string, namespace: string, serviceAccount: string): string {

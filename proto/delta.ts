@@ -1,7 +1,8 @@
 // The config stream's wire semantics: MeshConfig <-> ConfigUpdate messages. The controller diffs the
 // config a node last ACKed against the one it should have now and sends only what changed (keyed upserts
 // and removals); the agent applies the delta on top of the version it ACKed. A snapshot replaces everything.
-import type { Endpoint, MeshConfig, MeshObject, MtlsMode, NodeInfo, Service, ServicePort, Workload } from '../common/mesh.js';
+import type { CompiledPolicy } from '../common/policy.js';
+import type { Endpoint, MeshConfig, MtlsMode, NodeInfo, Service, ServicePort, Workload } from '../common/mesh.js';
 import type { ConfigUpdate, ConfigUpdate__Output } from './generated/weft/v1/ConfigUpdate.js';
 import type { Workload__Output as WireWorkload } from './generated/weft/v1/Workload.js';
 import type { Service__Output as WireService } from './generated/weft/v1/Service.js';
@@ -11,8 +12,8 @@ export function serviceKey(s: { namespace: string; name: string }): string {
   return `${s.namespace}/${s.name}`;
 }
 
-export function policyKey(p: MeshObject): string {
-  return `${p.apiVersion}/${p.kind}/${p.metadata.namespace ?? ''}/${p.metadata.name}`;
+export function policyKey(p: CompiledPolicy): string {
+  return p.key;
 }
 
 function workloadToWire(w: Workload): WireWorkload {
@@ -61,7 +62,7 @@ function serviceFromWire(s: WireService): Service {
   };
 }
 
-function policyToWire(p: MeshObject): WirePolicy {
+function policyToWire(p: CompiledPolicy): WirePolicy {
   return { key: policyKey(p), json: JSON.stringify(p) };
 }
 
@@ -144,8 +145,8 @@ function applyKeyed<T>(prev: T[], upsert: T[], remove: string[], key: (x: T) => 
   return [...m.values()];
 }
 
-function policyFromWire(p: WirePolicy): MeshObject {
-  return JSON.parse(p.json) as MeshObject;
+function policyFromWire(p: WirePolicy): CompiledPolicy {
+  return JSON.parse(p.json) as CompiledPolicy;
 }
 
 /**

@@ -9,6 +9,7 @@ import type { ServiceAccountPlacement } from '../ca/csr-authorizer.js';
 import type { KubeObject, ObjectRef, ObjectSink } from '../sources/types.js';
 import { groupOf, type KindInfo, type KindRegistry } from './kinds.js';
 import { validateSchema } from './schema.js';
+import { SEMANTIC_CHECKS } from './semantics.js';
 
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -186,6 +187,7 @@ export class ObjectStore implements ObjectSink, ServiceAccountPlacement {
 
   private checkSemantics(obj: KubeObject, info: KindInfo): void {
     const where = describeObject(obj);
+    for (const check of SEMANTIC_CHECKS[info.kind] ?? []) check(obj, where);
     if (info.kind === 'EndpointSlice' && !obj.metadata.labels?.['kubernetes.io/service-name']) {
       throw new WeftConfigError(`${where}, field metadata.labels.kubernetes.io/service-name`, 'is required: it names the Service this slice belongs to');
     }

@@ -84,7 +84,7 @@ spec: { mtls: { mode: STRICT } }
   await until(() => client.config()?.workloads.find((x) => x.name === 'web-1')?.mtlsMode === 'STRICT', 5000, 'STRICT delta');
   const afterStrict = client.config()!;
   t.ok(afterStrict.version > first.version, 'version went up');
-  t.equal(afterStrict.policies.length, 1);
+  t.equal(afterStrict.policies.length, 0, "PeerAuthentication is compiled into workloads, not sent as an entry");
 
   // an invalid object: refused with object and field; the whole request is refused; nothing changes
   const invalid = `apiVersion: v1

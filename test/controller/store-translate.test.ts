@@ -102,7 +102,7 @@ t.test('translation: meshed flag, mTLS precedence, EndpointSlices, workload name
   t.same(headless.clusterIPs, [], 'headless has no VIP');
   t.same(headless.endpoints.map((e) => e.ip), ['10.98.1.10']);
   t.same(cfg.nodes.map((n) => n.name), ['node-1', 'node-2']);
-  t.equal(cfg.policies.length, 3);
+  t.same(cfg.policies, [], "PeerAuthentication is compiled into workloads (mtlsMode), not sent as an entry");
 });
 
 t.test('delta encoding round trip and base-version check', async (t) => {
