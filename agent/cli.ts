@@ -10,9 +10,8 @@ export async function agentCommand(argv: string[]): Promise<number> {
   }
   const opts = parseAgentFlags(argv, process.env);
   const log = createLogger({ component: 'agent', fields: opts.node ? { node: opts.node } : {} });
-  // One connection's bug must not take the node's traffic down with it: log loudly and keep serving.
-  process.on('uncaughtException', (err) => log.error('uncaught exception (bug): kept running', { error: err, stack: err.stack }));
-  process.on('unhandledRejection', (err) => log.error('unhandled rejection (bug): kept running', { error: err }));
+  // One connection's bug must not take the node's traffic down with it: runAgent counts uncaught errors
+  // (lifecycle/crash-budget.ts), logs them and keeps serving until a burst of them makes it not live.
   const agent = await runAgent(opts, log);
   if (opts.uninstall) return 0;
   await new Promise<void>((resolve) => {

@@ -14,7 +14,11 @@ import { ControllerConnection, DEFAULT_CONTROLLER_IDENTITY, tokenFromFile } from
 import { AgentReporter } from './config/reporter.js';
 import { openCaptureCgroups } from './capture-cgroups.js';
 import type { AgentOptions } from './flags.js';
-import { Readiness, serveHealth } from './health/server.js';
+import { captureCheck, certificatesCheck } from './health/checks.js';
+import { Liveness, Readiness, serveHealth } from './health/server.js';
+import { CrashBudget } from './lifecycle/crash-budget.js';
+import { registerLifecycleMetrics } from './lifecycle/metrics.js';
+import { LoopWatchdog } from './lifecycle/watchdog.js';
 import { IdentityManager } from './identity/manager.js';
 import { serveAdmin } from './admin/server.js';
 import type { Listening } from './admin/listen.js';
@@ -57,6 +61,17 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
     const controllerCa = readFileSync(opts.controllerCaFile, 'utf8');
     const registry = new Registry();
     const readiness = new Readiness();
+    const liveness = new Liveness();
+    // Uncaught errors are survived but counted; a burst of them, or an event loop stalled for seconds,
+    // makes the agent not live (see lifecycle/).
+    const crashes = new CrashBudget();
+    cleanups.push(crashes.install(log));
+    const watchdog = new LoopWatchdog();
+    watchdog.start();
+    cleanups.push(() => watchdog.stop());
+    liveness.add('event_loop', () => watchdog.liveProblem());
+    liveness.add('uncaught_errors', () => crashes.liveProblem());
+    registerLifecycleMetrics(registry, { watchdog, crashes });
     const state = new MeshState(opts.node);
 
     // Capture: attach (or re-use the pinned programs) before anything is redirected to us.
@@ -129,6 +144,10 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
     });
     await proxy.start();
     cleanups.push(() => proxy.close());
+    let proxyListening = true;
+    cleanups.push(() => {
+      proxyListening = false;
+    });
 
     const config = new ConfigClient({
       connection: conn,
@@ -147,10 +166,19 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
 
     readiness.add('config', () => (state.version > 0 ? undefined : 'no mesh config yet (controller unreachable and nothing saved on disk)'));
     readiness.add('trust', () => (identity.trustBundlePem() ? undefined : 'no trust bundle'));
+    readiness.add('proxy', () => (proxyListening ? undefined : 'the proxy is not listening'));
+    readiness.add('capture', captureCheck({ kernelProxyPort: () => capture.captureConfig()?.proxyPort, lastError: () => captureSync.lastError }, opts.listen.outbound));
+    readiness.add(
+      'certificates',
+      certificatesCheck({
+        wanted: () => state.localWorkloads().filter((w) => w.meshed).map((w) => state.identityOf(w)),
+        held: () => identity.certificates(),
+      }),
+    );
 
     const listeners: Listening[] = [
       await serveMetrics(registry, '0.0.0.0', opts.listen.metrics, log),
-      await serveHealth(readiness, '0.0.0.0', opts.listen.health, log),
+      await serveHealth(readiness, '0.0.0.0', opts.listen.health, log, liveness),
       await serveAdmin(
         {
           state,

@@ -19,6 +19,8 @@ export class CaptureSync {
   private retry: NodeJS.Timeout | undefined;
   private resyncPending: NodeJS.Immediate | undefined;
   unresolved = 0;
+  /** why the last reconcile failed (undefined after a success): readiness reports it */
+  lastError: string | undefined;
 
   constructor(
     private readonly target: CaptureTarget,
@@ -31,7 +33,13 @@ export class CaptureSync {
   /** Throws (so the config is NACKed) when capture refuses the desired state. */
   apply(config: MeshConfig): void {
     const { desired, unresolved } = desiredFromMesh(config, this.node, this.resolver);
-    this.target.reconcile(desired);
+    try {
+      this.target.reconcile(desired);
+      this.lastError = undefined;
+    } catch (e) {
+      this.lastError = (e as Error)?.message ?? String(e);
+      throw e;
+    }
     this.uidByCgroup = new Map(desired.pods.map((p) => [p.cgroupId, p.uid]));
     this.last = config;
     this.unresolved = unresolved.length;
