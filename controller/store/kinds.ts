@@ -3,6 +3,7 @@
 // them); Weft's CRDs and HTTPRoute are checked strictly. When the CRD manifests exist under
 // daemonset/crds/, their openAPIV3Schema replaces the built-in one (crd-schemas.ts), so the cluster and the
 // controller enforce the same rules.
+import { crdObjectSchema } from './crd-schemas.js';
 import type { Schema } from './schema.js';
 
 export interface KindInfo {
@@ -183,22 +184,8 @@ export const BUILTIN_KINDS: KindInfo[] = [
     apiVersions: ['weft.io/v1alpha1'],
     kind: 'TrafficPolicy',
     namespaced: true,
-    schema: open(
-      {
-        spec: strict(
-          {
-            targetRef: strict({ group: str, kind: { type: 'string', enum: ['Service'] }, name: { type: 'string', minLength: 1 } }, ['kind', 'name']),
-            loadBalancer: strict({ algorithm: { type: 'string', enum: ['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM'] } }),
-            timeout: duration,
-            retries: strict({ attempts: { type: 'integer', minimum: 0, maximum: 10 }, perTryTimeout: duration, retryOn: strList }),
-            connectionPool: strict({ maxConnections: { type: 'integer', minimum: 1 }, maxRequestsPerConnection: { type: 'integer', minimum: 0 } }),
-            outlierDetection: strict({ consecutiveErrors: { type: 'integer', minimum: 1 }, baseEjectionTime: duration }),
-          },
-          ['targetRef'],
-        ),
-      },
-      ['spec'],
-    ),
+    // One schema: the CRD manifest is the source (the cluster's API server enforces the same rules).
+    schema: crdObjectSchema('trafficpolicy.yaml'),
   },
   {
     group: 'gateway.networking.k8s.io',

@@ -4,8 +4,11 @@
 // their own under controller/store/semantics/ (the feature that enforces the kind owns it); add the
 // kind's entry to SEMANTIC_CHECKS below. The store calls them after the schema check.
 import type { KubeObject } from '../sources/types.js';
+import { checkTrafficPolicy } from './semantics/traffic-policy.js';
 
 /** Throws WeftConfigError(`${where}, field <path>`, why) for the first problem; returns when fine. */
 export type SemanticCheck = (obj: KubeObject, where: string) => void;
 
-export const SEMANTIC_CHECKS: Readonly<Record<string, readonly SemanticCheck[]>> = {};
+export const SEMANTIC_CHECKS: Readonly<Record<string, readonly SemanticCheck[]>> = {
+  TrafficPolicy: [checkTrafficPolicy],
+};

@@ -31,7 +31,7 @@ t.test('validation names object and field; nothing is half-applied', async (t) =
     [{ apiVersion: 'v1', kind: 'Service', metadata: { name: 's', labels: { app: 7 as unknown as string } }, spec: { ports: [] } } as KubeObject, /Service s, field metadata\.labels\.app: must be a string/],
     [{ apiVersion: 'v2', kind: 'Service', metadata: { name: 's' } } as KubeObject, /Service s, field apiVersion\/kind: "v2" Service is not a kind Weft reads/],
     [{ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 'e' }, addressType: 'IPv4', endpoints: [] } as KubeObject, /kubernetes\.io\/service-name: is required/],
-    [{ apiVersion: 'weft.io/v1alpha1', kind: 'TrafficPolicy', metadata: { name: 'tp', namespace: 'a' }, spec: { targetRef: { kind: 'Service', name: 'x' }, timeout: 'soon' } } as KubeObject, /TrafficPolicy a\/tp, field spec\.timeout: must match/],
+    [{ apiVersion: 'weft.io/v1alpha1', kind: 'TrafficPolicy', metadata: { name: 'tp', namespace: 'a' }, spec: { targetRef: { kind: 'Service', name: 'x' }, timeouts: { request: 'soon' } } } as KubeObject, /TrafficPolicy a\/tp, field spec\.timeouts\.request: must match/],
     [{ apiVersion: 'weft.io/v1alpha1', kind: 'AuthorizationPolicy', metadata: { name: 'ap', namespace: 'a' }, spec: { action: 'ALLOW', rulez: [] } } as KubeObject, /AuthorizationPolicy a\/ap, field spec\.rulez: is not a known field/],
     [{ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'r', namespace: 'a' }, spec: { rules: [{ backendRefs: [{ name: 'x', port: 70000 }] }] } } as KubeObject, /HTTPRoute a\/r, field spec\.rules\[0\]\.backendRefs\[0\]\.port: must be <= 65535/],
   ];

@@ -26,6 +26,10 @@ export const MALFORMED: [keyof typeof base, string, Record<string, unknown>, Reg
   ['TrafficPolicy', 'unknown load balancer', { targetRef: { kind: 'Service', name: 'cart' }, loadBalancer: { simple: 'FASTEST' } }, /\/spec\/loadBalancer\/simple must be equal to one of the allowed values/],
   ['TrafficPolicy', 'unknown retry condition', { targetRef: { kind: 'Service', name: 'cart' }, retries: { attempts: 2, retryOn: '5xx,sometimes' } }, /\/spec\/retries\/retryOn must match pattern/],
   ['TrafficPolicy', 'negative attempts', { targetRef: { kind: 'Service', name: 'cart' }, retries: { attempts: -1 } }, /\/spec\/retries\/attempts must be >= 0/],
+  ['TrafficPolicy', 'the old built-in spelling algorithm', { targetRef: { kind: 'Service', name: 'cart' }, loadBalancer: { algorithm: 'RANDOM' } }, /\/spec\/loadBalancer must NOT have additional properties \(algorithm\)/],
+  ['TrafficPolicy', 'a fault percentage above 100', { targetRef: { kind: 'Service', name: 'cart' }, fault: { abort: { httpStatus: 503, percentage: { value: 101 } } } }, /\/spec\/fault\/abort\/percentage\/value must be <= 100/],
+  ['TrafficPolicy', 'an unknown fallback condition', { targetRef: { kind: 'Service', name: 'cart' }, fallback: { response: { status: 200 }, on: ['sometimes'] } }, /\/spec\/fallback\/on\/0 must be equal to one of the allowed values/],
+  ['TrafficPolicy', 'a rate limit without requestsPerSecond', { targetRef: { kind: 'Service', name: 'cart' }, rateLimit: { burst: 5 } }, /\/spec\/rateLimit must have required property 'requestsPerSecond'/],
   ['TrafficPolicy', 'zero maxConnections', { targetRef: { kind: 'Service', name: 'cart' }, connectionPool: { tcp: { maxConnections: 0 } } }, /\/spec\/connectionPool\/tcp\/maxConnections must be >= 1/],
 ];
 
