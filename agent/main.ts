@@ -19,6 +19,9 @@ import { Liveness, Readiness, serveHealth } from './health/server.js';
 import { CrashBudget } from './lifecycle/crash-budget.js';
 import { registerLifecycleMetrics } from './lifecycle/metrics.js';
 import { LoopWatchdog } from './lifecycle/watchdog.js';
+import { drainForHandover } from './lifecycle/drain.js';
+import { enableRequestMigration, listenReusePort } from './lifecycle/reuseport.js';
+import { announceReady } from './lifecycle/supervised.js';
 import { IdentityManager } from './identity/manager.js';
 import { serveAdmin } from './admin/server.js';
 import type { Listening } from './admin/listen.js';
@@ -72,6 +75,13 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
     liveness.add('event_loop', () => watchdog.liveProblem());
     liveness.add('uncaught_errors', () => crashes.liveProblem());
     registerLifecycleMetrics(registry, { watchdog, crashes });
+
+    // Every listener is SO_REUSEPORT, so a successor agent (restart, upgrade) binds beside this one and
+    // takes over before this one stops accepting; queued connections of a closed listener migrate to it.
+    const migrate = enableRequestMigration();
+    log.info('listener handover', { tcpMigrateReq: migrate });
+    const listenReuse = (server: import('node:net').Server, what: string, a: { host: string; port: number }) =>
+      listenReusePort(server, { host: a.host, port: a.port, what, retryInUseMs: 30_000 });
     const state = new MeshState(opts.node);
 
     // Capture: attach (or re-use the pinned programs) before anything is redirected to us.
@@ -141,6 +151,7 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
       agentMetrics,
       outbound: { host: opts.outboundIp, port: opts.listen.outbound },
       inbound: { host: opts.nodeIp, port: opts.listen.inbound },
+      listen: listenReuse,
     });
     await proxy.start();
     cleanups.push(() => proxy.close());
@@ -177,8 +188,8 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
     );
 
     const listeners: Listening[] = [
-      await serveMetrics(registry, '0.0.0.0', opts.listen.metrics, log),
-      await serveHealth(readiness, '0.0.0.0', opts.listen.health, log, liveness),
+      await serveMetrics(registry, '0.0.0.0', opts.listen.metrics, log, listenReuse),
+      await serveHealth(readiness, '0.0.0.0', opts.listen.health, log, liveness, listenReuse),
       await serveAdmin(
         {
           state,
@@ -191,6 +202,7 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
         '127.0.0.1',
         opts.listen.admin,
         log,
+        listenReuse,
       ),
     ];
     cleanups.push(async () => {
@@ -226,11 +238,22 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
     cleanups.push(() => reporter.stop());
     log.info('agent running', { node: opts.node, nodeIp: opts.nodeIp, outbound: `${opts.outboundIp}:${opts.listen.outbound}`, controller: opts.controller });
 
+    cleanups.push(announceReady(readiness));
+
     return {
       stop: async () => {
         readiness.setDraining();
         log.info('draining', { open: proxy.connections.size });
-        await proxy.drain();
+        const outcome = await drainForHandover(proxy, {
+          ports: [opts.listen.outbound, opts.listen.inbound],
+          deadlineMs: proxy.limits.drainTimeoutMs,
+          log,
+          // the successor answers probes, scrapes and the admin API from now on
+          onHandover: async () => {
+            for (const l of listeners) await l.close();
+          },
+        });
+        log.info('drained', { outcome });
         await cleanup();
       },
     };

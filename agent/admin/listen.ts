@@ -18,7 +18,10 @@ export function json(body: unknown, status = 200): { status: number; type: strin
   return { status, type: 'application/json', body: JSON.stringify(body, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n' };
 }
 
-export async function serveHttp(what: string, host: string, port: number, route: Route, log: Logger): Promise<Listening> {
+/** Binds a server (the agent passes a SO_REUSEPORT binder so a successor agent can start beside it). */
+export type ListenFn = (server: import('node:net').Server, what: string, a: { host: string; port: number }) => Promise<{ host: string; port: number }>;
+
+export async function serveHttp(what: string, host: string, port: number, route: Route, log: Logger, listen?: ListenFn): Promise<Listening> {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     Promise.resolve()
@@ -37,10 +40,13 @@ export async function serveHttp(what: string, host: string, port: number, route:
       );
   });
   server.keepAliveTimeout = 5000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) => reject(new ListenError(what, `${host}:${port}`, err)));
-    server.listen(port, host, () => resolve());
-  });
+  if (listen) await listen(server, what, { host, port });
+  else {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err) => reject(new ListenError(what, `${host}:${port}`, err)));
+      server.listen(port, host, () => resolve());
+    });
+  }
   const a = server.address() as AddressInfo;
   log.info(`${what} listening`, { address: `${a.address}:${a.port}` });
   return {

@@ -5,7 +5,7 @@ import type { CertificateProvider, WorkloadCertificate } from '../../common/iden
 import type { Logger } from '../../common/log.js';
 import type { ConnectionTracker } from '../proxy/connections.js';
 import type { MeshState } from '../state/mesh-state.js';
-import { json, serveHttp, type Listening } from './listen.js';
+import { json, serveHttp, type ListenFn, type Listening } from './listen.js';
 
 export interface AdminSources {
   state: MeshState;
@@ -41,7 +41,7 @@ function bundleSummary(pem: string): Array<Record<string, string>> {
   return out;
 }
 
-export function serveAdmin(src: AdminSources, host: string, port: number, log: Logger): Promise<Listening> {
+export function serveAdmin(src: AdminSources, host: string, port: number, log: Logger, listen?: ListenFn): Promise<Listening> {
   return serveHttp('admin', host, port, (_req, url) => {
     switch (url.pathname) {
       case '/':
@@ -57,5 +57,5 @@ export function serveAdmin(src: AdminSources, host: string, port: number, log: L
       default:
         return undefined;
     }
-  }, log);
+  }, log, listen);
 }

@@ -3,7 +3,7 @@
 // listening, a config in force, capture attached, certificates held); a failing check is named in the
 // answer, so a probe failure in `kubectl describe` says what is missing.
 import type { Logger } from '../../common/log.js';
-import { json, serveHttp, type Listening } from '../admin/listen.js';
+import { json, serveHttp, type ListenFn, type Listening } from '../admin/listen.js';
 
 /** Returns undefined when fine, or what is wrong. */
 export type HealthCheck = () => string | undefined;
@@ -65,7 +65,7 @@ export class Readiness extends HealthChecks {
   }
 }
 
-export function serveHealth(readiness: Readiness, host: string, port: number, log: Logger, liveness: Liveness = new Liveness()): Promise<Listening> {
+export function serveHealth(readiness: Readiness, host: string, port: number, log: Logger, liveness: Liveness = new Liveness(), listen?: ListenFn): Promise<Listening> {
   return serveHttp('health', host, port, (_req, url) => {
     if (url.pathname === '/healthz/live') {
       const s = liveness.status();
@@ -76,5 +76,5 @@ export function serveHealth(readiness: Readiness, host: string, port: number, lo
       return json({ ready: s.ready, failing: s.failing }, s.ready ? 200 : 503);
     }
     return undefined;
-  }, log);
+  }, log, listen);
 }

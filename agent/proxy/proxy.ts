@@ -68,6 +68,8 @@ export interface NodeProxyOptions {
   /** where a peer node's tunnel listener is; default its node IP on 15008 */
   tunnelAddress?: (node: NodeInfo) => TunnelAddress;
   limits?: Partial<ProxyLimits>;
+  /** binds a listener (default: plain net.Server.listen); the agent passes SO_REUSEPORT (lifecycle/) */
+  listen?: (server: import('node:net').Server, what: string, a: ListenAddress) => Promise<ListenAddress>;
 }
 
 export class NodeProxy {
@@ -142,14 +144,14 @@ export class NodeProxy {
 
   /** Binds both listeners; returns the bound addresses (port 0 in tests picks a free one). */
   async start(): Promise<{ outbound: ListenAddress; inbound: ListenAddress }> {
-    const listen = (server: import('node:net').Server, what: string, a: ListenAddress) =>
+    const listen = this.o.listen ?? ((server: import('node:net').Server, what: string, a: ListenAddress) =>
       new Promise<ListenAddress>((resolve, reject) => {
         server.once('error', (err) => reject(new ListenError(what, `${a.host}:${a.port}`, err)));
         server.listen({ host: a.host, port: a.port, backlog: 4096 }, () => {
           const addr = server.address() as import('node:net').AddressInfo;
           resolve({ host: addr.address, port: addr.port });
         });
-      });
+      }));
     const outbound = await listen(this.outbound.server, 'outbound', this.o.outbound);
     const inbound = await listen(this.inbound.server, 'inbound tunnel', this.o.inbound);
     this.o.log.info('proxy listening', { outbound: `${outbound.host}:${outbound.port}`, inbound: `${inbound.host}:${inbound.port}` });
@@ -161,11 +163,31 @@ export class NodeProxy {
    * let open connections finish for up to drainTimeoutMs, then close what is left.
    */
   async drain(timeoutMs = this.limits.drainTimeoutMs): Promise<void> {
+    this.stopAccepting();
+    this.beginDrain();
+    await this.finishDrain(timeoutMs);
+  }
+
+  /** The two listening servers (outbound, inbound tunnel), for the lifecycle's handover. */
+  servers(): import('node:net').Server[] {
+    return [this.outbound.server, this.inbound.server];
+  }
+
+  /** Closes both listeners; open connections carry on. */
+  stopAccepting(): void {
     this.outbound.server.close();
     this.inbound.server.close();
+  }
+
+  /** Tells HTTP clients to go away (Connection: close, GOAWAY) while still serving what they send. */
+  beginDrain(): void {
     this.http1.drain();
     this.http2.drain();
     this.inbound.drain();
+  }
+
+  /** Waits for open connections to end, at most `timeoutMs`, then closes everything. */
+  async finishDrain(timeoutMs = this.limits.drainTimeoutMs): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.connections.idle(), new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
     clearTimeout(timer);
