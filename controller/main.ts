@@ -25,6 +25,7 @@ import { BUILTIN_KINDS, KindRegistry } from './store/kinds.js';
 import { ObjectStore } from './store/object-store.js';
 import { ConfigPublisher } from './translate/publisher.js';
 import { createWebServer, type StatusProvider } from './web/server.js';
+import { routeStatuses } from './translate/policy/route-status.js';
 
 export const DEFAULT_ROOT_NAMESPACE = 'weft-system';
 export const CONTROLLER_SERVICE_ACCOUNT = 'weft-controller';
@@ -151,6 +152,8 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     },
     statusProviders: {
       ...(localSource ? { localFiles: () => Object.fromEntries(localSource.problems) } : {}),
+      // HTTPRoute/GRPCRoute conditions per parent Service (docs/routing.md has the shape)
+      routes: () => { const cfg = publisher.current(); return routeStatuses(store, { trustDomain: opts.trustDomain, rootNamespace, workloads: cfg.workloads, services: cfg.services }); },
       ...(opts.statusProviders ?? {}),
     },
   });

@@ -46,6 +46,79 @@ const podSpec: Schema = open(
   ['containers'],
 );
 
+// Gateway API routes (v1, standard + experimental fields), shaped as upstream's CRDs. The schema checks
+// shape; what Weft does not enforce (Gateway parents, CORS, ExtensionRef, session persistence, ...) is
+// refused by the semantic checks (controller/store/semantics/httproute.ts, grpcroute.ts) with a message
+// saying why, so those fields are typed loosely here on purpose.
+const parentRef: Schema = strict({ group: str, kind: str, name: { type: 'string', minLength: 1 }, namespace: str, port, sectionName: str }, ['name']);
+const backendObjectRef: Schema = strict({ group: str, kind: str, name: { type: 'string', minLength: 1 }, namespace: str, port }, ['name']);
+const headerNameValue: Schema = strict({ name: { type: 'string', minLength: 1, pattern: '^[A-Za-z0-9!#$%&\'*+\\-.^_`|~]+$' }, value: str }, ['name', 'value']);
+const headerModifier: Schema = strict({ set: { type: 'array', items: headerNameValue }, add: { type: 'array', items: headerNameValue }, remove: strList });
+const pathModifier: Schema = strict({ type: { type: 'string', enum: ['ReplaceFullPath', 'ReplacePrefixMatch'] }, replaceFullPath: str, replacePrefixMatch: str }, ['type']);
+const routeFilter: Schema = strict(
+  {
+    type: { type: 'string', minLength: 1 },
+    requestHeaderModifier: headerModifier,
+    responseHeaderModifier: headerModifier,
+    requestRedirect: strict({ scheme: { type: 'string', enum: ['http', 'https'] }, hostname: str, path: pathModifier, port, statusCode: { type: 'integer', enum: [301, 302, 303, 307, 308] } }),
+    urlRewrite: strict({ hostname: str, path: pathModifier }),
+    requestMirror: strict({ backendRef: backendObjectRef, percent: { type: 'integer', minimum: 0, maximum: 100 }, fraction: strict({ numerator: { type: 'integer', minimum: 0 }, denominator: { type: 'integer', minimum: 1 } }, ['numerator']) }, ['backendRef']),
+    extensionRef: any,
+    cors: any,
+    externalAuth: any,
+  },
+  ['type'],
+);
+const stringMatch = (types: string[]): Schema => strict({ type: { type: 'string', enum: types }, name: { type: 'string', minLength: 1 }, value: str }, ['name', 'value']);
+const routeBackendRef: Schema = strict({ group: str, kind: str, name: { type: 'string', minLength: 1 }, namespace: str, port, weight: { type: 'integer', minimum: 0, maximum: 1000000 }, filters: { type: 'array', items: routeFilter } }, ['name']);
+const httpRouteSpec: Schema = strict({
+  parentRefs: { type: 'array', items: parentRef },
+  hostnames: strList,
+  rules: {
+    type: 'array',
+    items: strict({
+      name: str,
+      matches: {
+        type: 'array',
+        items: strict({
+          path: strict({ type: { type: 'string', enum: ['Exact', 'PathPrefix', 'RegularExpression'] }, value: str }),
+          headers: { type: 'array', items: stringMatch(['Exact', 'RegularExpression']) },
+          queryParams: { type: 'array', items: stringMatch(['Exact', 'RegularExpression']) },
+          method: { type: 'string', enum: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH'] },
+        }),
+      },
+      filters: { type: 'array', items: routeFilter },
+      backendRefs: { type: 'array', items: routeBackendRef },
+      timeouts: strict({ request: gwDuration, backendRequest: gwDuration }),
+      retry: strict({ codes: { type: 'array', items: { type: 'integer', minimum: 400, maximum: 599 } }, attempts: { type: 'integer', minimum: 0 }, backoff: gwDuration }),
+      sessionPersistence: any,
+    }),
+  },
+});
+const grpcRouteSpec: Schema = strict({
+  parentRefs: { type: 'array', items: parentRef },
+  hostnames: strList,
+  rules: {
+    type: 'array',
+    items: strict({
+      name: str,
+      matches: {
+        type: 'array',
+        items: strict({
+          method: strict({ type: { type: 'string', enum: ['Exact', 'RegularExpression'] }, service: str, method: str }),
+          headers: { type: 'array', items: stringMatch(['Exact', 'RegularExpression']) },
+        }),
+      },
+      filters: { type: 'array', items: routeFilter },
+      backendRefs: { type: 'array', items: routeBackendRef },
+      sessionPersistence: any,
+      // not GRPCRoute fields: typed loosely so the semantic check can say where timeouts and retries go
+      timeouts: any,
+      retry: any,
+    }),
+  },
+});
+
 export const BUILTIN_KINDS: KindInfo[] = [
   { group: '', apiVersions: ['v1'], kind: 'Namespace', namespaced: false, schema: any },
   { group: '', apiVersions: ['v1'], kind: 'ServiceAccount', namespaced: true, schema: any },
@@ -192,37 +265,14 @@ export const BUILTIN_KINDS: KindInfo[] = [
     apiVersions: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1beta1'],
     kind: 'HTTPRoute',
     namespaced: true,
-    schema: open(
-      {
-        spec: strict({
-          parentRefs: { type: 'array', items: strict({ group: str, kind: str, name: { type: 'string', minLength: 1 }, namespace: str, port, sectionName: str }, ['name']) },
-          hostnames: strList,
-          rules: {
-            type: 'array',
-            items: strict({
-              name: str,
-              matches: {
-                type: 'array',
-                items: strict({
-                  path: strict({ type: { type: 'string', enum: ['Exact', 'PathPrefix', 'RegularExpression'] }, value: str }),
-                  headers: { type: 'array', items: strict({ type: { type: 'string', enum: ['Exact', 'RegularExpression'] }, name: str, value: str }, ['name', 'value']) },
-                  queryParams: { type: 'array', items: strict({ type: { type: 'string', enum: ['Exact', 'RegularExpression'] }, name: str, value: str }, ['name', 'value']) },
-                  method: { type: 'string', enum: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH'] },
-                }),
-              },
-              filters: { type: 'array', items: any },
-              backendRefs: {
-                type: 'array',
-                items: strict({ group: str, kind: str, name: { type: 'string', minLength: 1 }, namespace: str, port, weight: { type: 'integer', minimum: 0, maximum: 1000000 }, filters: { type: 'array', items: any } }, ['name']),
-              },
-              timeouts: strict({ request: gwDuration, backendRequest: gwDuration }),
-              retry: strict({ codes: { type: 'array', items: { type: 'integer', minimum: 400, maximum: 599 } }, attempts: { type: 'integer', minimum: 0 }, backoff: gwDuration }),
-            }),
-          },
-        }),
-      },
-      ['spec'],
-    ),
+    schema: open({ spec: httpRouteSpec }, ['spec']),
+  },
+  {
+    group: 'gateway.networking.k8s.io',
+    apiVersions: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1alpha2'],
+    kind: 'GRPCRoute',
+    namespaced: true,
+    schema: open({ spec: grpcRouteSpec }, ['spec']),
   },
 ];
 

@@ -5,10 +5,14 @@
 // kind's entry to SEMANTIC_CHECKS below. The store calls them after the schema check.
 import type { KubeObject } from '../sources/types.js';
 import { checkTrafficPolicy } from './semantics/traffic-policy.js';
+import { checkGrpcRoute } from './semantics/grpcroute.js';
+import { checkHttpRoute } from './semantics/httproute.js';
 
 /** Throws WeftConfigError(`${where}, field <path>`, why) for the first problem; returns when fine. */
 export type SemanticCheck = (obj: KubeObject, where: string) => void;
 
 export const SEMANTIC_CHECKS: Readonly<Record<string, readonly SemanticCheck[]>> = {
   TrafficPolicy: [checkTrafficPolicy],
+  HTTPRoute: [checkHttpRoute],
+  GRPCRoute: [checkGrpcRoute],
 };

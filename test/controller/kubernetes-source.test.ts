@@ -107,7 +107,7 @@ t.test('all kinds: CRDs not installed are tolerated, API errors are retried, inv
   api.route('/apis/discovery.k8s.io/v1/endpointslices', { lists: [{ body: fixtureJson('endpointslices-list.json') }] });
   api.route('/apis/weft.io/v1alpha1/authorizationpolicies', { lists: [{ body: fixtureJson('authorizationpolicies-list.json') }] });
   api.route('/apis/gateway.networking.k8s.io/v1/httproutes', { lists: [{ body: fixtureJson('httproutes-list.json') }] });
-  // peerauthentications and trafficpolicies: not installed (404) for now
+  // peerauthentications, trafficpolicies and grpcroutes: not installed (404) for now
 
   const sink = new RecordingSink(validate);
   const { logger, lines } = captureLogs();
@@ -131,7 +131,7 @@ t.test('all kinds: CRDs not installed are tolerated, API errors are retried, inv
   await new Promise((r) => setTimeout(r, 400));
   t.ok(api.requestsFor('/apis/weft.io/v1alpha1/trafficpolicies', false).length >= 2, 'a missing CRD is looked for again');
   const missing = lines.filter((l) => l.msg === 'custom resource not installed in the cluster; will look again');
-  t.same(missing.map((l) => l.kind).sort(), ['PeerAuthentication', 'TrafficPolicy'], 'each missing CRD is logged once, however often it is retried');
+  t.same(missing.map((l) => l.kind).sort(), ['GRPCRoute', 'PeerAuthentication', 'TrafficPolicy'], 'each missing CRD is logged once, however often it is retried');
   t.match(src.status().find((s) => s.kind === 'TrafficPolicy'), { state: 'not-installed' });
 
   api.route('/apis/weft.io/v1alpha1/trafficpolicies', { lists: [{ body: fixtureJson('trafficpolicies-list.json') }] });

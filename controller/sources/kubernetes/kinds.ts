@@ -23,6 +23,7 @@ export const WATCHED_KINDS: readonly WatchedKind[] = Object.freeze([
   { kind: 'PeerAuthentication', apiVersion: 'weft.io/v1alpha1', plural: 'peerauthentications', crd: true },
   { kind: 'TrafficPolicy', apiVersion: 'weft.io/v1alpha1', plural: 'trafficpolicies', crd: true },
   { kind: 'HTTPRoute', apiVersion: 'gateway.networking.k8s.io/v1', plural: 'httproutes', crd: true },
+  { kind: 'GRPCRoute', apiVersion: 'gateway.networking.k8s.io/v1', plural: 'grpcroutes', crd: true },
 ]);
 
 /** the cluster-wide collection path: /api/v1/pods, /apis/discovery.k8s.io/v1/endpointslices, ... */

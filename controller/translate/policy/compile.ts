@@ -25,6 +25,7 @@ export type PolicyCompiler = (obj: KubeObject, ctx: PolicyCompileContext) => Com
 export const POLICY_COMPILERS: Record<string, PolicyCompiler> = {
   AuthorizationPolicy: compileAuthorizationPolicy,
   HTTPRoute: compileRoute,
+  GRPCRoute: compileRoute,
   TrafficPolicy: compileTrafficPolicy,
 };
 
