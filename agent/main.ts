@@ -24,6 +24,8 @@ import { enableRequestMigration, listenReusePort } from './lifecycle/reuseport.j
 import { announceReady } from './lifecycle/supervised.js';
 import { IdentityManager } from './identity/manager.js';
 import { serveAdmin } from './admin/server.js';
+import { PolicyEnforcer } from './authz/enforcer.js';
+import { AuthzMetrics } from './authz/metrics.js';
 import type { Listening } from './admin/listen.js';
 import { AgentMetrics } from './metrics/agent-health.js';
 import { IstioMetrics } from './metrics/istio.js';
@@ -142,7 +144,11 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
         };
       },
     });
+    // Authorization: the compiled AuthorizationPolicies of the config in force, re-evaluated on every version
+    const authz = new PolicyEnforcer({ state, log: log.child('authz'), metrics: new AuthzMetrics(registry) });
+    cleanups.push(() => authz.close());
     const proxy = new NodeProxy({
+      authorize: authz.authorize,
       state,
       lookup: capture,
       certs: identity,
@@ -197,6 +203,7 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
           certs: identity,
           certificates: () => identity.certificates(),
           configStatus: () => config.status(),
+          authzStatus: () => authz.status(),
           captureStatus: () => ({ pinDir: opts.bpffs, cgroupRoot: attachAt, enrolled: capture.enrolled(), unresolvedPods: captureSync.unresolved, counters: capture.readCounters(), maps: capture.mapEntries() }),
         },
         '127.0.0.1',

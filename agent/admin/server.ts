@@ -17,6 +17,8 @@ export interface AdminSources {
   configStatus?: () => unknown;
   /** capture status (enrolled pods, counters, map sizes) */
   captureStatus?: () => unknown;
+  /** authorization: per policy, the local workloads it selects and its decision counts (agent/authz) */
+  authzStatus?: () => unknown;
 }
 
 export function certificateSummary(c: WorkloadCertificate): Record<string, unknown> {
@@ -45,7 +47,7 @@ export function serveAdmin(src: AdminSources, host: string, port: number, log: L
   return serveHttp('admin', host, port, (_req, url) => {
     switch (url.pathname) {
       case '/':
-        return json({ pages: ['/config_dump', '/certs', '/connections', '/capture'] });
+        return json({ pages: ['/config_dump', '/certs', '/connections', '/capture', '/authz'] });
       case '/config_dump':
         return json({ status: src.configStatus?.() ?? null, config: src.state.config });
       case '/certs':
@@ -54,6 +56,8 @@ export function serveAdmin(src: AdminSources, host: string, port: number, log: L
         return json({ open: src.connections.size, connections: src.connections.list() });
       case '/capture':
         return json(src.captureStatus?.() ?? { capture: 'not wired' });
+      case '/authz':
+        return json(src.authzStatus?.() ?? { authz: 'not wired' });
       default:
         return undefined;
     }

@@ -14,7 +14,8 @@ import type { Destination, Route } from './destination.js';
 import { endToEndRaw, rawPairs } from './headers.js';
 import type { TunnelPool } from './pool.js';
 import { relay, resetEnd, type RelayOptions } from './relay.js';
-import { authority, type UpstreamOptions, type Upstreams } from './upstream.js';
+import type { AuthorizeRequest } from './authorize.js';
+import { authority, forwardedFor, type UpstreamOptions, type Upstreams } from './upstream.js';
 
 export interface Http1Options {
   upstreams: Upstreams;
@@ -37,7 +38,7 @@ const NOOP = () => {};
 class TunnelAgent extends http.Agent {
   constructor(
     private readonly pool: TunnelPool,
-    private readonly req: { sourceId: string; destinationId: string; node: { host: string; port: number }; baggage: string },
+    private readonly req: { sourceId: string; destinationId: string; node: { host: string; port: number }; baggage: string; forwarded?: string },
     opts: http.AgentOptions,
   ) {
     super(opts);
@@ -45,7 +46,7 @@ class TunnelAgent extends http.Agent {
 
   override createConnection(options: { host?: string | null; port?: number | null }, cb: (err: Error | null, s?: Duplex) => void): undefined {
     this.pool
-      .connect({ ...this.req, authority: authority(options.host ?? '', options.port ?? 0), headers: { baggage: this.req.baggage } })
+      .connect({ ...this.req, authority: authority(options.host ?? '', options.port ?? 0), headers: { baggage: this.req.baggage, ...(this.req.forwarded ? { forwarded: this.req.forwarded } : {}) } })
       .then((stream) => {
         // http.Agent treats its connections as net.Sockets; a tunnel stream has no keep-alive or ref to set.
         const s = stream as unknown as Record<string, unknown>;
@@ -94,7 +95,7 @@ export class Http1Proxy {
     if (!a) {
       a = new TunnelAgent(
         this.o.pool,
-        { sourceId: dest.sourceId!, destinationId: route.destinationId!, node: this.o.tunnelAddress(route.node!), baggage: this.o.upstreams.baggage(dest) },
+        { sourceId: dest.sourceId!, destinationId: route.destinationId!, node: this.o.tunnelAddress(route.node!), baggage: this.o.upstreams.baggage(dest), ...forwardedFor(dest, route.ip) },
         { keepAlive: true, maxSockets: this.o.maxSocketsPerEndpoint, maxFreeSockets: 64, scheduling: 'lifo', timeout: this.o.keepAliveTimeoutMs },
       );
       this.tunnelAgents.set(key, a);
@@ -105,8 +106,10 @@ export class Http1Proxy {
   private fail(res: ServerResponse, dest: Destination, route: Route | undefined, status: number, reason: string, err: unknown, t0: number): void {
     this.o.log.warn('http request failed upstream', { reason, destination: `${dest.original.ip}:${dest.original.port}`, endpoint: route ? `${route.ip}:${route.port}` : null, error: err });
     if (!res.headersSent) {
-      res.writeHead(status, { 'content-length': '0' });
-      res.end();
+      // a policy denial answers as Envoy's RBAC filter does, so clients and dashboards see the familiar 403
+      const body = reason === 'denied' ? 'RBAC: access denied' : '';
+      res.writeHead(status, { 'content-length': String(body.length), ...(body ? { 'content-type': 'text/plain' } : {}) });
+      res.end(body);
     } else {
       resetEnd(res.socket as Socket);
     }
@@ -138,7 +141,7 @@ export class Http1Proxy {
     if (!route) return this.fail(res, dest, undefined, 503, 'no_endpoint', undefined, t0);
     if (route.kind === 'local') {
       try {
-        await this.o.upstreams.authorizeLocal(dest, route);
+        await this.o.upstreams.authorizeLocal(dest, route, { request: requestAttributes(req) });
       } catch (err) {
         return this.fail(res, dest, route, 403, 'denied', err, t0);
       }
@@ -256,4 +259,19 @@ export class Http1Proxy {
     this.localAgent.destroy();
     for (const a of this.tunnelAgents.values()) a.destroy();
   }
+}
+
+/** The request as policy sees it (method, path without query, host, headers). */
+export function requestAttributes(req: IncomingMessage): AuthorizeRequest {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  return {
+    method: req.method ?? 'GET',
+    path: q < 0 ? url : url.slice(0, q),
+    host: req.headers.host ?? '',
+    header: (name) => {
+      const v = req.headers[name];
+      return Array.isArray(v) ? v.join(',') : v;
+    },
+  };
 }

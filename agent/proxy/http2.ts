@@ -12,7 +12,7 @@ import type { ConnectionTracker } from './connections.js';
 import type { Destination, Route } from './destination.js';
 import { h2Headers } from './headers.js';
 import type { TunnelPool } from './pool.js';
-import { authority, type UpstreamOptions, type Upstreams } from './upstream.js';
+import { authority, forwardedFor, type UpstreamOptions, type Upstreams } from './upstream.js';
 
 export interface Http2Options {
   upstreams: Upstreams;
@@ -91,7 +91,7 @@ export class Http2Proxy {
         destinationId: route.destinationId!,
         node: this.o.tunnelAddress(route.node!),
         authority: authority(route.ip, route.port),
-        headers: { baggage: this.o.upstreams.baggage(dest) },
+        headers: { baggage: this.o.upstreams.baggage(dest), ...forwardedFor(dest, route.ip) },
       });
       session = http2.connect(`http://${authority(route.ip, route.port)}`, { settings, createConnection: () => stream });
     } else {

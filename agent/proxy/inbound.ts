@@ -156,8 +156,25 @@ export class InboundTunnel {
       // one identity could reach every pod on the node.
       return this.refuse(stream, 403, 'identity_mismatch', { authority, served: peer.servedId, destination: dstId, principal: peer.principal });
     }
-    const decision = await this.o.authorize({ sourcePrincipal: peer.principal, sourceWorkload: undefined, destination: w, destinationPort: port, mtls: true });
-    if (!decision.allow) return this.refuse(stream, 403, 'denied', { authority, principal: peer.principal, policy: decision.reason ?? null });
+    let pod: import('node:net').Socket | undefined;
+    let revoked = false;
+    const decision = await this.o.authorize({
+      sourcePrincipal: peer.principal,
+      sourceWorkload: undefined,
+      sourceIp: this.forwardedSource(headers['forwarded'], peer.principal),
+      destination: w,
+      destinationIp: ip,
+      destinationPort: port,
+      mtls: true,
+      // a policy version that denies this connection later resets the stream and the pod connection
+      revoke: () => {
+        revoked = true;
+        if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CONNECT_ERROR);
+        pod?.destroy();
+      },
+    });
+    if (!decision.allow) return this.refuse(stream, 403, 'denied', { authority, principal: peer.principal, policy: decision.policy ?? null, reason: decision.reason ?? null });
+    stream.once('close', () => decision.release?.());
 
     const bag = parseBaggage(headers['baggage']);
     const srcNs = bag['k8s.namespace.name'];
@@ -167,19 +184,31 @@ export class InboundTunnel {
     const svc = bag['service.name'] ? `${bag['service.name']}.svc.${state.trustDomain}` : undefined;
     const labels = this.o.resolver.labels('destination', src, w, svc, 'mutual_tls', peer.principal);
 
-    let pod;
     try {
       pod = await connectTcp(ip, port, this.o.connectTimeoutMs);
     } catch (err) {
       return this.refuse(stream, 503, 'connect_failed', { authority, error: err });
     }
-    if (stream.destroyed) return void pod.destroy();
+    if (stream.destroyed || revoked) return void pod.destroy();
     stream.respond({ ':status': 200 });
     this.o.metrics.tcpOpen(labels);
     const done = this.o.connections.track('inbound', { peer: peer.principal, destination: authority }, () => pod.destroy());
     await relay(stream, pod, this.o.relay);
     done();
     this.o.metrics.tcpClose(labels, pod.bytesWritten, pod.bytesRead);
+  }
+
+  /**
+   * The source pod's address from the peer proxy's Forwarded header, believed only when it belongs to a pod
+   * whose identity is the one the peer proved with its certificate (a proxy can only speak for its own pods).
+   */
+  private forwardedSource(v: string | string[] | undefined, principal: string): string | undefined {
+    const s = Array.isArray(v) ? v[0] : v;
+    const m = s ? /(?:^|[;,\s])for="?\[?([0-9A-Fa-f.:]+)\]?"?/.exec(s) : null;
+    const ip = m?.[1];
+    if (!ip) return undefined;
+    const w = this.o.state.workloadByIp(ip);
+    return w && this.o.state.identityOf(w) === principal ? ip : undefined;
   }
 
   /** GOAWAY to every tunnel client: streams in flight finish, new ones go elsewhere. */

@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../../common/log.js';
 import type { NodeInfo } from '../../common/mesh.js';
 import type { AgentMetrics } from '../metrics/agent-health.js';
-import type { Authorizer } from './authorize.js';
+import type { AuthorizeContext, Authorizer } from './authorize.js';
 import type { Destination, Route } from './destination.js';
 import { UpstreamError } from './errors.js';
 import type { TunnelAddress, TunnelPool } from './pool.js';
@@ -51,28 +51,53 @@ export class Upstreams {
     return parts.join(',');
   }
 
-  /** Checks policy for a delivery to a local pod. Throws UpstreamError('denied') when refused. */
-  async authorizeLocal(dest: Destination, route: Route): Promise<void> {
-    if (!route.workload) return;
+  /**
+   * Checks policy for a delivery to a local pod. Throws UpstreamError('denied') when refused. `extra`: the
+   * request being delivered (HTTP) and how to close the connection should a later policy deny it; returns
+   * the decision's release (call it when the connection ends).
+   */
+  async authorizeLocal(dest: Destination, route: Route, extra: Pick<AuthorizeContext, 'request' | 'revoke'> = {}): Promise<(() => void) | undefined> {
+    if (!route.workload) return undefined;
     const d = await this.opts.authorize({
       sourcePrincipal: dest.sourceId,
       sourceWorkload: dest.source,
+      sourceIp: sourceIpFor(dest, route.ip),
       destination: route.workload,
+      destinationIp: route.ip,
       destinationPort: route.port,
       mtls: false,
+      ...extra,
     });
     if (!d.allow) {
       this.opts.metrics.refused.inc({ direction: 'inbound', reason: 'denied' });
       throw new UpstreamError('denied', `policy denied ${dest.sourceId ?? 'unknown source'} → ${route.workload.namespace}/${route.workload.name}:${route.port}${d.reason ? `: ${d.reason}` : ''}`);
     }
+    return d.release;
   }
 
   /** The L4 upstream for one route. */
   async open(dest: Destination, route: Route): Promise<Duplex> {
     switch (route.kind) {
-      case 'local':
-        await this.authorizeLocal(dest, route);
-        return connectTcp(route.ip, route.port, this.opts.connectTimeoutMs);
+      case 'local': {
+        // L4: the connection is watched; a policy version that denies it later closes it
+        let sock: net.Socket | undefined;
+        let revoked = false;
+        const release = await this.authorizeLocal(dest, route, {
+          revoke: () => {
+            revoked = true;
+            sock?.destroy();
+          },
+        });
+        try {
+          sock = await connectTcp(route.ip, route.port, this.opts.connectTimeoutMs);
+        } catch (e) {
+          release?.();
+          throw e;
+        }
+        if (release) sock.once('close', release);
+        if (revoked) sock.destroy();
+        return sock;
+      }
       case 'passthrough':
         return connectTcp(route.ip, route.port, this.opts.connectTimeoutMs);
       case 'tunnel': {
@@ -82,11 +107,27 @@ export class Upstreams {
           destinationId: route.destinationId!,
           node: this.opts.tunnelAddress(route.node!),
           authority: authority(route.ip, route.port),
-          headers: { baggage: this.baggage(dest) },
+          headers: { baggage: this.baggage(dest), ...forwardedFor(dest, route.ip) },
         });
       }
     }
   }
+}
+
+/** The source pod's address of the destination's family (what the destination sees as the peer). */
+export function sourceIpFor(dest: Destination, dstIp: string): string | undefined {
+  const ips = dest.source?.ips ?? [];
+  const v6 = dstIp.includes(':');
+  return ips.find((ip) => ip.includes(':') === v6) ?? ips[0];
+}
+
+/**
+ * RFC 7239 Forwarded: tells the destination proxy the source pod's address (policy ipBlocks, source.ip). The
+ * destination believes it only when that address belongs to a workload of the certificate's identity.
+ */
+export function forwardedFor(dest: Destination, dstIp: string): { forwarded?: string } {
+  const ip = sourceIpFor(dest, dstIp);
+  return ip ? { forwarded: ip.includes(':') ? `for="[${ip}]"` : `for=${ip}` } : {};
 }
 
 export function authority(ip: string, port: number): string {

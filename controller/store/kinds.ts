@@ -215,43 +215,9 @@ export const BUILTIN_KINDS: KindInfo[] = [
       ['spec'],
     ),
   },
-  {
-    group: 'weft.io',
-    apiVersions: ['weft.io/v1alpha1'],
-    kind: 'PeerAuthentication',
-    namespaced: true,
-    schema: open({ spec: strict({ selector, mtls: strict({ mode: { type: 'string', enum: ['STRICT', 'PERMISSIVE', 'DISABLE'] } }, ['mode']) }, ['mtls']) }, ['spec']),
-  },
-  {
-    group: 'weft.io',
-    apiVersions: ['weft.io/v1alpha1'],
-    kind: 'AuthorizationPolicy',
-    namespaced: true,
-    schema: open(
-      {
-        spec: strict({
-          selector,
-          action: { type: 'string', enum: ['ALLOW', 'DENY'] },
-          rules: {
-            type: 'array',
-            items: strict({
-              from: {
-                type: 'array',
-                items: strict({ source: strict({ principals: strList, notPrincipals: strList, namespaces: strList, notNamespaces: strList, ipBlocks: strList, notIpBlocks: strList }) }, ['source']),
-              },
-              to: {
-                type: 'array',
-                items: strict({
-                  operation: strict({ ports: { type: 'array', items: { 'x-kubernetes-int-or-string': true } }, methods: strList, notMethods: strList, paths: strList, notPaths: strList, hosts: strList }),
-                }, ['operation']),
-              },
-            }),
-          },
-        }),
-      },
-      ['spec'],
-    ),
-  },
+  // Issue 11's kinds: the schema is the CRD's (daemonset/crds), one source of truth for cluster and controller
+  { group: 'weft.io', apiVersions: ['weft.io/v1alpha1'], kind: 'PeerAuthentication', namespaced: true, schema: crdObjectSchema('peerauthentication.yaml') },
+  { group: 'weft.io', apiVersions: ['weft.io/v1alpha1'], kind: 'AuthorizationPolicy', namespaced: true, schema: crdObjectSchema('authorizationpolicy.yaml') },
   {
     group: 'weft.io',
     apiVersions: ['weft.io/v1alpha1'],

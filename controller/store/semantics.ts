@@ -7,6 +7,8 @@ import type { KubeObject } from '../sources/types.js';
 import { checkTrafficPolicy } from './semantics/traffic-policy.js';
 import { checkGrpcRoute } from './semantics/grpcroute.js';
 import { checkHttpRoute } from './semantics/httproute.js';
+import { checkAuthorizationPolicy } from './semantics/authorization-policy.js';
+import { checkPeerAuthentication } from './semantics/peer-authentication.js';
 
 /** Throws WeftConfigError(`${where}, field <path>`, why) for the first problem; returns when fine. */
 export type SemanticCheck = (obj: KubeObject, where: string) => void;
@@ -15,4 +17,6 @@ export const SEMANTIC_CHECKS: Readonly<Record<string, readonly SemanticCheck[]>>
   TrafficPolicy: [checkTrafficPolicy],
   HTTPRoute: [checkHttpRoute],
   GRPCRoute: [checkGrpcRoute],
+  AuthorizationPolicy: [checkAuthorizationPolicy],
+  PeerAuthentication: [checkPeerAuthentication],
 };
