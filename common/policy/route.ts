@@ -51,7 +51,7 @@ export interface BackendTarget {
   /** the Service port */
   port: number;
   /** set when the reference cannot be resolved (Gateway API ResolvedRefs reasons): the agent answers 500 */
-  unresolved?: 'BackendNotFound' | 'InvalidKind' | 'RefNotPermitted' | 'UnsupportedProtocol';
+  unresolved?: 'BackendNotFound' | 'InvalidKind';
 }
 
 export interface CompiledBackend extends BackendTarget {

@@ -108,7 +108,7 @@ t.test('compiled routes: typed matches, resolved backends, filters, timeouts, re
     { service: 'shop/cart', port: 80, weight: 70, filters: [] },
     { service: 'shop/cart-v2', port: 80, weight: 30, filters: [{ type: 'ResponseHeaderModifier', modifier: { set: [['x-v', '2']], add: [], remove: [] } }] },
     { service: 'shop/cart-v3', port: 80, unresolved: 'BackendNotFound', weight: 0, filters: [] },
-    { service: 'web/front', port: 80, unresolved: 'RefNotPermitted', weight: 1, filters: [] },
+    { service: 'web/front', port: 80, weight: 1, filters: [] },
   ]);
   t.same(r0!.timeouts, { requestMs: 90_000, backendRequestMs: 500 });
   t.same(r0!.retry, { attempts: 3, codes: [503], backoffMs: 100 });
@@ -129,14 +129,13 @@ t.test('compiled routes: typed matches, resolved backends, filters, timeouts, re
   const consumer = entries[2]!.route;
   t.same(consumer.parents, [{ service: 'shop/cart' }]);
   t.equal(consumer.namespace, 'web');
-  t.same(consumer.rules[0]!.backends, [{ service: 'shop/cart', port: 80, weight: 1, filters: [] }], 'a consumer route may send to the Service it overrides');
+  t.same(consumer.rules[0]!.backends, [{ service: 'shop/cart', port: 80, weight: 1, filters: [] }], 'a backend in another namespace needs no ReferenceGrant in the mesh (GEP-1294)');
 
   const status = routeStatuses(s, { ...opts, workloads: cfg.workloads, services: cfg.services });
   const byName = Object.fromEntries(status.map((st) => [st.name, st]));
   t.same(byName.cart!.parents[0]!.conditions.map((c) => [c.type, c.status, c.reason]), [['Accepted', 'True', 'Accepted'], ['ResolvedRefs', 'False', 'BackendNotFound']]);
   t.same(byName.cart!.unresolvedBackends, [
     { field: 'spec.rules[0].backendRefs[2]', service: 'shop/cart-v3', port: 80, reason: 'BackendNotFound' },
-    { field: 'spec.rules[0].backendRefs[3]', service: 'web/front', port: 80, reason: 'RefNotPermitted' },
   ]);
   t.match(byName.consumer!.parents[0]!.conditions[0]!.message, /consumer route: applies to callers in namespace web only/);
   t.same(byName.grpc!.parents[0]!.conditions.map((c) => c.status), ['True', 'True']);

@@ -1,6 +1,6 @@
 // Route status as the Gateway API reports it, per parent: Accepted (the parent Service, and port when
 // given, exist) and ResolvedRefs (every backendRef, mirrors included, resolves; else the first reason:
-// BackendNotFound, InvalidKind, RefNotPermitted). The controller serves it as JSON for the operators' CLI
+// BackendNotFound, InvalidKind). The controller serves it as JSON for the operators' CLI
 // and page (docs/routing.md has the shape); in a cluster it is what status.parents[] would hold.
 import type { Service } from '../../../common/mesh.js';
 import type { RouteCondition, RouteStatus } from '../../../common/policy/route.js';
@@ -12,7 +12,6 @@ import { parentsOf, resolveBackend, type SpecFilter, type SpecRoute } from './ro
 const MESSAGES: Record<string, string> = {
   BackendNotFound: 'no Service with that name and port; its share of requests is answered with 500',
   InvalidKind: 'only core Services (group "", kind Service) can be backends; its share is answered with 500',
-  RefNotPermitted: 'a backend in another namespace needs a ReferenceGrant, which Weft does not support (only the parent Service itself may be referenced); its share is answered with 500',
 };
 
 export function routeStatus(o: KubeObject, ctx: PolicyCompileContext): RouteStatus {
@@ -21,7 +20,7 @@ export function routeStatus(o: KubeObject, ctx: PolicyCompileContext): RouteStat
   const parents = parentsOf(o);
   const unresolved: RouteStatus['unresolvedBackends'] = [];
   const check = (ref: Parameters<typeof resolveBackend>[0], field: string) => {
-    const b = resolveBackend(ref, ns, parents, ctx);
+    const b = resolveBackend(ref, ns, ctx);
     if (b.unresolved) unresolved.push({ field, service: b.service, port: b.port, reason: b.unresolved });
   };
   const mirrors = (fs: SpecFilter[] | undefined, at: string) =>

@@ -1,7 +1,7 @@
 // HTTPRoute / GRPCRoute -> CompiledRoute (Gateway API v1, mesh profile). The store has already refused what
 // Weft does not enforce (controller/store/semantics/httproute.ts, grpcroute.ts), so everything here is
 // supported; what can still be wrong depends on other objects (a backend Service that does not exist, a
-// port it does not have, a namespace it may not reference) and is compiled as an unresolved backend: the
+// port it does not have, a kind that is not a Service) and is compiled as an unresolved backend: the
 // agent answers that backend's share with 500 and the route's status says why (route-status.ts).
 import { policyEntryKey, type CompiledPolicy } from '../../../common/policy.js';
 import type {
@@ -101,15 +101,14 @@ export function parentsOf(o: KubeObject): RouteParent[] {
 }
 
 /**
- * A backendRef resolved against the mesh's Services. Cross-namespace references need a ReferenceGrant in
- * the Gateway API; Weft has none, so only a reference to one of the route's own parent Services (a consumer
- * route sending to the Service it overrides, as GAMMA allows) may leave the route's namespace.
+ * A backendRef resolved against the mesh's Services. In the mesh profile a backendRef may name a Service in
+ * any namespace without a ReferenceGrant (GEP-1294: mesh routes augment Services that callers can reach
+ * anyway, they expose nothing new), so only the kind and the existence of the Service port are checked.
  */
-export function resolveBackend(ref: ObjRef, routeNs: string, parents: RouteParent[], ctx: PolicyCompileContext): BackendTarget {
+export function resolveBackend(ref: ObjRef, routeNs: string, ctx: PolicyCompileContext): BackendTarget {
   const service = `${ref.namespace || routeNs}/${ref.name}`;
   const port = ref.port ?? 0;
   if ((ref.group ?? '') !== '' || (ref.kind ?? 'Service') !== 'Service') return { service, port, unresolved: 'InvalidKind' };
-  if ((ref.namespace || routeNs) !== routeNs && !parents.some((p) => p.service === service)) return { service, port, unresolved: 'RefNotPermitted' };
   const svc = servicesOf(ctx).get(service);
   if (!svc || !svc.ports.some((p) => p.port === port && p.protocol === 'TCP')) return { service, port, unresolved: 'BackendNotFound' };
   return { service, port };
@@ -131,7 +130,7 @@ function pathModifier(p: SpecPathModifier | undefined): PathModifier | undefined
   return p.type === 'ReplaceFullPath' ? { type: 'ReplaceFullPath', value: p.replaceFullPath ?? '/' } : { type: 'ReplacePrefixMatch', value: p.replacePrefixMatch ?? '/' };
 }
 
-function compileFilter(f: SpecFilter, routeNs: string, parents: RouteParent[], ctx: PolicyCompileContext): RouteFilter {
+function compileFilter(f: SpecFilter, routeNs: string, ctx: PolicyCompileContext): RouteFilter {
   switch (f.type) {
     case 'RequestHeaderModifier':
       return { type: 'RequestHeaderModifier', modifier: headerModifier(f.requestHeaderModifier ?? {}) };
@@ -151,7 +150,7 @@ function compileFilter(f: SpecFilter, routeNs: string, parents: RouteParent[], c
       const m = f.requestMirror!;
       // percent and fraction are alternatives (the semantic check refuses both); neither = 100%.
       const percent = m.percent ?? (m.fraction ? (100 * m.fraction.numerator) / (m.fraction.denominator ?? 100) : 100);
-      return { type: 'RequestMirror', backend: resolveBackend(m.backendRef, routeNs, parents, ctx), percent };
+      return { type: 'RequestMirror', backend: resolveBackend(m.backendRef, routeNs, ctx), percent };
     }
     default:
       // unreachable: the store refuses any other filter type when the route is applied
@@ -186,20 +185,20 @@ export function grpcMatch(m: SpecGrpcMatch): CompiledMatch {
   return { path: { type: 'RegularExpression', value: `/(?:${mm.service ?? '[^/]+'})/(?:${mm.method ?? '[^/]+'})` }, ...base, grpc };
 }
 
-function compileRule(r: SpecRule, index: number, grpc: boolean, routeNs: string, parents: RouteParent[], ctx: PolicyCompileContext): CompiledRule {
+function compileRule(r: SpecRule, index: number, grpc: boolean, routeNs: string, ctx: PolicyCompileContext): CompiledRule {
   const matches = (r.matches ?? []).map((m) => (grpc ? grpcMatch(m) : httpMatch(m)));
   if (matches.length === 0) matches.push(grpc ? grpcMatch({}) : httpMatch({}));
   const backends: CompiledBackend[] = (r.backendRefs ?? []).map((b) => ({
-    ...resolveBackend(b, routeNs, parents, ctx),
+    ...resolveBackend(b, routeNs, ctx),
     weight: b.weight ?? 1,
-    filters: (b.filters ?? []).map((f) => compileFilter(f, routeNs, parents, ctx)),
+    filters: (b.filters ?? []).map((f) => compileFilter(f, routeNs, ctx)),
   }));
   const t = r.timeouts;
   const rule: CompiledRule = {
     name: r.name ?? `rule-${index}`,
     index,
     matches,
-    filters: (r.filters ?? []).map((f) => compileFilter(f, routeNs, parents, ctx)),
+    filters: (r.filters ?? []).map((f) => compileFilter(f, routeNs, ctx)),
     backends,
     timeouts: {
       ...(t?.request !== undefined ? { requestMs: gatewayDurationMs(t.request) } : {}),
@@ -220,7 +219,7 @@ export function compileRouteSpec(o: KubeObject, ctx: PolicyCompileContext): Comp
     parents,
     namespace: ns,
     createdMs: Number.isFinite(created) ? created : 0,
-    rules: (spec.rules ?? []).map((r, i) => compileRule(r, i, grpc, ns, parents, ctx)),
+    rules: (spec.rules ?? []).map((r, i) => compileRule(r, i, grpc, ns, ctx)),
   };
 }
 
