@@ -41,11 +41,6 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
-async function sumMetric(registry: Registry, name: string, filter: (labels: Record<string, string | number>) => boolean = () => true): Promise<number> {
-  const m = await registry.getSingleMetric(name)?.get();
-  return (m?.values ?? []).filter((v) => filter(v.labels as Record<string, string | number>)).reduce((a, v) => a + v.value, 0);
-}
-
 export async function runAgent(opts: AgentOptions, log: Logger): Promise<RunningAgent> {
   if (opts.uninstall) {
     const report = uninstallCapture(opts.bpffs, log);
@@ -147,13 +142,14 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
     // Authorization: the compiled AuthorizationPolicies of the config in force, re-evaluated on every version
     const authz = new PolicyEnforcer({ state, log: log.child('authz'), metrics: new AuthzMetrics(registry) });
     cleanups.push(() => authz.close());
+    const istio = new IstioMetrics(registry);
     const proxy = new NodeProxy({
       authorize: authz.authorize,
       state,
       lookup: capture,
       certs: identity,
       log: log.child('proxy'),
-      metrics: new IstioMetrics(registry),
+      metrics: istio,
       agentMetrics,
       outbound: { host: opts.outboundIp, port: opts.listen.outbound },
       inbound: { host: opts.nodeIp, port: opts.listen.inbound },
@@ -230,10 +226,11 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
         const cpuPercent = ((cpu.user + cpu.system) / 1000 / Math.max(1, now - lastAt)) * 100;
         lastCpu = process.cpuUsage();
         lastAt = now;
+        const totals = istio.totals();
         return {
-          requests: await sumMetric(registry, 'istio_requests_total'),
-          requestErrors: await sumMetric(registry, 'istio_requests_total', (l) => Number(l['response_code']) >= 500 || Number(l['response_code']) === 0),
-          connectionsOpened: await sumMetric(registry, 'istio_tcp_connections_opened_total'),
+          requests: totals.requests,
+          requestErrors: totals.requestErrors,
+          connectionsOpened: totals.connectionsOpened,
           connectionsActive: proxy.connections.size,
           redirects: Number(capture.readCounters().redirected),
           cpuPercent,

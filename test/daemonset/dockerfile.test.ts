@@ -1,5 +1,5 @@
-// The image recipe, checked statically (no container engine runs here): a Node 20 build stage that
-// compiles, and a runtime stage with Node 20, libbpf1, the BPF objects, the compiled code, production
+// The image recipe, checked statically (no container engine runs here): a Node 24 (LTS) build stage that
+// compiles, and a runtime stage with Node 24, libbpf1, the BPF objects, the compiled code, production
 // packages and no compiler.
 import t from 'tap';
 import { readFileSync } from 'node:fs';
@@ -19,19 +19,20 @@ for (const l of lines) {
   else stages.at(-1)?.lines.push(l);
 }
 
-t.test('multi-stage: Node 20 build stage compiles and prunes dev dependencies', async (t) => {
+t.test('multi-stage: Node 24 build stage compiles and prunes dev dependencies', async (t) => {
   t.equal(stages.length, 2);
   const build = stages[0]!;
-  t.match(build.from, /^node:20\b/);
+  t.match(build.from, /^node:24\b/);
   t.ok(build.lines.some((l) => /npm ci\b/.test(l)), 'npm ci');
   t.ok(build.lines.some((l) => /tsc -p tsconfig\.json/.test(l)), 'tsc');
   t.ok(build.lines.some((l) => /npm prune --omit=dev/.test(l)), 'production node_modules only');
+  t.ok(build.lines.some((l) => /rm -rf node_modules\/node-linux-\*/.test(l)), 'no second Node binary from optionalDependencies');
 });
 
-t.test('runtime: Node 20, libbpf1, BPF objects, dist, no compiler', async (t) => {
+t.test('runtime: Node 24, libbpf1, BPF objects, dist, no compiler', async (t) => {
   const rt = stages[1]!;
   const body = rt.lines.join('\n');
-  t.match(rt.from, /^node:20\b/);
+  t.match(rt.from, /^node:24\b/);
   t.match(body, /apt-get install[^\n]*\blibbpf1\b/);
   t.notMatch(body, /\b(clang|llvm|gcc|g\+\+|build-essential|libbpf-dev|make|python3)\b/, 'no compiler or headers in the runtime image');
   t.match(body, /COPY bpf\/\*\.o /, 'the committed BPF objects');
