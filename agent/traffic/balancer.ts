@@ -35,7 +35,7 @@ function available<T extends Candidate>(eps: readonly T[], b: BackendState, trie
 
 const scratch: number[] = [];
 
-export function pickLeastRequest<T extends Candidate>(eps: readonly T[], b: BackendState, tried: readonly string[], rand: Rand): T | undefined {
+export function pickLeastRequest<T extends Candidate>(eps: readonly T[], b: BackendState, tried: readonly string[], rand: Rand, now: number): T | undefined {
   const av = available(eps, b, tried, scratch);
   if (av.length === 0) return undefined;
   if (av.length === 1) return eps[av[0]!];
@@ -44,8 +44,8 @@ export function pickLeastRequest<T extends Candidate>(eps: readonly T[], b: Back
   if (j >= i) j++;
   const a = eps[av[i]!]!;
   const c = eps[av[j]!]!;
-  const ca = b.endpoint(a.id).cost();
-  const cc = b.endpoint(c.id).cost();
+  const ca = b.endpoint(a.id).cost(now);
+  const cc = b.endpoint(c.id).cost(now);
   return cc < ca ? c : a;
 }
 
@@ -65,7 +65,7 @@ export function pickRandom<T extends Candidate>(eps: readonly T[], b: BackendSta
 }
 
 /** Maglev over the healthy endpoints (sorted ids, so the table depends on the set only, not on order or version). */
-export function pickHashed<T extends Candidate>(eps: readonly T[], b: BackendState, key: string, tried: readonly string[], rand: Rand): T | undefined {
+export function pickHashed<T extends Candidate>(eps: readonly T[], b: BackendState, key: string, tried: readonly string[], rand: Rand, now: number): T | undefined {
   const healthy: T[] = [];
   for (const ep of eps) if (usable(b, ep.id, NONE)) healthy.push(ep);
   if (healthy.length === 0) return undefined;
@@ -74,7 +74,7 @@ export function pickHashed<T extends Candidate>(eps: readonly T[], b: BackendSta
   if (b.maglev?.key !== setKey) b.maglev = { key: setKey, table: new MaglevTable(healthy.map((e) => e.id)) };
   const ep = healthy[b.maglev.table.lookup(hash32(key))]!;
   // A retry must go elsewhere: the next best is the least loaded of the rest.
-  if (tried.length > 0 && tried.includes(ep.id)) return pickLeastRequest(eps, b, tried, rand);
+  if (tried.length > 0 && tried.includes(ep.id)) return pickLeastRequest(eps, b, tried, rand, now);
   return ep;
 }
 
@@ -108,15 +108,15 @@ export function hashKey(lb: CompiledLoadBalancer, input: HashInput): string | un
   }
 }
 
-export function pick<T extends Candidate>(lb: CompiledLoadBalancer, eps: readonly T[], b: BackendState, key: string | undefined, tried: readonly string[], rand: Rand): T | undefined {
+export function pick<T extends Candidate>(lb: CompiledLoadBalancer, eps: readonly T[], b: BackendState, key: string | undefined, tried: readonly string[], rand: Rand, now: number): T | undefined {
   switch (lb.kind) {
     case 'ROUND_ROBIN':
       return pickRoundRobin(eps, b, tried);
     case 'RANDOM':
       return pickRandom(eps, b, tried, rand);
     case 'LEAST_REQUEST':
-      return pickLeastRequest(eps, b, tried, rand);
+      return pickLeastRequest(eps, b, tried, rand, now);
     default:
-      return key === undefined ? pickLeastRequest(eps, b, tried, rand) : pickHashed(eps, b, key, tried, rand);
+      return key === undefined ? pickLeastRequest(eps, b, tried, rand, now) : pickHashed(eps, b, key, tried, rand, now);
   }
 }

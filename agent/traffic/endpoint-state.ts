@@ -12,7 +12,8 @@ export class EndpointState {
   outstanding = 0;
   /** peak-EWMA latency estimate in ms (a new peak is taken at once, then decays towards newer samples) */
   ewmaMs = DEFAULT_RTT_MS;
-  private ewmaAt = 0;
+  /** when the estimate was last set: a new endpoint starts at DEFAULT_RTT_MS, decaying from its creation (Linkerd) */
+  private ewmaAt = performance.now();
 
   // outlier detection (Envoy's consecutive errors)
   consecutive5xx = 0;
@@ -33,20 +34,30 @@ export class EndpointState {
 
   constructor(readonly id: string) {}
 
-  /** The balancer's cost: latency estimate × (outstanding + 1), as Linkerd's peak-EWMA P2C balancer. */
-  cost(): number {
-    return this.ewmaMs * (this.outstanding + 1);
+  /**
+   * The balancer's cost: latency estimate × (outstanding + 1), as Linkerd's peak-EWMA P2C balancer. The
+   * estimate decays towards 0 while no answer updates it (tower's PeakEwma), so an endpoint that was slow
+   * once, or was never tried, is probed again instead of being starved for ever.
+   */
+  cost(now: number): number {
+    return this.estimate(now) * (this.outstanding + 1);
+  }
+
+  estimate(now: number): number {
+    const elapsed = now - this.ewmaAt;
+    return elapsed > 0 ? this.ewmaMs * Math.exp(-elapsed / EWMA_DECAY_MS) : this.ewmaMs;
   }
 
   /** Records one response latency. */
   observe(latencyMs: number, now: number): void {
     // a peak is believed at once (a degrading endpoint loses traffic fast); lower samples decay in by time
-    if (latencyMs > this.ewmaMs || this.ewmaAt === 0) {
+    const cur = this.estimate(now);
+    if (latencyMs > cur) {
       this.ewmaMs = latencyMs;
     } else {
-      const w = Math.exp(-(now - this.ewmaAt) / EWMA_DECAY_MS);
-      this.ewmaMs = this.ewmaMs * w + latencyMs * (1 - w);
+      const w = Math.exp(-Math.max(0, now - this.ewmaAt) / EWMA_DECAY_MS);
+      this.ewmaMs = cur * w + latencyMs * (1 - w);
     }
-    this.ewmaAt = now;
+    if (now > this.ewmaAt) this.ewmaAt = now;
   }
 }

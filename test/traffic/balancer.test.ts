@@ -19,7 +19,7 @@ t.test('LEAST_REQUEST: an endpoint ten times slower gets well under 25% of reque
     // virtual time: requests arrive every `interArrival` ms and complete after their endpoint's latency
     const done: { at: number; id: string }[] = [];
     const counts = new Map<string, number>();
-    let now = 0;
+    let now = performance.now();
     for (let i = 0; i < 5000; i++) {
       now += interArrival;
       done.sort((x, y) => x.at - y.at);
@@ -29,7 +29,7 @@ t.test('LEAST_REQUEST: an endpoint ten times slower gets well under 25% of reque
         s.outstanding--;
         s.observe(latency.get(d.id)!, d.at);
       }
-      const ep = pickLeastRequest(list, b, [], rand)!;
+      const ep = pickLeastRequest(list, b, [], rand, now)!;
       b.endpoint(ep.id).outstanding++;
       counts.set(ep.id, (counts.get(ep.id) ?? 0) + 1);
       done.push({ at: now + latency.get(ep.id)!, id: ep.id });
@@ -46,18 +46,18 @@ t.test('LEAST_REQUEST spreads equal endpoints about evenly and never picks a tri
   const rand = seeded(1);
   const c = new Map<string, number>();
   for (let i = 0; i < 4000; i++) {
-    const ep = pickLeastRequest(list, b, [], rand)!;
+    const ep = pickLeastRequest(list, b, [], rand, 0)!;
     c.set(ep.id, (c.get(ep.id) ?? 0) + 1);
   }
   for (const ep of list) t.ok(Math.abs(c.get(ep.id)! - 1000) < 150, `${ep.id}: ${c.get(ep.id)}`);
   b.endpoint(list[0]!.id).ejected = true;
   for (let i = 0; i < 200; i++) {
-    const ep = pickLeastRequest(list, b, [list[1]!.id], rand)!;
+    const ep = pickLeastRequest(list, b, [list[1]!.id], rand, 0)!;
     t.not(ep.id, list[0]!.id);
     t.not(ep.id, list[1]!.id);
   }
   for (const ep of list) b.endpoint(ep.id).ejected = true;
-  t.equal(pickLeastRequest(list, b, [], rand), undefined, 'all ejected: none');
+  t.equal(pickLeastRequest(list, b, [], rand, 0), undefined, 'all ejected: none');
 });
 
 t.test('ROUND_ROBIN is even, skips ejected, and its cursor survives a new endpoint list', async (t) => {
@@ -91,7 +91,7 @@ t.test('Maglev: balanced, and adding or removing one of N endpoints moves about 
   const b = new BackendState('k');
   const list = ids.map((id) => ({ id }));
   const rand = seeded(3);
-  const owner = new Map(keys.map((k) => [k, pickHashed(list, b, k, [], rand)!.id]));
+  const owner = new Map(keys.map((k) => [k, pickHashed(list, b, k, [], rand, 0)!.id]));
   const per = new Map<string, number>();
   for (const o of owner.values()) per.set(o, (per.get(o) ?? 0) + 1);
   for (const id of ids) t.ok(Math.abs(per.get(id)! / keys.length - 1 / N) < 0.02, `${id} owns ${(per.get(id)! / keys.length * 100).toFixed(1)}%`);
@@ -102,7 +102,7 @@ t.test('Maglev: balanced, and adding or removing one of N endpoints moves about 
   let moved = 0;
   let movedOthers = 0;
   for (const k of keys) {
-    const now = pickHashed(list, b, k, [], rand)!.id;
+    const now = pickHashed(list, b, k, [], rand, 0)!.id;
     if (now !== owner.get(k)) {
       moved++;
       if (owner.get(k) !== ids[3]) movedOthers++;
@@ -115,15 +115,15 @@ t.test('Maglev: balanced, and adding or removing one of N endpoints moves about 
   // add one endpoint
   const more = [...list, { id: '10.98.2.99:8080' }];
   let movedAdd = 0;
-  for (const k of keys) if (pickHashed(more, b, k, [], rand)!.id !== owner.get(k)) movedAdd++;
+  for (const k of keys) if (pickHashed(more, b, k, [], rand, 0)!.id !== owner.get(k)) movedAdd++;
   t.ok(movedAdd / keys.length < 1.5 / (N + 1) && movedAdd / keys.length > 0.5 / (N + 1), `adding 1 to ${N}: ${(movedAdd / keys.length * 100).toFixed(1)}% moved`);
 
   // the same set in another order (a new config version): every key stays
   const shuffled = [...list].reverse().map((e) => ({ ...e }));
-  t.ok(keys.every((k) => pickHashed(shuffled, b, k, [], rand)!.id === owner.get(k)), 'same endpoint set, new version: no key moves');
+  t.ok(keys.every((k) => pickHashed(shuffled, b, k, [], rand, 0)!.id === owner.get(k)), 'same endpoint set, new version: no key moves');
   // a retry goes elsewhere
   const k0 = keys[0]!;
-  t.not(pickHashed(list, b, k0, [owner.get(k0)!], rand)!.id, owner.get(k0));
+  t.not(pickHashed(list, b, k0, [owner.get(k0)!], rand, 0)!.id, owner.get(k0));
 });
 
 t.test('hash keys: header, cookie, source IP; without one LEAST_REQUEST decides', async (t) => {
@@ -138,7 +138,7 @@ t.test('hash keys: header, cookie, source IP; without one LEAST_REQUEST decides'
   const list = eps(3);
   const rand = seeded(5);
   const lb = { kind: 'HASH_HEADER', header: 'x-user' } as const;
-  const first = pick(lb, list, b, 'ann', [], rand)!.id;
-  for (let i = 0; i < 100; i++) t.equal(pick(lb, list, b, 'ann', [], rand)!.id, first);
-  t.ok(pick(lb, list, b, undefined, [], rand), 'no key: still picks');
+  const first = pick(lb, list, b, 'ann', [], rand, 0)!.id;
+  for (let i = 0; i < 100; i++) t.equal(pick(lb, list, b, 'ann', [], rand, 0)!.id, first);
+  t.ok(pick(lb, list, b, undefined, [], rand, 0), 'no key: still picks');
 });
