@@ -134,9 +134,9 @@ async function controllerMain(): Promise<void> {
   // registered before the gRPC server's listener, so buildMs is the translation alone, not the agents' deltas
   let pendingSeq = -1;
   let changedAt = 0;
-  publisher.onConfig((cfg) => {
+  publisher.onConfig((v) => {
     if (pendingSeq < 0) return;
-    send({ seq: pendingSeq, version: cfg.version, buildMs: performance.now() - changedAt });
+    send({ seq: pendingSeq, version: v.version, buildMs: performance.now() - changedAt });
     pendingSeq = -1;
   });
   const tokens: Record<string, string> = {};
@@ -169,7 +169,7 @@ async function controllerMain(): Promise<void> {
     changedAt = performance.now();
     for (const s of m.services) for (const o of serviceBackends(s, generation)) store.upsert(o, 'bench');
   });
-  send({ ready: true, port, trustBundlePem: testCa.trustBundlePem(), loadMs, objects: count, firstVersion: publisher.current().version });
+  send({ ready: true, port, trustBundlePem: testCa.trustBundlePem(), loadMs, objects: count, firstVersion: publisher.version });
 }
 
 // ---------------------------------------------------------------- the agents (this process)
@@ -178,8 +178,8 @@ async function controllerMain(): Promise<void> {
  * decoding the rest: 50 simulated agents sharing one process must not spend their time decoding 50 copies
  * of a 10 MB snapshot, or they (not the controller) would be what is measured.
  */
-function updateHeader(buf: Buffer): { version: number; snapshot: boolean; baseVersion: number } {
-  const out = { version: 0, snapshot: false, baseVersion: 0 };
+function updateHeader(buf: Buffer): { version: number; snapshot: boolean; baseVersion: number; more: boolean } {
+  const out = { version: 0, snapshot: false, baseVersion: 0, more: false };
   let i = 0;
   const varint = (): number => {
     let v = 0;
@@ -200,6 +200,7 @@ function updateHeader(buf: Buffer): { version: number; snapshot: boolean; baseVe
       if (field === 1) out.version = v;
       else if (field === 2) out.snapshot = v !== 0;
       else if (field === 3) out.baseVersion = v;
+      else if (field === 14) out.more = v !== 0;
     } else if (wire === 2) {
       const len = varint(); // read before adding: `i += varint()` would add to the old i
       i += len;
@@ -250,6 +251,7 @@ class ByteCountingRelay {
 interface SimAgent {
   node: string;
   acked: number;
+  chunks: number;
   snapshots: number;
   deltas: number;
   nacks: number;
@@ -262,8 +264,9 @@ interface SimAgent {
 
 async function agentsMain(): Promise<void> {
   const { loadMeshProto } = await import('../proto/load.js');
-  const { applyUpdate } = await import('../proto/delta.js');
-  type Update = Parameters<typeof applyUpdate>[1];
+  const { applyConverted, UpdateAssembler } = await import('../proto/delta.js');
+  type Update = Parameters<InstanceType<typeof UpdateAssembler>['add']>[0];
+  type Config = ReturnType<typeof applyConverted>['config'];
   const child: ChildProcess = fork(fileURLToPath(import.meta.url), [...process.argv.slice(2), '--role', 'controller'], {
     execArgv: ['--expose-gc', '--max-old-space-size=4096'],
     stdio: 'inherit',
@@ -304,7 +307,8 @@ async function agentsMain(): Promise<void> {
   const STREAM_CONFIG = proto.weft.v1.MeshController.service.StreamConfig;
   const creds = grpc.credentials.createSsl(Buffer.from(info.trustBundlePem));
   const agents: SimAgent[] = [];
-  let full: ReturnType<typeof applyUpdate>['config'] | undefined;
+  let full: Config | undefined;
+  const assembler = new UpdateAssembler();
   const subscribeStart = performance.now();
   for (let i = 0; i < AGENTS; i++) {
     const node = nodeName(i);
@@ -314,7 +318,7 @@ async function agentsMain(): Promise<void> {
       // one TCP connection per agent, as on a real cluster
       'grpc.use_local_subchannel_pool': 1,
     });
-    const a: SimAgent = { node, acked: 0, snapshots: 0, deltas: 0, nacks: 0, reconnects: 0, services: 0, workloads: 0, call: undefined, client };
+    const a: SimAgent = { node, acked: 0, chunks: 0, snapshots: 0, deltas: 0, nacks: 0, reconnects: 0, services: 0, workloads: 0, call: undefined, client };
     // like the real agent: on a broken stream, subscribe again (the controller then sends a snapshot)
     const open = () => {
       const md = new grpc.Metadata();
@@ -329,7 +333,19 @@ async function agentsMain(): Promise<void> {
       );
       a.call = call;
       call.on('data', (msg: Buffer | Update) => {
-        const h = Buffer.isBuffer(msg) ? updateHeader(msg) : { version: Number(msg.version), snapshot: msg.snapshot, baseVersion: Number(msg.baseVersion) };
+        const h = Buffer.isBuffer(msg) ? updateHeader(msg) : { version: Number(msg.version), snapshot: msg.snapshot, baseVersion: Number(msg.baseVersion), more: msg.more };
+        // a big update comes in chunks (ConfigUpdate.more): the agent ACKs the version after the last one
+        let whole: ReturnType<typeof assembler.add> | undefined;
+        let chunkError = '';
+        if (!Buffer.isBuffer(msg)) {
+          try {
+            whole = assembler.add(msg);
+          } catch (e) {
+            chunkError = String(e);
+          }
+        }
+        a.chunks++;
+        if (h.more) return;
         let ok = true;
         let error = '';
         if (h.snapshot) a.snapshots++;
@@ -340,9 +356,12 @@ async function agentsMain(): Promise<void> {
             error = `delta based on ${h.baseVersion}, holding ${a.acked}`;
           }
         }
-        if (!Buffer.isBuffer(msg) && ok) {
+        if (chunkError) {
+          ok = false;
+          error = chunkError;
+        } else if (!Buffer.isBuffer(msg) && ok) {
           try {
-            full = applyUpdate(h.snapshot ? undefined : full, msg).config;
+            full = applyConverted(h.snapshot ? undefined : full, whole!.head, whole!.entries).config;
             a.services = full.services.length;
             a.workloads = full.workloads.length;
           } catch (e) {

@@ -147,8 +147,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     registry,
     logger: log,
     configSummary: () => {
-      const cfg = publisher.current();
-      return { version: cfg.version, nodes: cfg.nodes.length, workloads: cfg.workloads.length, services: cfg.services.length, policies: cfg.policies.length, objects: store.size() };
+      return { ...publisher.summary(), objects: store.size() };
     },
     statusProviders: {
       ...(localSource ? { localFiles: () => Object.fromEntries(localSource.problems) } : {}),

@@ -149,21 +149,45 @@ function policyFromWire(p: WirePolicy): CompiledPolicy {
   return JSON.parse(p.json) as CompiledPolicy;
 }
 
+/** an update's entries converted from the wire (done chunk by chunk as they arrive: see UpdateAssembler) */
+export interface ConvertedEntries {
+  upsertNodes: NodeInfo[];
+  removeNodes: string[];
+  upsertWorkloads: Workload[];
+  removeWorkloads: string[];
+  upsertServices: Service[];
+  removeServices: string[];
+  upsertPolicies: CompiledPolicy[];
+  removePolicies: string[];
+}
+
+type UpdateHead = Pick<ConfigUpdate__Output, 'version' | 'snapshot' | 'baseVersion' | 'trustDomain' | 'trustBundlePem'>;
+
+function convert(u: ConfigUpdate__Output, into?: ConvertedEntries): ConvertedEntries {
+  const out = into ?? { upsertNodes: [], removeNodes: [], upsertWorkloads: [], removeWorkloads: [], upsertServices: [], removeServices: [], upsertPolicies: [], removePolicies: [] };
+  for (const n of u.upsertNodes) out.upsertNodes.push({ name: n.name, ip: n.ip });
+  for (const w of u.upsertWorkloads) out.upsertWorkloads.push(workloadFromWire(w));
+  for (const s of u.upsertServices) out.upsertServices.push(serviceFromWire(s));
+  for (const p of u.upsertPolicies) out.upsertPolicies.push(policyFromWire(p));
+  out.removeNodes.push(...u.removeNodes);
+  out.removeWorkloads.push(...u.removeWorkloads);
+  out.removeServices.push(...u.removeServices);
+  out.removePolicies.push(...u.removePolicies);
+  return out;
+}
+
 /**
  * The config an update produces on top of `base` (the agent's current config). Throws when a delta's base
  * version is not `base.version` or a policy's JSON does not parse: the agent NACKs and keeps `base`.
  */
 export function applyUpdate(base: MeshConfig | undefined, u: ConfigUpdate__Output): { config: MeshConfig; trustBundlePem: string } {
+  return applyConverted(base, u, convert(u));
+}
+
+export function applyConverted(base: MeshConfig | undefined, u: UpdateHead, e: ConvertedEntries): { config: MeshConfig; trustBundlePem: string } {
   if (u.snapshot) {
     return {
-      config: {
-        version: u.version,
-        trustDomain: u.trustDomain,
-        nodes: u.upsertNodes.map((n): NodeInfo => ({ name: n.name, ip: n.ip })),
-        workloads: u.upsertWorkloads.map(workloadFromWire),
-        services: u.upsertServices.map(serviceFromWire),
-        policies: u.upsertPolicies.map(policyFromWire),
-      },
+      config: { version: u.version, trustDomain: u.trustDomain, nodes: e.upsertNodes, workloads: e.upsertWorkloads, services: e.upsertServices, policies: e.upsertPolicies },
       trustBundlePem: u.trustBundlePem,
     };
   }
@@ -174,11 +198,50 @@ export function applyUpdate(base: MeshConfig | undefined, u: ConfigUpdate__Outpu
     config: {
       version: u.version,
       trustDomain: u.trustDomain,
-      nodes: applyKeyed(base.nodes, u.upsertNodes.map((n) => ({ name: n.name, ip: n.ip })), u.removeNodes, (n) => n.name),
-      workloads: applyKeyed(base.workloads, u.upsertWorkloads.map(workloadFromWire), u.removeWorkloads, (w) => w.uid),
-      services: applyKeyed(base.services, u.upsertServices.map(serviceFromWire), u.removeServices, serviceKey),
-      policies: applyKeyed(base.policies, u.upsertPolicies.map(policyFromWire), u.removePolicies, policyKey),
+      nodes: applyKeyed(base.nodes, e.upsertNodes, e.removeNodes, (n) => n.name),
+      workloads: applyKeyed(base.workloads, e.upsertWorkloads, e.removeWorkloads, (w) => w.uid),
+      services: applyKeyed(base.services, e.upsertServices, e.removeServices, serviceKey),
+      policies: applyKeyed(base.policies, e.upsertPolicies, e.removePolicies, policyKey),
     },
     trustBundlePem: u.trustBundlePem,
   };
+}
+
+/**
+ * Collects the chunks of one update (ConfigUpdate.more) and converts each as it arrives, so a 10k-Service
+ * snapshot is converted in small steps between network reads instead of in one long pause at the end.
+ * add() returns the whole update's entries after its last chunk, undefined before. A chunk of a different
+ * version than the ones collected starts over (the controller only does that after a reconnect).
+ */
+export class UpdateAssembler {
+  private head: UpdateHead | undefined;
+  private entries: ConvertedEntries | undefined;
+  private error: unknown;
+  chunks = 0;
+
+  add(u: ConfigUpdate__Output): { head: UpdateHead; entries: ConvertedEntries } | undefined {
+    if (this.head && (this.head.version !== u.version || this.head.snapshot !== u.snapshot || this.head.baseVersion !== u.baseVersion)) this.reset();
+    this.head = u;
+    this.chunks++;
+    // an entry that does not convert (a policy whose JSON does not parse) fails the whole update, reported
+    // once after its last chunk (one NACK per version)
+    try {
+      if (this.error === undefined) this.entries = convert(u, this.entries);
+    } catch (e) {
+      this.error = e;
+    }
+    if (u.more) return undefined;
+    const done = { head: u, entries: this.entries! };
+    const error = this.error;
+    this.reset();
+    if (error !== undefined) throw error;
+    return done;
+  }
+
+  reset(): void {
+    this.head = undefined;
+    this.entries = undefined;
+    this.error = undefined;
+    this.chunks = 0;
+  }
 }

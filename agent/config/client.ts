@@ -8,7 +8,7 @@ import { errorMessage } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import { silentLogger } from '../../common/log.js';
 import type { MeshConfig } from '../../common/mesh.js';
-import { applyUpdate } from '../../proto/delta.js';
+import { applyConverted, UpdateAssembler } from '../../proto/delta.js';
 import type { ConfigRequest } from '../../proto/generated/weft/v1/ConfigRequest.js';
 import type { ConfigUpdate__Output } from '../../proto/generated/weft/v1/ConfigUpdate.js';
 import { LastGoodStore } from './last-good.js';
@@ -50,6 +50,8 @@ export class ConfigClient {
   private delay: number;
   private stopped = false;
   private queue: Promise<void> = Promise.resolve();
+  /** chunks of the update being received (a big update comes in ~256 KiB chunks, converted as they come) */
+  private readonly assembler = new UpdateAssembler();
   private st: ConfigClientStatus = { connected: false, configVersion: 0, lastReceivedVersion: 0, ack: 'PENDING' };
   private readonly versionWaiters = new Set<{ version: number; resolve: () => void }>();
 
@@ -99,6 +101,7 @@ export class ConfigClient {
     if (this.stopped) return;
     const stream = this.opts.connection.streamConfig();
     this.stream = stream;
+    this.assembler.reset();
     let gotData = false;
     stream.on('data', (u: ConfigUpdate__Output) => {
       if (!gotData) {
@@ -130,10 +133,13 @@ export class ConfigClient {
   }
 
   private async onUpdate(stream: grpc.ClientDuplexStream<ConfigRequest, ConfigUpdate__Output>, u: ConfigUpdate__Output): Promise<void> {
-    this.st.lastReceivedVersion = u.version;
+    if (this.stream !== stream) return; // a chunk of a stream that went down: its update is resent whole
     let next;
     try {
-      next = applyUpdate(this.current?.config, u);
+      const whole = this.assembler.add(u);
+      if (!whole) return; // more chunks of this version follow
+      this.st.lastReceivedVersion = u.version;
+      next = applyConverted(this.current?.config, whole.head, whole.entries);
       await this.opts.apply(next.config, next.trustBundlePem, 'controller');
     } catch (e) {
       const reason = errorMessage(e);

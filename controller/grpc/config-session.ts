@@ -1,43 +1,27 @@
-// One agent's config stream. The controller keeps at most one update in flight per agent: it sends a
-// snapshot first, then, after each ACK or NACK, a delta from the last version the agent ACKed to the newest
-// config. Changes that arrive while an update is in flight are coalesced into the next one. A NACK leaves
-// the agent on its last good version (it said so) and is recorded for operators.
+// One agent's config stream. The controller keeps at most one update in flight per agent: a snapshot first
+// (on every (re)connect), then, after each ACK or NACK, a delta from the last version the agent ACKed to
+// the newest version. Changes that arrive while an update is in flight are coalesced into the next one. A
+// NACK leaves the agent on its last good version (it said so) and is recorded for operators.
+//
+// Updates are pre-encoded and shared between agents (update-encoder.ts) and written chunk by chunk, each
+// after the previous one has been taken by the HTTP/2 stream (its flow-control window), so one slow agent
+// holds only its own stream and pings keep flowing on every connection.
 import type * as grpc from '@grpc/grpc-js';
-import { createHash } from 'node:crypto';
 
 import type { Logger } from '../../common/log.js';
-import type { MeshConfig } from '../../common/mesh.js';
-import { deltaUpdate, snapshotUpdate } from '../../proto/delta.js';
 import type { ConfigRequest__Output } from '../../proto/generated/weft/v1/ConfigRequest.js';
 import type { ConfigUpdate } from '../../proto/generated/weft/v1/ConfigUpdate.js';
 import type { AgentRegistry, AgentReport } from '../agents/registry.js';
+import type { EncodedUpdate, UpdateEncoder } from './update-encoder.js';
 
 export interface ConfigSource {
-  configFor(node: string): MeshConfig;
+  encoder: UpdateEncoder;
+  version(): number;
   trustBundlePem(): string;
 }
 
-/**
- * Updates shared by sessions: agents at the same ACKed version get the same delta to the same config, so
- * it is computed (and encoded by gRPC from the same object) once, not once per agent.
- */
-const digest = (s: string) => createHash('sha256').update(s).digest('base64url').slice(0, 16);
-
-export class UpdateCache {
-  private readonly entries = new Map<string, ConfigUpdate | undefined>();
-
-  get(base: Sent | undefined, next: MeshConfig, bundle: string): ConfigUpdate | undefined {
-    const key = `${base ? `${base.config.version}:${digest(base.bundle)}` : 'snapshot'}->${next.version}:${digest(bundle)}`;
-    if (this.entries.has(key)) return this.entries.get(key);
-    const u = base ? deltaUpdate(base.config, next, bundle, base.bundle) : snapshotUpdate(next, bundle);
-    if (this.entries.size >= 64) this.entries.delete(this.entries.keys().next().value!);
-    this.entries.set(key, u);
-    return u;
-  }
-}
-
-export interface Sent {
-  config: MeshConfig;
+interface Sent {
+  version: number;
   bundle: string;
 }
 
@@ -47,6 +31,8 @@ export class ConfigSession {
   private subscribed = false;
   private closed = false;
   private lastNack: { version: number; reason: string } | undefined;
+  /** bytes of updates written to this agent (the harness reports them per agent) */
+  bytesSent = 0;
 
   constructor(
     readonly node: string,
@@ -54,7 +40,6 @@ export class ConfigSession {
     private readonly source: ConfigSource,
     private readonly registry: AgentRegistry,
     private readonly log: Logger,
-    private readonly cache: UpdateCache = new UpdateCache(),
   ) {}
 
   onRequest(req: ConfigRequest__Output): void {
@@ -66,8 +51,8 @@ export class ConfigSession {
     }
     if (req.ack) {
       const { version, accepted, error } = req.ack;
-      if (!this.inflight || this.inflight.config.version !== version) {
-        this.log.warn('ACK for a version not in flight', { node: this.node, version, inflight: this.inflight?.config.version });
+      if (!this.inflight || this.inflight.version !== version) {
+        this.log.warn('ACK for a version not in flight', { node: this.node, version, inflight: this.inflight?.version });
         return;
       }
       if (accepted) {
@@ -76,7 +61,7 @@ export class ConfigSession {
         this.log.debug('agent ACKed', { node: this.node, version });
       } else {
         this.lastNack = { version, reason: error || 'no reason given' };
-        this.log.warn('agent NACKed config', { node: this.node, version, reason: this.lastNack.reason, keeps: this.acked?.config.version });
+        this.log.warn('agent NACKed config', { node: this.node, version, reason: this.lastNack.reason, keeps: this.acked?.version });
       }
       this.inflight = undefined;
       this.recordAckState(version);
@@ -94,21 +79,34 @@ export class ConfigSession {
   }
 
   ackedVersion(): number | undefined {
-    return this.acked?.config.version;
+    return this.acked?.version;
   }
 
   private pump(): void {
     if (this.closed || !this.subscribed || this.inflight) return;
-    const config = this.source.configFor(this.node);
+    const version = this.source.version();
     const bundle = this.source.trustBundlePem();
-    if (this.lastNack && this.lastNack.version === config.version) return; // the same config would be NACKed again
-    if (this.acked && this.acked.config.version === config.version && this.acked.bundle === bundle) return;
-    const update = this.cache.get(this.acked, config, bundle);
+    if (this.lastNack && this.lastNack.version === version) return; // the same config would be NACKed again
+    if (this.acked && this.acked.version === version && this.acked.bundle === bundle) return;
+    const update = this.source.encoder.update(this.node, this.acked, bundle);
     // nothing the agent can see changed: no round trip (the next delta is still based on what it ACKed)
     if (!update) return;
-    this.inflight = { config, bundle };
-    this.call.write(update);
-    this.log.debug('sent config', { node: this.node, version: config.version, snapshot: update.snapshot });
+    this.inflight = { version: update.version, bundle };
+    this.send(update);
+  }
+
+  private send(update: EncodedUpdate): void {
+    let i = 0;
+    const next = (err?: Error | null) => {
+      if (err || this.closed) return;
+      if (i >= update.chunks.length) return;
+      const chunk = update.chunks[i++]!;
+      this.bytesSent += chunk.length;
+      // pre-encoded bytes: the server's serializer passes Buffers through (server.ts)
+      this.call.write(chunk as unknown as ConfigUpdate, next);
+    };
+    next();
+    this.log.debug('sending config', { node: this.node, version: update.version, snapshot: update.snapshot, chunks: update.chunks.length, bytes: update.bytes });
   }
 
   private recordAckState(version: number): void {
@@ -119,7 +117,7 @@ export class ConfigSession {
         counters: { requests: 0, requestErrors: 0, connectionsOpened: 0, connectionsActive: 0, redirects: 0, cpuPercent: 0, memoryRssBytes: 0 },
       }),
       node: this.node,
-      configVersion: this.acked?.config.version ?? 0,
+      configVersion: this.acked?.version ?? 0,
       lastSentVersion: version,
       ack: this.lastNack ? 'NACK' : 'ACK',
       reportedAt: prev?.reportedAt ?? new Date().toISOString(),

@@ -13,7 +13,8 @@ import type { CertificateAuthority } from '../ca/authority.js';
 import type { CsrAuthorizer } from '../ca/csr-authorizer.js';
 import { CSR_REFUSAL, CsrRefusedError } from '../ca/errors.js';
 import type { ConfigPublisher } from '../translate/publisher.js';
-import { ConfigSession, UpdateCache } from './config-session.js';
+import { ConfigSession } from './config-session.js';
+import { UpdateEncoder } from './update-encoder.js';
 import { NodeAuthError, type NodeAuthenticator } from './node-auth.js';
 import { ReloadableServerCredentials } from './reloadable-credentials.js';
 
@@ -47,7 +48,7 @@ function weftStatus(code: grpc.status, e: unknown): ServiceError {
 export class ControllerGrpcServer {
   private readonly server = new grpc.Server({ 'grpc.keepalive_time_ms': 20_000, 'grpc.keepalive_timeout_ms': 10_000, 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
   private readonly sessions = new Set<ConfigSession>();
-  private readonly updates = new UpdateCache();
+  private readonly encoder: UpdateEncoder;
   private readonly log: Logger;
   private readonly unsubscribers: (() => void)[] = [];
   private boundPort = 0;
@@ -56,7 +57,16 @@ export class ControllerGrpcServer {
   constructor(private readonly deps: ControllerServerDeps) {
     this.log = deps.logger ?? silentLogger;
     const proto = loadMeshProto();
-    this.server.addService(proto.weft.v1.MeshController.service, this.handlers());
+    this.encoder = new UpdateEncoder(deps.publisher);
+    // config updates are encoded once and written as bytes (update-encoder.ts): the stream's serializer
+    // passes Buffers through and encodes anything else as before
+    const def = proto.weft.v1.MeshController.service;
+    const streamConfig = def.StreamConfig;
+    const service = {
+      ...def,
+      StreamConfig: { ...streamConfig, responseSerialize: (v: unknown) => (Buffer.isBuffer(v) ? v : streamConfig.responseSerialize(v as never)) },
+    };
+    this.server.addService(service, this.handlers());
     this.unsubscribers.push(deps.publisher.onConfig(() => this.notifySessions()));
     this.unsubscribers.push(deps.ca.onChange(() => this.notifySessions()));
   }
@@ -196,7 +206,13 @@ export class ControllerGrpcServer {
         call.on('cancelled', end);
         this.authenticate(call.metadata).then(
           (node) => {
-            session = new ConfigSession(node, call, { configFor: (n) => deps.publisher.configFor(n), trustBundlePem: () => deps.ca.trustBundlePem() }, deps.registry, this.log, this.updates);
+            session = new ConfigSession(
+              node,
+              call,
+              { encoder: this.encoder, version: () => deps.publisher.version, trustBundlePem: () => deps.ca.trustBundlePem() },
+              deps.registry,
+              this.log,
+            );
             this.sessions.add(session);
             deps.registry.connected(node, call.getPeer());
             for (const r of early.splice(0)) session.onRequest(r);

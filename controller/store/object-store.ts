@@ -165,6 +165,11 @@ export class ObjectStore implements ObjectSink, ServiceAccountPlacement {
     return this.objects.get(objectKey(apiVersion, kind, namespace, name))?.obj;
   }
 
+  /** one object by the key change events carry (objectKey); the incremental translator reads changes by it */
+  getByKey(key: string): KubeObject | undefined {
+    return this.objects.get(key)?.obj;
+  }
+
   size(): number {
     return this.objects.size;
   }

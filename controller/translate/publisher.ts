@@ -1,27 +1,59 @@
-// Turns store changes into new MeshConfig versions, debounced: a burst of changes (a relist, `weft apply`
-// of a directory, a rollout) becomes one version. Versions start from the wall clock in milliseconds and
-// only go up, so they keep increasing across controller restarts and agents never see one go backwards.
+// Turns store changes into new config versions, debounced: a burst of changes (a relist, `weft apply` of a
+// directory, a rollout) becomes one version. Versions start from the wall clock in milliseconds and only go
+// up, so they keep increasing across controller restarts and agents never see one go backwards.
+//
+// Translation is incremental (incremental.ts): each version records which entries changed, and the
+// publisher keeps the last HISTORY versions' change sets, so a session can ask "what changed since the
+// version this agent ACKed" (changesSince) instead of diffing whole configs. A version is only made when
+// something an agent can see changed.
 import type { Logger } from '../../common/log.js';
 import { silentLogger } from '../../common/log.js';
-import type { MeshConfig } from '../../common/mesh.js';
+import type { MeshConfig, NodeInfo, Service, Workload } from '../../common/mesh.js';
+import type { CompiledPolicy } from '../../common/policy.js';
 import type { ObjectStore } from '../store/object-store.js';
-import { translate, type TranslateOptions } from './mesh-config.js';
+import { emptyChangeSet, IncrementalTranslator, isEmptyChangeSet, mergeChangeSet, type ChangeSet } from './incremental.js';
+import { cmp, type TranslateOptions } from './objects.js';
 
 export interface PublisherOptions extends TranslateOptions {
   /** quiet time after the last change before a new version is computed; default 100 ms */
   debounceMs?: number;
   /** longest a change waits under a constant stream of changes; default 1 s */
   maxDelayMs?: number;
+  /** versions whose change sets are kept for deltas; an agent further behind gets a snapshot; default 256 */
+  history?: number;
   logger?: Logger;
   now?: () => number;
 }
 
-export class ConfigPublisher {
-  private config: MeshConfig;
+/** what the config stream encodes from: the translated mesh at `version`, kept by the translator */
+export interface MeshView {
+  readonly version: number;
+  readonly trustDomain: string;
+  readonly nodes: ReadonlyMap<string, NodeInfo>;
+  readonly workloads: ReadonlyMap<string, Workload>;
+  readonly services: ReadonlyMap<string, Service>;
+  readonly policies: ReadonlyMap<string, CompiledPolicy>;
+  /** the union of the changes after `version` up to this one; undefined when `version` is not known */
+  changesSince(version: number): ChangeSet | undefined;
+}
+
+export interface PublishedVersion {
+  version: number;
+  changes: ChangeSet;
+  /** translation time in ms */
+  buildMs: number;
+}
+
+export class ConfigPublisher implements MeshView {
+  private readonly translator: IncrementalTranslator;
+  private ver: number;
   private builtRevision: number;
+  /** oldest first; `base` is the version each entry was built on */
+  private readonly history: { version: number; base: number; changes: ChangeSet }[] = [];
+  private materialized: MeshConfig | undefined;
   private timer: NodeJS.Timeout | undefined;
   private firstPendingAt = 0;
-  private readonly listeners = new Set<(cfg: MeshConfig) => void>();
+  private readonly listeners = new Set<(v: PublishedVersion) => void>();
   private readonly unsubscribe: () => void;
   private readonly log: Logger;
   private readonly now: () => number;
@@ -33,21 +65,68 @@ export class ConfigPublisher {
     this.log = opts.logger ?? silentLogger;
     this.now = opts.now ?? Date.now;
     this.builtRevision = store.revision;
-    this.config = translate(store, opts, this.now());
-    this.unsubscribe = store.onChange(() => this.schedule());
+    this.translator = new IncrementalTranslator(store, opts);
+    this.translator.build();
+    this.ver = this.now();
+    this.unsubscribe = store.onChange((c) => {
+      this.translator.mark(c);
+      this.schedule();
+    });
   }
 
-  /** the newest config */
+  get version(): number {
+    return this.ver;
+  }
+  get trustDomain(): string {
+    return this.opts.trustDomain;
+  }
+  get nodes(): ReadonlyMap<string, NodeInfo> {
+    return this.translator.nodes;
+  }
+  get workloads(): ReadonlyMap<string, Workload> {
+    return this.translator.workloads;
+  }
+  get services(): ReadonlyMap<string, Service> {
+    return this.translator.services;
+  }
+  get policies(): ReadonlyMap<string, CompiledPolicy> {
+    return this.translator.policies;
+  }
+
+  changesSince(version: number): ChangeSet | undefined {
+    if (version === this.ver) return emptyChangeSet();
+    const i = this.history.findIndex((h) => h.base === version);
+    if (i < 0) return undefined;
+    const out = emptyChangeSet();
+    for (let j = i; j < this.history.length; j++) mergeChangeSet(out, this.history[j]!.changes);
+    return out;
+  }
+
+  /** counts for operators, without materialising the config */
+  summary(): { version: number; nodes: number; workloads: number; services: number; policies: number } {
+    return { version: this.ver, nodes: this.nodes.size, workloads: this.workloads.size, services: this.services.size, policies: this.policies.size };
+  }
+
+  /** the newest config as one sorted MeshConfig (built on demand and cached per version: tests, the API) */
   current(): MeshConfig {
-    return this.config;
+    if (this.materialized?.version === this.ver) return this.materialized;
+    const byKey = <T>(m: ReadonlyMap<string, T>) => [...m.entries()].sort((a, b) => cmp(a[0], b[0])).map(([, v]) => v);
+    const services = [...this.services.values()].sort((a, b) => cmp(a.namespace, b.namespace) || cmp(a.name, b.name));
+    this.materialized = { version: this.ver, trustDomain: this.opts.trustDomain, nodes: [...this.nodes.values()], workloads: byKey(this.workloads), services, policies: byKey(this.policies) };
+    return this.materialized;
   }
 
-  /** what one node's agent gets (today every node gets the whole mesh: any pod may call any service) */
-  configFor(_node: string): MeshConfig {
-    return this.config;
+  /**
+   * What one node's agent gets: every node, service and policy (any pod may call any service: without the
+   * call graph a node needs them all), every workload (endpoint identities), but labels only for the
+   * workloads on this node (only local workloads are matched against selectors on the agent).
+   */
+  configFor(node: string): MeshConfig {
+    const cfg = this.current();
+    return { ...cfg, workloads: cfg.workloads.map((w) => (w.node === node ? w : { ...w, labels: {} })) };
   }
 
-  onConfig(fn: (cfg: MeshConfig) => void): () => void {
+  onConfig(fn: (v: PublishedVersion) => void): () => void {
     this.listeners.add(fn);
     return () => this.listeners.delete(fn);
   }
@@ -84,18 +163,22 @@ export class ConfigPublisher {
     if (this.store.revision === this.builtRevision) return;
     const started = performance.now();
     this.builtRevision = this.store.revision;
-    const version = Math.max(this.now(), this.config.version + 1);
-    this.config = translate(this.store, this.opts, version);
+    const changes = this.translator.build();
+    if (isEmptyChangeSet(changes)) return; // nothing an agent can see: no version
+    const base = this.ver;
+    this.ver = Math.max(this.now(), base + 1);
+    this.history.push({ version: this.ver, base, changes });
+    while (this.history.length > (this.opts.history ?? 256)) this.history.shift();
+    const buildMs = performance.now() - started;
     this.log.debug('new config version', {
-      version,
-      workloads: this.config.workloads.length,
-      services: this.config.services.length,
-      policies: this.config.policies.length,
-      ms: Math.round(performance.now() - started),
+      version: this.ver,
+      changed: { nodes: changes.nodes.size, workloads: changes.workloads.size, services: changes.services.size, policies: changes.policies.size },
+      ms: Math.round(buildMs),
     });
+    const published: PublishedVersion = { version: this.ver, changes, buildMs };
     for (const fn of this.listeners) {
       try {
-        fn(this.config);
+        fn(published);
       } catch (e) {
         this.log.error('config listener failed', { err: e });
       }

@@ -2,7 +2,7 @@
 // compiles, and a runtime stage with Node 24, libbpf1, the BPF objects, the compiled code, production
 // packages and no compiler.
 import t from 'tap';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { repoRoot } from '../helpers/paths.js';
@@ -47,4 +47,37 @@ t.test('the manifests run the image the way the Dockerfile lays it out', async (
   for (const f of ['agent-daemonset.yaml', 'controller-deployment.yaml']) {
     t.match(readFileSync(join(repoRoot, 'daemonset', f), 'utf8'), /command: \[node, \/app\/bin\/weft\.js\]/, f);
   }
+});
+
+t.test('every path the runtime copies from the build stage exists there (bin/ was never copied: no build)', async (t) => {
+  const build = stages[0]!;
+  const rt = stages[1]!;
+  // what the build stage has under /src: what it copied from the context, plus what npm ci and tsc made
+  const made = new Set(['node_modules', 'dist']);
+  for (const l of build.lines) {
+    const m = /^COPY\s+(?!--from)(.+)\s+(\S+)$/i.exec(l);
+    if (!m) continue;
+    const dest = m[2]!.replace(/^\.\/?/, '');
+    for (const src of m[1]!.trim().split(/\s+/)) made.add(dest === '' ? src : dest);
+  }
+  const fromBuild = rt.lines.map((l) => /^COPY --from=build \/src\/(\S+)/.exec(l)?.[1]).filter((x): x is string => !!x);
+  t.ok(fromBuild.includes('bin'), 'the runtime gets bin/weft.js');
+  for (const p of fromBuild) t.ok(made.has(p.split('/')[0]!), `/src/${p} is in the build stage`);
+  for (const l of [...build.lines, ...rt.lines]) {
+    const m = /^COPY\s+(?!--from)(.+)\s+\S+$/i.exec(l);
+    if (!m) continue;
+    for (const src of m[1]!.trim().split(/\s+/)) {
+      const dir = src.includes('*') ? src.slice(0, src.lastIndexOf('/')) : src;
+      t.ok(existsSync(join(repoRoot, dir)), `${src} exists in the build context`);
+    }
+  }
+  t.ok(existsSync(join(repoRoot, 'bin', 'weft.js')));
+});
+
+t.test('the base image is a build argument (the local build passes its own), the build script exists', async (t) => {
+  t.match(text, /^ARG NODE_IMAGE=node:\S+/m);
+  t.equal(stages.length, [...text.matchAll(/^FROM \$\{NODE_IMAGE\}/gm)].length, 'every stage is FROM ${NODE_IMAGE}');
+  const script = readFileSync(join(repoRoot, 'scripts', 'build-image.sh'), 'utf8');
+  t.match(script, /--build-arg NODE_IMAGE=/);
+  t.match(script, /-f daemonset\/Dockerfile/);
 });

@@ -21,6 +21,7 @@ export interface ConfigUpdate {
   'removeServices'?: (string)[];
   'upsertPolicies'?: (_weft_v1_PolicyObject)[];
   'removePolicies'?: (string)[];
+  'more'?: (boolean);
 }
 
 export interface ConfigUpdate__Output {
@@ -37,4 +38,5 @@ export interface ConfigUpdate__Output {
   'removeServices': (string)[];
   'upsertPolicies': (_weft_v1_PolicyObject__Output)[];
   'removePolicies': (string)[];
+  'more': (boolean);
 }
