@@ -1,11 +1,11 @@
 // The command table. Each area registers its commands here (one line each), pointing at its module.
 import { registerCommand } from './registry.js';
 
-registerCommand('version', 'print the Weft version', async () => async () => {
-  const { readFileSync } = await import('node:fs');
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  process.stdout.write(`weft ${pkg.version}\n`);
-});
+registerCommand('version', 'client, controller and agent versions: weft version [--client]', async () => (await import('./inspect.js')).versionCommand);
+registerCommand('stat', 'golden metrics per workload and Service: weft stat [ns[/workload|svc]]', async () => (await import('./stat.js')).statCommand);
+registerCommand('config', 'what an agent holds: weft config dump [node] workloads|services|policies|routes|certs|connections', async () => (await import('./inspect.js')).configCommand);
+registerCommand('certs', 'workload certificates and trust bundle on every agent, with expiry', async () => (await import('./inspect.js')).certsCommand);
+registerCommand('policy', 'policies and their status: weft policy status [ns]', async () => (await import('./inspect.js')).policyCommand);
 registerCommand('capture', 'inspect or remove the eBPF capture: capture status|uninstall [--bpffs DIR]', async () => (await import('../agent/redirect/cli.js')).captureCommand);
 registerCommand('sandbox', 'a real multi-node mesh on this machine: up, status, exec, logs, down', async () => (await import('../sandbox/cli.js')).sandboxCommand);
 registerCommand('controller', 'run the controller (CA, workload sources, config streaming to agents)', async () => (await import('../controller/cli.js')).runControllerCommand);

@@ -4,11 +4,12 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { WeftConfigError, WeftError } from '../common/errors.js';
+import { WeftConfigError } from '../common/errors.js';
 import { PORTS } from '../common/ports.js';
 import { APPLY_PATH, DELETE_PATH } from './api/admin.js';
 import { parseFlags } from './cli.js';
 import { parseObjects } from './sources/yaml-objects.js';
+import { resolveTarget, unreachable } from '../cli/target.js';
 import type { KubeObject } from './sources/types.js';
 
 export const APPLY_HELP = (verb: 'apply' | 'delete') => `usage: weft ${verb} -f FILE|DIR [-f ...] [flags]
@@ -17,7 +18,8 @@ ${verb === 'apply' ? 'Adds or replaces' : 'Removes'} Kubernetes-shaped objects i
 
 flags:
   -f, --filename PATH   a YAML/JSON file (multi-document) or a directory of them (recursive); repeatable; - for stdin
-  --controller URL      the controller's HTTP API (default http://127.0.0.1:${PORTS.controllerWeb}, or WEFT_CONTROLLER)
+  --controller URL      the controller's HTTP API (or WEFT_CONTROLLER); default: the running sandbox's
+                        (--sandbox ID), else Kubernetes through kubectl port-forward, else http://127.0.0.1:${PORTS.controllerWeb}
   --token-file FILE     operator token (the controller's --operator-token-file), or WEFT_OPERATOR_TOKEN
   -h, --help            this help
 `;
@@ -41,7 +43,7 @@ export async function runApplyCommand(verb: 'apply' | 'delete', argv: string[]):
     process.stdout.write(APPLY_HELP(verb));
     return 0;
   }
-  for (const k of flags.keys()) if (!['f', 'filename', 'controller', 'token-file'].includes(k)) throw new WeftConfigError(`flag --${k}`, `is not a weft ${verb} flag; see weft ${verb} --help`);
+  for (const k of flags.keys()) if (!['f', 'filename', 'controller', 'token-file', 'sandbox'].includes(k)) throw new WeftConfigError(`flag --${k}`, `is not a weft ${verb} flag; see weft ${verb} --help`);
   const paths = [...(flags.get('f') ?? []), ...(flags.get('filename') ?? [])];
   if (paths.length === 0) throw new WeftConfigError(`weft ${verb}`, 'needs -f FILE|DIR');
   const objects: KubeObject[] = [];
@@ -53,7 +55,8 @@ export async function runApplyCommand(verb: 'apply' | 'delete', argv: string[]):
     for (const f of filesOf(p)) objects.push(...parseObjects(readFileSync(f, 'utf8'), f));
   }
   if (objects.length === 0) throw new WeftConfigError(`-f ${paths.join(', ')}`, 'holds no objects');
-  const base = (flags.get('controller')?.[0] ?? process.env.WEFT_CONTROLLER ?? `http://127.0.0.1:${PORTS.controllerWeb}`).replace(/\/$/, '');
+  const target = await resolveTarget({ controller: flags.get('controller')?.[0], sandbox: flags.get('sandbox')?.[0] });
+  const base = target.controller;
   const tokenFile = flags.get('token-file')?.[0];
   const token = tokenFile ? readFileSync(tokenFile, 'utf8').trim() : process.env.WEFT_OPERATOR_TOKEN;
   let res: Response;
@@ -64,9 +67,11 @@ export async function runApplyCommand(verb: 'apply' | 'delete', argv: string[]):
       body: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }),
     });
   } catch (e) {
-    throw new WeftError('WEFT_ERR_CONTROLLER_CALL', `cannot reach the controller at ${base} (${(e as Error).cause ? String((e as { cause: Error }).cause.message) : (e as Error).message}); is it running? use --controller URL`);
+    target.close();
+    throw unreachable(target, e);
   }
   const body = (await res.json().catch(() => ({}))) as { applied?: string[]; deleted?: string[]; error?: { code: string; message: string } };
+  target.close();
   if (!res.ok) {
     process.stderr.write(`weft ${verb}: ${body.error ? `${body.error.code}: ${body.error.message}` : `HTTP ${res.status}`}\nnothing was ${verb === 'apply' ? 'applied' : 'deleted'}\n`);
     return 1;

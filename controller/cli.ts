@@ -35,6 +35,9 @@ flags:
   --server-ip IP              extra IP in the controller's certificate (repeatable)
   --root-namespace NS         namespace whose selector-less PeerAuthentication applies mesh-wide (default ${DEFAULT_ROOT_NAMESPACE})
   --crd-dir DIR               CRD manifests whose schemas validate weft.io objects (default daemonset/crds)
+  --scrape-agents             scrape every node agent's metrics (node IP, port 15020) for the golden metrics
+                              API (/api/v1/stat, weft stat, the page) when no Prometheus is given
+  --prometheus URL            read traffic metrics from this Prometheus (as linkerd viz does)
   --log-level LEVEL           debug|info|warn|error (default info, or WEFT_LOG_LEVEL)
   -h, --help                  this help
 `;
@@ -84,11 +87,11 @@ export function parseFlags(argv: string[], spec: { bool: string[]; multi?: strin
 
 const KNOWN = new Set([
   'config-dir', 'state-dir', 'grpc-listen', 'web-listen', 'bootstrap-tokens', 'kubernetes', 'agent-service-account', 'token-audience',
-  'trust-domain', 'ca-cert', 'ca-key', 'cert-ttl', 'operator-token-file', 'server-name', 'server-ip', 'root-namespace', 'crd-dir', 'log-level', 'help', 'h',
+  'trust-domain', 'ca-cert', 'ca-key', 'cert-ttl', 'operator-token-file', 'server-name', 'server-ip', 'root-namespace', 'crd-dir', 'log-level', 'help', 'h', 'scrape-agents', 'prometheus',
 ]);
 
 export async function runControllerCommand(argv: string[]): Promise<number> {
-  const flags = parseFlags(argv, { bool: ['kubernetes', 'help', 'h'], multi: ['server-name', 'server-ip'] });
+  const flags = parseFlags(argv, { bool: ['kubernetes', 'help', 'h', 'scrape-agents'], multi: ['server-name', 'server-ip'] });
   if (flags.has('help') || flags.has('h')) {
     process.stdout.write(CONTROLLER_HELP);
     return 0;
@@ -147,6 +150,8 @@ export async function runControllerCommand(argv: string[]): Promise<number> {
     ...(one('cert-ttl') ? { leafTtlMs: parseDuration(one('cert-ttl')!, 'flag --cert-ttl') } : {}),
     ...(one('operator-token-file') ? { operatorToken: readFileSync(one('operator-token-file')!, 'utf8').trim() } : {}),
     ...(flags.get('server-name') ? { serverDnsNames: flags.get('server-name')! } : {}),
+    ...(flags.has('scrape-agents') ? { scrapeAgents: { port: PORTS.metrics } } : {}),
+    ...(one('prometheus') ? { prometheusUrl: one('prometheus')! } : {}),
     ...(flags.get('server-ip') ? { serverIps: flags.get('server-ip')! } : {}),
     ...(one('crd-dir') ? { crdDir: one('crd-dir')! } : {}),
   };

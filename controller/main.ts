@@ -13,6 +13,10 @@ import type { Logger } from '../common/log.js';
 import { createLogger } from '../common/log.js';
 import { AgentRegistry } from './agents/registry.js';
 import { createAdminHandler, type HttpHandler } from './api/admin.js';
+import { createMetricsHandler } from './api/metrics.js';
+import { createObserveHandler } from './api/observe.js';
+import { PrometheusClient } from './telemetry/prometheus.js';
+import { AgentScraper } from './telemetry/scraper.js';
 import { CertificateAuthority } from './ca/authority.js';
 import { CsrAuthorizer } from './ca/csr-authorizer.js';
 import { DirectoryRootStore, readOperatorRoot, type RootStore } from './ca/root-store.js';
@@ -66,6 +70,10 @@ export interface ControllerOptions {
   statusProviders?: Record<string, StatusProvider>;
   debounceMs?: number;
   logger?: Logger;
+  /** scrape every node's agent metrics (http://<node ip>:<port>/metrics) for the golden metrics API */
+  scrapeAgents?: { port: number; intervalMs?: number };
+  /** read traffic metrics from this Prometheus (preferred over scraping) */
+  prometheusUrl?: string;
 }
 
 export interface ControllerHandle {
@@ -156,7 +164,13 @@ export async function startController(opts: ControllerOptions): Promise<Controll
       ...(opts.statusProviders ?? {}),
     },
   });
+  const scraper = opts.scrapeAgents
+    ? new AgentScraper({ targets: () => publisher.current().nodes.map((n) => ({ node: n.name, url: `http://${n.ip.includes(':') ? `[${n.ip}]` : n.ip}:${opts.scrapeAgents!.port}/metrics` })), intervalMs: opts.scrapeAgents.intervalMs ?? 5000, logger: log.child('scraper') })
+    : undefined;
+  scraper?.start();
   const handlers: HttpHandler[] = [
+    createObserveHandler({ config: () => publisher.current(), registry, ...(scraper ? { scraper } : {}), ...(opts.prometheusUrl ? { prometheus: new PrometheusClient(opts.prometheusUrl) } : {}) }),
+    createMetricsHandler({ config: () => publisher.current(), registry, objects: () => store.size() }),
     createAdminHandler({ store, ca, logger: log.child('admin'), afterWrite: () => publisher.flush(), ...(opts.operatorToken ? { operatorToken: opts.operatorToken } : {}) }),
     ...(opts.httpHandlers ?? []),
   ];
@@ -188,6 +202,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     controllerIdentity,
     async close() {
       for (const s of sources) await s.stop().catch(() => undefined);
+      scraper?.stop();
       bundlePublisher?.close();
       publisher.close();
       await grpc.close();

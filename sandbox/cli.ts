@@ -15,6 +15,7 @@ import type { PodPlan } from './plan.js';
 import { podEnv, podTarget } from './pods.js';
 import { DEFAULT_ID, readState, runDirFor, type SandboxState, validateId } from './state.js';
 import { formatStatus, sandboxStatus, type SandboxStatus } from './status.js';
+import { prometheusAvailable } from './prometheus.js';
 import { idFlag, up } from './up.js';
 
 /** sandbox/demo.yaml of this installation (dist/sandbox/cli.js -> ../../sandbox/demo.yaml). */
@@ -22,10 +23,11 @@ export const DEMO_SPEC = join(dirname(fileURLToPath(import.meta.url)), '..', '..
 
 const USAGE = `usage: weft sandbox <command> [--id ID]
 
-  up [--nodes N] [-f spec.yaml] [--detach] [--no-mesh] [--ready-timeout SECONDS]
+  up [--nodes N] [-f spec.yaml] [--detach] [--no-mesh] [--no-prometheus] [--ready-timeout SECONDS]
                       build a sandbox (default: 2 nodes, sandbox/demo.yaml) and stay in the
                       foreground until Ctrl-C, which removes it; --detach returns once it is up;
-                      the controller and each agent get --ready-timeout (default 60) to become ready
+                      the controller and each agent get --ready-timeout (default 60) to become ready;
+                      a Prometheus scrapes the mesh unless --no-prometheus (or the package is missing)
   status [--json]     nodes, pods, services, controller and where their pages are forwarded
   exec <ns>/<pod> [-c CONTAINER] -- <cmd...>
                       run a command in a pod's network, mount and UTS namespaces and cgroup
@@ -77,6 +79,7 @@ async function cmdUp(argv: string[]): Promise<number> {
       file: { type: 'string', short: 'f' },
       detach: { type: 'boolean', default: false },
       'no-mesh': { type: 'boolean', default: false },
+      'no-prometheus': { type: 'boolean', default: false },
       'ready-timeout': { type: 'string', default: '60' },
     },
   });
@@ -117,6 +120,7 @@ async function cmdUp(argv: string[]): Promise<number> {
     progress: say,
     signal: ac.signal,
     readyTimeoutMs: readyTimeout * 1000,
+    prometheus: !values['no-prometheus'] && prometheusAvailable(),
     ...availability,
   });
   ready = true;
@@ -150,8 +154,11 @@ function summary(s: SandboxStatus, seconds: number, detached: boolean): string {
   ];
   if (s.controller.web) {
     out.push(`  operator page   ${s.controller.web}`);
-    out.push(`  policies        weft apply -f FILE --controller ${s.controller.web.replace(/\/$/, '')}`);
+    const sbf = s.id === DEFAULT_ID ? '' : ` --sandbox ${s.id}`;
+    out.push(`  policies        weft apply${sbf} -f FILE`);
+    out.push(`  traffic         weft stat${sbf}    (also: weft config dump${sbf} workloads, weft certs, weft version)`);
   }
+  if (s.prometheus) out.push(`  prometheus      ${s.prometheus.url}`);
   if (s.mesh.enabled) for (const n of s.nodes) out.push(`  ${n.name} metrics  ${n.agent.metrics}`);
   out.push(`  logs            ${s.runDir}/logs/   (weft sandbox logs${idf} <ns>/<pod>)`);
   const sample = samplePods(s);

@@ -64,7 +64,7 @@ function launch(cgroup: string, netns: string, argv: string[], log: string): num
   }
 }
 
-export function controllerArgv(plan: Plan, files: MeshFiles): string[] {
+export function controllerArgv(plan: Plan, files: MeshFiles, prometheusUrl?: string): string[] {
   const c = plan.controller;
   return [
     process.execPath, WEFT_BIN, 'controller',
@@ -75,6 +75,9 @@ export function controllerArgv(plan: Plan, files: MeshFiles): string[] {
     '--web-listen', `0.0.0.0:${PORTS.controllerWeb}`,
     '--bootstrap-tokens', files.tokens,
     '--trust-domain', DEFAULT_TRUST_DOMAIN,
+    // golden metrics for weft stat and the page: from the sandbox's Prometheus, else scraped from the agents
+    '--scrape-agents',
+    ...(prometheusUrl ? ['--prometheus', prometheusUrl] : []),
   ];
 }
 
@@ -94,9 +97,9 @@ export function agentArgv(plan: Plan, node: NodePlan, files: MeshFiles): string[
   ];
 }
 
-export function startController(plan: Plan, files: MeshFiles): number {
+export function startController(plan: Plan, files: MeshFiles, prometheusUrl?: string): number {
   mkdirSync(plan.controller.stateDir, { recursive: true });
-  return launch(plan.controller.cgroup, plan.controller.netns, controllerArgv(plan, files), files.controllerLog);
+  return launch(plan.controller.cgroup, plan.controller.netns, controllerArgv(plan, files, prometheusUrl), files.controllerLog);
 }
 
 export function startAgent(plan: Plan, node: NodePlan, files: MeshFiles): number {

@@ -30,6 +30,8 @@ export interface SandboxState {
   plan: Plan;
   pids: {
     controller?: number;
+    /** the sandbox's Prometheus (in the controller's netns), when it runs */
+    prometheus?: number;
     agents: Record<string, number>;
     /** "ns/pod" -> container name -> pid */
     pods: Record<string, Record<string, number>>;

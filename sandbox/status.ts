@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 
 import { PORTS } from '../common/ports.js';
 import { meshFiles } from './mesh.js';
+import { prometheusFiles } from './prometheus.js';
 import { portKey } from './plan.js';
 import { pidAlive, type SandboxState } from './state.js';
 
@@ -61,6 +62,8 @@ export interface SandboxStatus {
   }[];
   namespaces: { name: string; meshed: boolean }[];
   forwards: { name: string; address: string; target: string; netns: string }[];
+  /** the sandbox's Prometheus, scraping every agent and the controller; null when it does not run */
+  prometheus: (ProcessStatus & { url: string | null; log: string }) | null;
 }
 
 /** Alive and still ours (in this sandbox's cgroup subtree), so a reused pid does not count. */
@@ -140,6 +143,7 @@ export function sandboxStatus(st: SandboxState): SandboxStatus {
       names: [`${s.name}.${s.namespace}.svc.cluster.local`, `${s.name}.${s.namespace}`],
     })),
     namespaces: plan.namespaces.map((n) => ({ name: n.name, meshed: n.meshed })),
+    prometheus: st.pids.prometheus ? { ...alive(st.pids.prometheus), url: fwd('prometheus'), log: prometheusFiles(plan).log } : null,
     forwards: st.forwards.map((f) => ({ name: f.name, address: `127.0.0.1:${f.port}`, target: f.target, netns: f.netns })),
   };
 }
@@ -152,6 +156,7 @@ export function formatStatus(s: SandboxStatus): string {
   lines.push(`mesh: ${s.mesh.enabled ? 'on' : `off (${s.mesh.reason})`}`);
   lines.push(`underlay: netns ${s.underlay.netns}, bridge ${s.underlay.interface}, ${s.underlay.cidr}`);
   if (s.controller.pid) lines.push(`controller: ${s.controller.ip} in ${s.controller.netns}, pid ${s.controller.pid} ${state(s.controller.running)}, web ${s.controller.web ?? '-'}`);
+  if (s.prometheus) lines.push(`prometheus: pid ${s.prometheus.pid} ${state(s.prometheus.running)}, ${s.prometheus.url ?? '-'}`);
   lines.push('', 'NODE'.padEnd(10) + 'IP'.padEnd(14) + 'PODS'.padEnd(16) + 'NETNS'.padEnd(26) + 'AGENT');
   for (const n of s.nodes) {
     const agent = s.mesh.enabled ? `pid ${n.agent.pid} ${state(n.agent.running)}, metrics ${n.agent.metrics ?? '-'}` : '-';

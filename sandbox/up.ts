@@ -11,6 +11,7 @@ import { PORTS } from '../common/ports.js';
 import { bpffsDirFor, BPFFS_ROOT, down, sandboxNetns } from './down.js';
 import { SandboxExistsError, SandboxHostError, SandboxStepError } from './errors.js';
 import { type ForwardSpec, startForward } from './forward.js';
+import { PROMETHEUS_PORT, prometheusFiles, startPrometheus } from './prometheus.js';
 import { findCgroup2Mount, makeCgroup } from './host/cgroup.js';
 import { parallel, run } from './host/run.js';
 import { writeConfigDir } from './kube.js';
@@ -38,6 +39,8 @@ export interface UpOptions {
   readyTimeoutMs?: number;
   /** Ctrl-C during the build: stop after the current step and roll back */
   signal?: AbortSignal;
+  /** run the sandbox's Prometheus (Debian's package) next to the controller */
+  prometheus?: boolean;
 }
 
 const REQUIRED_PROGRAMS = ['ip', 'nsenter', 'unshare', 'mount', 'umount', 'iptables-restore', 'socat', 'sh'];
@@ -171,11 +174,19 @@ export async function up(opts: UpOptions): Promise<SandboxState> {
       await step('controller', `weft controller at ${plan.controller.ip}:${PORTS.controllerGrpc} (netns ${plan.controller.netns}), web page forwarded to 127.0.0.1`, async () => {
         writeConfigDir(plan.controller.configDir, plan);
         writeTokens(plan, files);
-        state.pids.controller = startController(plan, files);
+        if (opts.prometheus && !opts.meshDisabled) {
+          state.pids.prometheus = startPrometheus(plan);
+          save();
+        }
+        state.pids.controller = startController(plan, files, state.pids.prometheus ? `http://127.0.0.1:${PROMETHEUS_PORT}` : undefined);
         save();
         await waitReady('the controller', state.pids.controller, [PORTS.controllerGrpc, PORTS.controllerWeb], [files.ca], files.controllerLog, timeout);
         // to the controller's loopback, so its admin write API (loopback-only without a token) works through it
         await forward({ name: 'controller-web', netns: plan.controller.netns, target: `127.0.0.1:${PORTS.controllerWeb}` });
+        if (state.pids.prometheus) {
+          await waitReady('Prometheus', state.pids.prometheus, [PROMETHEUS_PORT], [], prometheusFiles(plan).log, timeout);
+          await forward({ name: 'prometheus', netns: plan.controller.netns, target: `127.0.0.1:${PROMETHEUS_PORT}` });
+        }
       });
     } else {
       say(`controller off: ${opts.controllerDisabled}`);
@@ -190,6 +201,8 @@ export async function up(opts: UpOptions): Promise<SandboxState> {
           const log = files.agentLogs[n.name]!;
           await waitReady(`the agent on ${n.name}`, pid, [PORTS.metrics, PORTS.health], [], log, timeout);
           await forward({ name: `${n.name}-metrics`, netns: n.netns, target: `${n.ip}:${PORTS.metrics}` });
+          // the agent's admin is loopback-only in its netns; `weft config dump`, `weft certs`, `weft version` use this
+          await forward({ name: `${n.name}-admin`, netns: n.netns, target: `127.0.0.1:${PORTS.admin}` });
           const health = await forward({ name: `${n.name}-health`, netns: n.netns, target: `${n.ip}:${PORTS.health}` });
           await waitHealthy(`the agent on ${n.name}`, pid, `http://127.0.0.1:${health.port}/healthz/ready`, log, timeout);
         });

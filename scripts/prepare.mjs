@@ -3,7 +3,7 @@
 // TypeScript build. Idempotent and quiet when there is nothing to do, so `npm test` and `npm run sandbox`
 // can call it every time. Plain Node, no dependencies: it runs before node_modules exists.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -25,6 +25,7 @@ export const DEBIAN_PACKAGES = {
   chromium: 'chromium',
   socat: 'socat',
   wrk: 'wrk',
+  prometheus: 'prometheus',
 };
 
 function have(cmd) {
@@ -48,6 +49,8 @@ function ensureDebian() {
   spawnSync('sh', ['-c', 'echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections'], { stdio: 'ignore' });
   execFileSync('apt-get', [...wait, 'install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
   // Debian starts nginx and haproxy as services on install; our benchmarks run their own instances.
+  // Prometheus too (the sandbox runs its own, in a namespace); only the service, never other sandboxes' copies.
+  spawnSync('sh', ['-c', 'command -v systemctl >/dev/null && systemctl disable --now prometheus 2>/dev/null; true'], { stdio: 'ignore' });
   for (const svc of ['nginx', 'haproxy']) spawnSync('sh', ['-c', `command -v systemctl >/dev/null && systemctl stop ${svc} 2>/dev/null; pkill -x ${svc} 2>/dev/null; true`], { stdio: 'ignore' });
 }
 
@@ -110,3 +113,29 @@ ensureNpm();
 ensureRuntime();
 if (!args.has('--no-debian')) ensureDebian();
 if (!args.has('--no-build')) build();
+if (args.has('--link-cli')) linkCli();
+
+// `npm run sandbox` puts `weft` on the PATH, so the README's commands work as typed: a link in
+// /usr/local/bin to this checkout's bin/weft.js (as root; otherwise it says what to type).
+function linkCli() {
+  const target = join(root, 'bin', 'weft.js');
+  const link = '/usr/local/bin/weft';
+  let current;
+  try {
+    current = readlinkSync(link);
+  } catch {
+    current = existsSync(link) ? '(a file)' : undefined;
+  }
+  if (current === target) return;
+  if (process.getuid?.() !== 0) {
+    log(`to put weft on your PATH: sudo ln -sf ${target} ${link}   (or use: node ${relative(process.cwd(), target) || target})`);
+    return;
+  }
+  try {
+    rmSync(link, { force: true });
+    symlinkSync(target, link);
+    log(current ? `weft on the PATH now runs this checkout (${link} -> ${target}; it pointed at ${current})` : `weft is on the PATH: ${link} -> ${target}`);
+  } catch (e) {
+    log(`could not link ${link} (${e.message}); run this checkout's CLI as: node ${target}`);
+  }
+}

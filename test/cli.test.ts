@@ -2,10 +2,10 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { weftBin } from './helpers/paths.js';
 
-t.test('weft version prints the package version', async (t) => {
-  const r = spawnSync(process.execPath, [weftBin, 'version'], { encoding: 'utf8' });
+t.test('weft version --client prints the package version', async (t) => {
+  const r = spawnSync(process.execPath, [weftBin, 'version', '--client'], { encoding: 'utf8' });
   t.equal(r.status, 0);
-  t.match(r.stdout, /^weft \d+\.\d+\.\d+/);
+  t.match(r.stdout, /^client: weft \d+\.\d+\.\d+/);
 });
 
 t.test('unknown command is refused with usage', async (t) => {

@@ -23,7 +23,8 @@ export type ListenFn = (server: import('node:net').Server, what: string, a: { ho
 
 export async function serveHttp(what: string, host: string, port: number, route: Route, log: Logger, listen?: ListenFn): Promise<Listening> {
   const server = http.createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    // collapse repeated slashes: `GET //` would otherwise parse as a protocol-relative URL and throw
+    const url = new URL((req.url ?? '/').replace(/^\/{2,}/, '/'), 'http://localhost');
     Promise.resolve()
       .then(() => (req.method === 'GET' || req.method === 'HEAD' ? route(req, url) : { status: 405, type: 'text/plain', body: 'only GET\n' }))
       .then(

@@ -5,7 +5,11 @@ import type { CertificateProvider, WorkloadCertificate } from '../../common/iden
 import type { Logger } from '../../common/log.js';
 import type { ConnectionTracker } from '../proxy/connections.js';
 import type { MeshState } from '../state/mesh-state.js';
+import { readFileSync } from 'node:fs';
 import { json, serveHttp, type ListenFn, type Listening } from './listen.js';
+
+const VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const STARTED = new Date().toISOString();
 
 export interface AdminSources {
   state: MeshState;
@@ -47,7 +51,9 @@ export function serveAdmin(src: AdminSources, host: string, port: number, log: L
   return serveHttp('admin', host, port, (_req, url) => {
     switch (url.pathname) {
       case '/':
-        return json({ pages: ['/config_dump', '/certs', '/connections', '/capture', '/authz'] });
+        return json({ pages: ['/config_dump', '/certs', '/connections', '/capture', '/authz', '/version'] });
+      case '/version':
+        return json({ agent: VERSION, node: src.state.nodeName, node_version: process.version, pid: process.pid, started: STARTED, configVersion: src.state.config?.version ?? 0 });
       case '/config_dump':
         return json({ status: src.configStatus?.() ?? null, config: src.state.config });
       case '/certs':

@@ -65,6 +65,19 @@ const SECURITY_HEADERS = {
   'Cache-Control': 'no-store',
 };
 
+/**
+ * The path of a request target. `new URL('//x', base)` reads a leading `//` as a host (protocol-relative),
+ * so `GET //` failed with "Invalid URL": repeated slashes are collapsed first, as web servers do.
+ */
+export function requestPath(target: string | undefined): string {
+  const raw = (target ?? '/').split(/[?#]/, 1)[0]!.replace(/\/{2,}/g, '/');
+  try {
+    return new URL(raw.startsWith('/') ? raw : `/${raw}`, 'http://localhost').pathname;
+  } catch {
+    return raw;
+  }
+}
+
 export function createWebServer(opts: WebServerOptions): WebServer {
   const log = opts.logger.child('web');
   const now = opts.now ?? Date.now;
@@ -160,7 +173,7 @@ export function createWebServer(opts: WebServerOptions): WebServer {
       res.setHeader('Allow', 'GET, HEAD');
       return json(res, 405, { error: `${req.method} is not allowed: this API is read-only` }, false);
     }
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const path = requestPath(req.url);
     switch (path) {
       case '/':
       case '/index.html': {
