@@ -25,6 +25,7 @@ import { announceReady } from './lifecycle/supervised.js';
 import { IdentityManager } from './identity/manager.js';
 import { serveAdmin } from './admin/server.js';
 import { PolicyEnforcer } from './authz/enforcer.js';
+import { authzStage } from './authz/stage.js';
 import { AuthzMetrics } from './authz/metrics.js';
 import type { Listening } from './admin/listen.js';
 import { AgentMetrics } from './metrics/agent-health.js';
@@ -144,7 +145,7 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
     cleanups.push(() => authz.close());
     const istio = new IstioMetrics(registry);
     const proxy = new NodeProxy({
-      authorize: authz.authorize,
+      stages: { authorizer: authzStage(authz) },
       state,
       lookup: capture,
       certs: identity,

@@ -1,8 +1,8 @@
-// Where a captured connection goes: original destination (service VIP or pod IP) → a route to one
-// endpoint. Same-node endpoints are delivered locally, meshed endpoints on other nodes go through the
-// tunnel, anything else (a pod outside the mesh) is reached directly in plaintext, as it would be without
-// the mesh. `pick` is called per connection for TCP and per request for HTTP.
-import type { OriginalDestination } from '../../common/capture.js';
+// Where a picked endpoint is: same-node endpoints are delivered locally, meshed endpoints on other nodes go
+// through the tunnel, anything else (a pod outside the mesh) is reached directly in plaintext, as it would
+// be without the mesh. Also the metric label sets, built once per (source, destination) and shared.
+import type { SourceInfo } from '../pipeline/context.js';
+import type { EndpointRef } from '../pipeline/stages.js';
 import type { NodeInfo, Workload } from '../../common/mesh.js';
 import type { MeshState, ServiceMatch } from '../state/mesh-state.js';
 import type { PeerLabels, SecurityPolicy } from '../metrics/istio.js';
@@ -19,14 +19,6 @@ export interface Route {
   node: NodeInfo | undefined;
   destinationId: string | undefined;
   labels: PeerLabels;
-}
-
-export interface Destination {
-  original: OriginalDestination;
-  source: Workload | undefined;
-  sourceId: string | undefined;
-  service: ServiceMatch | undefined;
-  pick(): Route | undefined;
 }
 
 const UNKNOWN = 'unknown';
@@ -46,36 +38,18 @@ export class DestinationResolver {
     state.onUpdate(() => this.labelCache.clear());
   }
 
-  resolve(original: OriginalDestination, source: Workload | undefined): Destination {
+  /** Where one picked endpoint is: this node, another meshed node (tunnel), or outside the mesh. */
+  routeTo(ep: EndpointRef, source: SourceInfo, service: ServiceMatch | undefined): Route {
     const state = this.state;
-    const sourceId = source ? state.identityOf(source) : undefined;
-    const service = state.serviceByVip(original.ip, original.port);
-    let pick: () => Route | undefined;
-    if (service) {
-      const targetPort = service.port.targetPort || service.port.port;
-      pick = () => {
-        const ep = state.pickEndpoint(service.service);
-        if (!ep) return undefined;
-        const w = ep.workloadUid ? state.workloadByUid(ep.workloadUid) : state.workloadByIp(ep.ip);
-        return this.route(ep.ip, targetPort, w, ep.node, source, service);
-      };
-    } else {
-      const w = state.workloadByIp(original.ip);
-      const fixed = this.route(original.ip, original.port, w, w?.node, source, undefined);
-      pick = () => fixed;
-    }
-    return { original, source, sourceId, service, pick };
-  }
-
-  private route(ip: string, port: number, w: Workload | undefined, nodeName: string | undefined, source: Workload | undefined, service: ServiceMatch | undefined): Route {
-    const state = this.state;
+    const w = ep.workload;
+    const nodeName = ep.nodeName;
     let kind: RouteKind = 'passthrough';
     let node: NodeInfo | undefined;
     if (nodeName === state.nodeName) kind = 'local';
     else if (w?.meshed && nodeName && (node = state.node(nodeName))) kind = 'tunnel';
     const destinationId = w ? state.identityOf(w) : undefined;
     const security: SecurityPolicy = kind === 'tunnel' ? 'mutual_tls' : 'none';
-    return { kind, ip, port, workload: w, node, destinationId, labels: this.labels('source', source, w, service, security) };
+    return { kind, ip: ep.ip, port: ep.port, workload: w, node, destinationId, labels: this.labels('source', source.workload, w, service, security) };
   }
 
   /** Peer label sets are shared objects, so the metrics layer can cache its children by identity. */

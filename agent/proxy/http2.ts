@@ -9,15 +9,16 @@ import type { Logger } from '../../common/log.js';
 import type { AgentMetrics } from '../metrics/agent-health.js';
 import type { IstioMetrics } from '../metrics/istio.js';
 import type { ConnectionTracker } from './connections.js';
-import type { Destination, Route } from './destination.js';
+import { RequestContext, type ConnectionContext } from '../pipeline/context.js';
+import type { Pipeline, UpstreamExchange } from '../pipeline/pipeline.js';
+import type { AttemptResult, ForwardAction, HeaderEdits, LocalResponse, WeightedBackend } from '../pipeline/stages.js';
+import type { Route } from './destination.js';
 import { h2Headers } from './headers.js';
-import type { TunnelPool } from './pool.js';
-import { authority, forwardedFor, type UpstreamOptions, type Upstreams } from './upstream.js';
+import { authority, type Upstreams } from './upstream.js';
 
 export interface Http2Options {
+  pipeline: Pipeline;
   upstreams: Upstreams;
-  pool: TunnelPool;
-  tunnelAddress: UpstreamOptions['tunnelAddress'];
   metrics: IstioMetrics;
   agentMetrics: AgentMetrics;
   connections: ConnectionTracker;
@@ -33,8 +34,9 @@ const { NGHTTP2_FLAG_END_STREAM, NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR, NGHTTP2
 
 export class Http2Proxy {
   readonly server: http2.Http2Server;
-  private readonly dests = new WeakMap<Http2Session, Destination>();
-  private pending: Destination | undefined;
+  private readonly conns = new WeakMap<Http2Session, ConnectionContext>();
+  private pending: ConnectionContext | undefined;
+  /** upstream sessions, keyed by source pod first: a session opened for one pod never carries another's streams */
   private readonly upstream = new Map<string, Promise<ClientHttp2Session>>();
   private readonly sessions = new Set<Http2Session>();
 
@@ -45,31 +47,34 @@ export class Http2Proxy {
       settings: { enablePush: false, maxConcurrentStreams: o.maxConcurrentStreams, initialWindowSize: o.streamWindow, maxHeaderListSize: o.maxHeaderSize },
     });
     this.server.on('session', (session) => {
-      // 'connection' → 'session' is synchronous, so the destination set by handle() is this session's.
-      if (this.pending) this.dests.set(session, this.pending);
+      // 'connection' → 'session' is synchronous, so the context set by handle() is this session's.
+      if (this.pending) this.conns.set(session, this.pending);
       this.pending = undefined;
       this.sessions.add(session);
       session.once('close', () => this.sessions.delete(session));
       session.on('error', () => {});
       session.setLocalWindowSize(o.connectionWindow);
     });
-    this.server.on('stream', (stream, headers, flags) => void this.onStream(stream, headers, flags));
+    // Node passes the raw header list as a fourth argument (its types stop at three).
+    const onStream = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void this.onStream(stream, headers, flags, rawHeaders);
+    this.server.on('stream', onStream as unknown as (s: ServerHttp2Stream, h: IncomingHttpHeaders, f: number) => void);
     this.server.setTimeout(o.idleTimeoutMs);
   }
 
-  handle(socket: Socket, dest: Destination): void {
-    const done = this.o.connections.track('outbound', { source: dest.sourceId ?? 'unknown', destination: `${dest.original.ip}:${dest.original.port}`, protocol: 'http2' }, () => socket.destroy());
+  handle(socket: Socket, ctx: ConnectionContext): void {
+    const done = this.o.connections.track('outbound', { source: ctx.source.principal ?? 'unknown', destination: `${ctx.original.ip}:${ctx.original.port}`, protocol: 'http2' }, () => socket.destroy());
     socket.once('close', done);
-    this.pending = dest;
+    this.pending = ctx;
     this.server.emit('connection', socket);
     this.pending = undefined;
   }
 
-  private upstreamSession(dest: Destination, route: Route): Promise<ClientHttp2Session> {
-    const key = route.kind === 'tunnel' ? `${dest.source?.uid}|${route.destinationId}|${route.ip}:${route.port}|${dest.service?.service.name ?? ''}` : `${route.ip}:${route.port}`;
+  upstreamSession(ctx: ConnectionContext, route: Route): Promise<ClientHttp2Session> {
+    const svc = ctx.service ? `${ctx.service.service.namespace}/${ctx.service.service.name}` : '';
+    const key = `${ctx.source.poolKey}|${route.kind}|${route.ip}:${route.port}|${svc}`;
     let p = this.upstream.get(key);
     if (!p) {
-      p = this.connectUpstream(dest, route);
+      p = this.connectUpstream(ctx, route);
       this.upstream.set(key, p);
       const forget = () => this.upstream.get(key) === p && this.upstream.delete(key);
       p.then((s) => {
@@ -81,21 +86,18 @@ export class Http2Proxy {
     return p;
   }
 
-  private async connectUpstream(dest: Destination, route: Route): Promise<ClientHttp2Session> {
+  /** How many upstream sessions are pooled (tests). */
+  get upstreamSessions(): number {
+    return this.upstream.size;
+  }
+
+  private async connectUpstream(ctx: ConnectionContext, route: Route): Promise<ClientHttp2Session> {
     const settings = { enablePush: false, initialWindowSize: this.o.streamWindow };
     let session: ClientHttp2Session;
     if (route.kind === 'tunnel') {
-      if (!dest.sourceId) throw new Error('no source identity');
-      const stream = await this.o.pool.connect({
-        sourceId: dest.sourceId,
-        destinationId: route.destinationId!,
-        node: this.o.tunnelAddress(route.node!),
-        authority: authority(route.ip, route.port),
-        headers: { baggage: this.o.upstreams.baggage(dest), ...forwardedFor(dest, route.ip) },
-      });
+      const stream = await this.o.upstreams.tunnelStream(ctx, route, 'h2');
       session = http2.connect(`http://${authority(route.ip, route.port)}`, { settings, createConnection: () => stream });
     } else {
-      if (route.kind === 'local') await this.o.upstreams.authorizeLocal(dest, route);
       session = http2.connect(`http://${authority(route.ip, route.port)}`, { settings });
     }
     await new Promise<void>((resolve, reject) => {
@@ -107,71 +109,16 @@ export class Http2Proxy {
     return session;
   }
 
-  private async onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number): Promise<void> {
-    const t0 = performance.now();
+  private onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]): Promise<void> | void {
     stream.on('error', () => {});
-    const dest = this.dests.get(stream.session!);
-    const route = dest?.pick();
-    if (!dest || !route) return this.answer(stream, 503, undefined, t0);
-    let session: ClientHttp2Session;
-    try {
-      session = await this.upstreamSession(dest, route);
-    } catch (err) {
-      this.o.log.warn('http2 upstream unavailable', { destination: `${dest.original.ip}:${dest.original.port}`, endpoint: `${route.ip}:${route.port}`, error: err });
-      return this.answer(stream, (err as { reason?: string }).reason === 'denied' ? 403 : 503, route, t0);
-    }
-    if (stream.destroyed) return;
-    const endStream = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
-    const protocol = String(headers['content-type'] ?? '').startsWith('application/grpc') ? 'grpc' : 'http';
-    let up: http2.ClientHttp2Stream;
-    try {
-      up = session.request(h2Headers(headers) as http2.OutgoingHttpHeaders, { endStream });
-    } catch (err) {
-      this.o.log.warn('http2 upstream request failed', { error: err });
-      return this.answer(stream, 503, route, t0);
-    }
-    up.on('error', () => {});
-    let status = 0;
-    let trailers: IncomingHttpHeaders | undefined;
-    up.on('headers', (info) => {
-      // 1xx informational responses.
-      if (!stream.destroyed && !stream.headersSent) stream.additionalHeaders(h2Headers(info) as http2.OutgoingHttpHeaders);
-    });
-    up.once('response', (h, rflags) => {
-      status = Number(h[':status']);
-      if (stream.destroyed) return;
-      const ended = (rflags & NGHTTP2_FLAG_END_STREAM) !== 0;
-      const expectTrailers = !ended && (String(h['content-type'] ?? '').startsWith('application/grpc') || h['trailer'] !== undefined);
-      stream.respond(h2Headers(h) as http2.OutgoingHttpHeaders, { endStream: ended, waitForTrailers: expectTrailers });
-      if (!ended) up.pipe(stream);
-    });
-    up.on('trailers', (t) => {
-      trailers = t;
-    });
-    stream.on('wantTrailers', () => {
-      if (trailers) stream.sendTrailers(h2Headers(trailers) as http2.OutgoingHttpHeaders);
-      else stream.close();
-    });
-    if (!endStream) stream.pipe(up);
-    // Resets in either direction: a client cancel (gRPC deadline, RST_STREAM) cancels upstream; an
-    // upstream reset is passed back with its code, or becomes a 503 before any response started.
-    stream.once('close', () => {
-      if (!up.closed && !up.destroyed) up.close(stream.rstCode && stream.rstCode !== NGHTTP2_NO_ERROR ? stream.rstCode : NGHTTP2_CANCEL);
-      this.o.metrics.request(route.labels, protocol, status, performance.now() - t0);
-    });
-    up.once('close', () => {
-      if (stream.destroyed || stream.closed) return;
-      const code = up.rstCode ?? NGHTTP2_NO_ERROR;
-      if (code !== NGHTTP2_NO_ERROR) {
-        if (!stream.headersSent) stream.respond({ ':status': 503 }, { endStream: true });
-        else stream.close(code === NGHTTP2_CANCEL ? NGHTTP2_CANCEL : NGHTTP2_INTERNAL_ERROR);
-      }
-    });
-  }
-
-  private answer(stream: ServerHttp2Stream, status: number, route: Route | undefined, t0: number): void {
-    if (!stream.destroyed && !stream.headersSent) stream.respond({ ':status': status }, { endStream: true });
-    if (route) this.o.metrics.request(route.labels, 'http', status, performance.now() - t0);
+    const conn = this.conns.get(stream.session!);
+    if (!conn) return void (stream.destroyed || stream.respond({ ':status': 503 }, { endStream: true }));
+    const grpc = String(headers['content-type'] ?? '').startsWith('application/grpc');
+    const regular: string[] = [];
+    for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.charCodeAt(0) !== 58 /* ':' */) regular.push(rawHeaders[i]!, rawHeaders[i + 1]!);
+    const ctx = new RequestContext(conn, grpc ? 'grpc' : 'http2', String(headers[':method'] ?? ''), String(headers[':path'] ?? ''), String(headers[':authority'] ?? headers['host'] ?? ''), headers[':scheme'] === 'https' ? 'https' : 'http', regular);
+    const ex = new Http2Exchange(this, this.o, ctx, stream, headers, (flags & NGHTTP2_FLAG_END_STREAM) !== 0);
+    return this.o.pipeline.forward(ctx, ex);
   }
 
   /** Graceful drain: GOAWAY to every client connection; in-flight streams finish. */
@@ -182,5 +129,176 @@ export class Http2Proxy {
   close(): void {
     for (const s of this.sessions) s.destroy();
     for (const p of this.upstream.values()) p.then((s) => s.destroy(), () => {});
+  }
+}
+
+/** Applies header edits to an HTTP/2 header object (lower-case names). */
+function editH2(h: Record<string, unknown>, e: HeaderEdits | undefined): void {
+  if (!e) return;
+  for (const n of e.remove ?? []) delete h[n.toLowerCase()];
+  for (const [n, v] of e.set ?? []) h[n.toLowerCase()] = v;
+  for (const [n, v] of e.add ?? []) {
+    const k = n.toLowerCase();
+    const cur = h[k];
+    h[k] = cur === undefined ? v : Array.isArray(cur) ? [...cur, v] : [String(cur), v];
+  }
+}
+
+/** One stream's exchange: one upstream stream per attempt, its response held until the pipeline commits. */
+class Http2Exchange implements UpstreamExchange {
+  readonly replayable: boolean;
+  private up: http2.ClientHttp2Stream | undefined;
+  private responseHead: IncomingHttpHeaders | undefined;
+  private responseEnded = false;
+  private settle: ((r: AttemptResult) => void) | undefined;
+  private action: ForwardAction | undefined;
+  private bodySent = false;
+
+  constructor(
+    private readonly proxy: Http2Proxy,
+    private readonly o: Http2Options,
+    private readonly ctx: RequestContext,
+    private readonly stream: ServerHttp2Stream,
+    private readonly headers: IncomingHttpHeaders,
+    private readonly endStream: boolean,
+  ) {
+    this.replayable = endStream;
+    // A client cancel (gRPC deadline, RST_STREAM) cancels upstream.
+    stream.once('close', () => {
+      const up = this.up;
+      if (up && !up.closed && !up.destroyed) up.close(stream.rstCode && stream.rstCode !== NGHTTP2_NO_ERROR ? stream.rstCode : NGHTTP2_CANCEL);
+      if (stream.rstCode && stream.rstCode !== NGHTTP2_NO_ERROR) ctx.outcome.flags.push('DC');
+      this.settle?.({ status: 0, error: 'reset', sent: true });
+    });
+  }
+
+  async send(route: Route, action: ForwardAction, wb: WeightedBackend): Promise<AttemptResult> {
+    this.action = action;
+    let session: ClientHttp2Session;
+    try {
+      session = await this.proxy.upstreamSession(this.ctx.connection, route);
+    } catch (err) {
+      this.o.log.warn('http2 upstream unavailable', { destination: `${this.ctx.connection.original.ip}:${this.ctx.connection.original.port}`, endpoint: `${route.ip}:${route.port}`, error: err });
+      return { status: 0, error: (err as { reason?: string }).reason ?? 'connect_failed', sent: false };
+    }
+    const stream = this.stream;
+    if (stream.destroyed) return { status: 0, error: 'reset', sent: false };
+    const h = h2Headers(this.headers) as Record<string, unknown>;
+    editH2(h, action.requestHeaders);
+    editH2(h, wb.requestHeaders);
+    if (action.rewrite?.path) h[':path'] = action.rewrite.path;
+    if (action.rewrite?.authority) h[':authority'] = action.rewrite.authority;
+    let up: http2.ClientHttp2Stream;
+    try {
+      up = session.request(h as http2.OutgoingHttpHeaders, { endStream: this.endStream });
+    } catch (err) {
+      this.o.log.warn('http2 upstream request failed', { error: err });
+      return { status: 0, error: 'reset', sent: false };
+    }
+    this.up = up;
+    this.responseHead = undefined;
+    up.on('error', () => {});
+    return new Promise<AttemptResult>((resolve) => {
+      this.settle = (r) => {
+        this.settle = undefined;
+        resolve(r);
+      };
+      up.on('headers', (info) => {
+        // 1xx informational responses.
+        if (!stream.destroyed && !stream.headersSent) stream.additionalHeaders(h2Headers(info) as http2.OutgoingHttpHeaders);
+      });
+      up.once('response', (rh, rflags) => {
+        this.responseHead = rh;
+        this.responseEnded = (rflags & NGHTTP2_FLAG_END_STREAM) !== 0;
+        up.pause();
+        const gs = rh['grpc-status'];
+        this.settle?.({ status: Number(rh[':status']), grpcStatus: gs === undefined ? undefined : Number(gs), sent: true });
+      });
+      up.once('close', () => {
+        if (!this.responseHead) this.settle?.({ status: 0, error: 'reset', sent: true });
+      });
+      if (!this.endStream) {
+        if (this.bodySent) {
+          up.close(NGHTTP2_CANCEL);
+          return this.settle?.({ status: 0, error: 'reset', sent: false });
+        }
+        this.bodySent = true;
+        stream.pipe(up);
+      }
+    });
+  }
+
+  commit(): Promise<void> {
+    const up = this.up!;
+    const h = this.responseHead!;
+    const stream = this.stream;
+    return new Promise<void>((resolve) => {
+      if (stream.destroyed || stream.closed) {
+        up.close(NGHTTP2_CANCEL);
+        return resolve();
+      }
+      stream.once('close', () => resolve());
+      const out = h2Headers(h) as Record<string, unknown>;
+      editH2(out, this.action?.responseHeaders);
+      const ended = this.responseEnded;
+      const expectTrailers = !ended && (String(h['content-type'] ?? '').startsWith('application/grpc') || h['trailer'] !== undefined);
+      let trailers: IncomingHttpHeaders | undefined;
+      up.on('trailers', (t) => {
+        trailers = t;
+        const gs = t['grpc-status'];
+        if (gs !== undefined) this.ctx.outcome.grpcStatus = Number(gs);
+      });
+      stream.on('wantTrailers', () => {
+        if (trailers) stream.sendTrailers(h2Headers(trailers) as http2.OutgoingHttpHeaders);
+        else stream.close();
+      });
+      stream.respond(out as http2.OutgoingHttpHeaders, { endStream: ended, waitForTrailers: expectTrailers });
+      if (!ended) {
+        up.pipe(stream);
+        up.resume();
+      }
+      // An upstream reset after the response started is passed back with its code.
+      up.once('close', () => {
+        if (stream.destroyed || stream.closed) return;
+        const code = up.rstCode ?? NGHTTP2_NO_ERROR;
+        if (code !== NGHTTP2_NO_ERROR) stream.close(code === NGHTTP2_CANCEL ? NGHTTP2_CANCEL : NGHTTP2_INTERNAL_ERROR);
+      });
+    });
+  }
+
+  discard(): void {
+    const up = this.up;
+    if (up && !up.closed) up.close(NGHTTP2_CANCEL);
+    this.up = undefined;
+  }
+
+  abort(): void {
+    const up = this.up;
+    if (this.settle) {
+      if (up && !up.closed) up.close(NGHTTP2_CANCEL);
+      this.settle({ status: 0, error: 'timeout', sent: true });
+    } else if (!this.stream.closed) {
+      if (up && !up.closed) up.close(NGHTTP2_CANCEL);
+      if (this.stream.headersSent) this.stream.close(NGHTTP2_CANCEL);
+    }
+  }
+
+  reply(r: LocalResponse): void {
+    const stream = this.stream;
+    if (stream.destroyed || stream.closed) return;
+    if (stream.headersSent) return void stream.close(NGHTTP2_INTERNAL_ERROR);
+    const h: Record<string, string> = {};
+    for (const [n, v] of r.headers ?? []) h[n.toLowerCase()] = v;
+    if (this.ctx.protocol === 'grpc' && r.grpcStatus !== undefined) {
+      // gRPC: trailers-only response carrying the status (HTTP 200).
+      stream.respond({ ...h, ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(r.grpcStatus), ...(r.grpcMessage ? { 'grpc-message': encodeURIComponent(r.grpcMessage) } : {}) }, { endStream: true });
+      return;
+    }
+    if (r.body) {
+      stream.respond({ ...h, ':status': r.status, 'content-type': 'text/plain', 'content-length': String(Buffer.byteLength(r.body)) });
+      stream.end(r.body);
+    } else {
+      stream.respond({ ...h, ':status': r.status }, { endStream: true });
+    }
   }
 }

@@ -9,7 +9,8 @@ import type { Logger } from '../../common/log.js';
 import type { MeshState } from '../state/mesh-state.js';
 import type { AgentMetrics } from '../metrics/agent-health.js';
 import type { IstioMetrics } from '../metrics/istio.js';
-import type { Authorizer } from './authorize.js';
+import { newConnectionContext, sourceFromPeer } from '../pipeline/context.js';
+import type { Pipeline } from '../pipeline/pipeline.js';
 import type { ConnectionTracker } from './connections.js';
 import type { DestinationResolver, LabelWorkload } from './destination.js';
 import { TunnelPeerError } from './errors.js';
@@ -20,7 +21,7 @@ import { connectTcp } from './upstream.js';
 export interface InboundOptions {
   state: MeshState;
   certs: CertificateProvider;
-  authorize: Authorizer;
+  pipeline: Pipeline;
   resolver: DestinationResolver;
   metrics: IstioMetrics;
   agentMetrics: AgentMetrics;
@@ -156,25 +157,21 @@ export class InboundTunnel {
       // one identity could reach every pod on the node.
       return this.refuse(stream, 403, 'identity_mismatch', { authority, served: peer.servedId, destination: dstId, principal: peer.principal });
     }
-    let pod: import('node:net').Socket | undefined;
-    let revoked = false;
-    const decision = await this.o.authorize({
-      sourcePrincipal: peer.principal,
-      sourceWorkload: undefined,
-      sourceIp: this.forwardedSource(headers['forwarded'], peer.principal),
+    const socket = stream.session!.socket;
+    const ctx = newConnectionContext({
+      side: 'destination',
+      // Until this side parses the requests a stream carries (headers[PROTOCOL_HEADER] says which), every
+      // stream is decided as a connection, on its L4 attributes.
+      protocol: 'tcp',
+      // The source is known by its certificate (cross node); its address from Forwarded when the peer may speak for it.
+      source: sourceFromPeer(peer.principal, this.forwardedSource(headers['forwarded'], peer.principal) ?? socket?.remoteAddress ?? ''),
+      original: { ip, port },
+      service: undefined,
       destination: w,
-      destinationIp: ip,
       destinationPort: port,
-      mtls: true,
-      // a policy version that denies this connection later resets the stream and the pod connection
-      revoke: () => {
-        revoked = true;
-        if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CONNECT_ERROR);
-        pod?.destroy();
-      },
     });
-    if (!decision.allow) return this.refuse(stream, 403, 'denied', { authority, principal: peer.principal, policy: decision.policy ?? null, reason: decision.reason ?? null });
-    stream.once('close', () => decision.release?.());
+    const refusal = this.o.pipeline.destinationConnection(ctx);
+    if (refusal) return this.refuse(stream, refusal.status, refusal.status === 403 ? 'denied' : 'rate_limited', { authority, principal: peer.principal, policy: refusal.policy ?? null });
 
     const bag = parseBaggage(headers['baggage']);
     const srcNs = bag['k8s.namespace.name'];
@@ -184,18 +181,22 @@ export class InboundTunnel {
     const svc = bag['service.name'] ? `${bag['service.name']}.svc.${state.trustDomain}` : undefined;
     const labels = this.o.resolver.labels('destination', src, w, svc, 'mutual_tls', peer.principal);
 
+    let pod;
     try {
       pod = await connectTcp(ip, port, this.o.connectTimeoutMs);
     } catch (err) {
       return this.refuse(stream, 503, 'connect_failed', { authority, error: err });
     }
-    if (stream.destroyed || revoked) return void pod.destroy();
+    if (stream.destroyed) return void pod.destroy();
     stream.respond({ ':status': 200 });
     this.o.metrics.tcpOpen(labels);
     const done = this.o.connections.track('inbound', { peer: peer.principal, destination: authority }, () => pod.destroy());
+    const unregister = this.o.pipeline.live.add({ ctx, close: () => pod.resetAndDestroy() });
     await relay(stream, pod, this.o.relay);
+    unregister();
     done();
     this.o.metrics.tcpClose(labels, pod.bytesWritten, pod.bytesRead);
+    this.o.pipeline.finishConnection(ctx, pod.bytesWritten, pod.bytesRead);
   }
 
   /**

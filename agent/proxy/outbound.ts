@@ -8,7 +8,8 @@ import type { MeshState } from '../state/mesh-state.js';
 import type { AgentMetrics } from '../metrics/agent-health.js';
 import type { IstioMetrics } from '../metrics/istio.js';
 import type { ConnectionTracker } from './connections.js';
-import type { Destination, DestinationResolver } from './destination.js';
+import { newConnectionContext, sourceFromWorkload, type ConnectionContext } from '../pipeline/context.js';
+import type { Pipeline } from '../pipeline/pipeline.js';
 import type { Http1Proxy } from './http1.js';
 import type { Http2Proxy } from './http2.js';
 import { relay, type RelayOptions } from './relay.js';
@@ -18,7 +19,7 @@ import type { Upstreams } from './upstream.js';
 export interface OutboundOptions {
   state: MeshState;
   lookup: ConnectionLookup;
-  resolver: DestinationResolver;
+  pipeline: Pipeline;
   upstreams: Upstreams;
   metrics: IstioMetrics;
   agentMetrics: AgentMetrics;
@@ -31,6 +32,9 @@ export interface OutboundOptions {
   sniffTimeoutMs: number;
   maxConnections: number;
 }
+
+/** L4 feedback for a connection that was established (TCP has no status: 200 stands for "connected"). */
+const L4_CONNECTED = Object.freeze({ status: 200, sent: true });
 
 export function plainIp(ip: string | undefined): string {
   return ip?.startsWith('::ffff:') ? ip.slice(7) : ip ?? '';
@@ -63,9 +67,20 @@ export class Outbound {
     if (!original) {
       return this.refuse(socket, 'unknown_connection', { peer: `${peer.ip}:${peer.port}`, hint: 'not redirected by Weft capture (or its record expired); nothing to proxy it to' });
     }
-    const source = this.o.state.workloadByCgroup(original.cgroupId);
-    const dest = this.o.resolver.resolve(original, source);
-    const forced = protocolFromAppProtocol(dest.service?.port.appProtocol);
+    const state = this.o.state;
+    const w = state.workloadByCgroup(original.cgroupId);
+    const service = state.serviceByVip(original.ip, original.port);
+    const direct = service ? undefined : state.workloadByIp(original.ip);
+    const dest = newConnectionContext({
+      side: 'source',
+      protocol: 'tcp',
+      source: sourceFromWorkload(w, w ? state.identityOf(w) : undefined, peer.ip),
+      original,
+      service,
+      destination: direct,
+      destinationPort: direct ? original.port : 0,
+    });
+    const forced = protocolFromAppProtocol(service?.port.appProtocol);
     let protocol: Protocol;
     if (forced === 'tcp' || forced === 'tls') {
       // Declared opaque: no sniffing, so server-first protocols pay no detection delay.
@@ -77,6 +92,7 @@ export class Outbound {
     }
     this.o.agentMetrics.sniffed.inc({ protocol });
     if (socket.destroyed) return;
+    if (protocol === 'http1' || protocol === 'http2') dest.protocol = protocol;
     switch (protocol) {
       case 'http1':
         return this.o.http1.handle(socket, dest);
@@ -87,20 +103,29 @@ export class Outbound {
     }
   }
 
-  private async tcp(socket: Socket, dest: Destination): Promise<void> {
-    const route = dest.pick();
-    const to = `${dest.original.ip}:${dest.original.port}`;
-    if (!route) return this.refuse(socket, 'no_endpoint', { destination: to, service: dest.service?.service.name ?? null });
+  private async tcp(socket: Socket, ctx: ConnectionContext): Promise<void> {
+    const to = `${ctx.original.ip}:${ctx.original.port}`;
+    const plan = this.o.pipeline.planConnection(ctx);
+    if ('error' in plan) return this.refuse(socket, plan.error, { destination: to, service: ctx.service?.service.name ?? null, policy: plan.refusal?.policy ?? null });
+    const { route, permit } = plan;
     let up;
     try {
-      up = await this.o.upstreams.open(dest, route);
+      up = await this.o.upstreams.open(ctx, route);
     } catch (err) {
+      permit.release();
+      this.o.pipeline.stages.traffic.feedback(ctx, plan.backend, plan.endpoint, { status: 0, error: (err as { reason?: string }).reason ?? 'connect_failed', sent: false }, 0);
       return this.refuse(socket, (err as { reason?: string }).reason ?? 'upstream', { destination: to, endpoint: `${route.ip}:${route.port}`, error: err });
     }
-    const done = this.o.connections.track('outbound', { source: dest.sourceId ?? 'unknown', destination: to, endpoint: `${route.ip}:${route.port}`, route: route.kind, protocol: 'tcp' }, () => socket.destroy());
+    this.o.pipeline.stages.traffic.feedback(ctx, plan.backend, plan.endpoint, L4_CONNECTED, 0);
+    const done = this.o.connections.track('outbound', { source: ctx.source.principal ?? 'unknown', destination: to, endpoint: `${route.ip}:${route.port}`, route: route.kind, protocol: 'tcp' }, () => socket.destroy());
+    // Same node, this proxy admitted the connection for the destination: a policy change re-evaluates it.
+    const unregister = route.kind === 'local' ? this.o.pipeline.live.add({ ctx, close: () => socket.resetAndDestroy() }) : undefined;
     this.o.metrics.tcpOpen(route.labels);
     await relay(socket, up, this.o.relay);
+    unregister?.();
+    permit.release();
     done();
     this.o.metrics.tcpClose(route.labels, socket.bytesRead, socket.bytesWritten);
+    this.o.pipeline.finishConnection(ctx, socket.bytesRead, socket.bytesWritten);
   }
 }

@@ -9,7 +9,9 @@ import { PORTS } from '../../common/ports.js';
 import type { MeshState } from '../state/mesh-state.js';
 import type { AgentMetrics } from '../metrics/agent-health.js';
 import type { IstioMetrics } from '../metrics/istio.js';
-import { allowAll, type Authorizer } from './authorize.js';
+import { Pipeline } from '../pipeline/pipeline.js';
+import type { StageFactories } from '../pipeline/stages.js';
+import { STAGE_FACTORIES } from '../pipeline/wiring.js';
 import { ConnectionTracker } from './connections.js';
 import { DestinationResolver } from './destination.js';
 import { ListenError } from './errors.js';
@@ -61,7 +63,8 @@ export interface NodeProxyOptions {
   log: Logger;
   metrics: IstioMetrics;
   agentMetrics: AgentMetrics;
-  authorize?: Authorizer;
+  /** the pipeline's stage factories (default: agent/pipeline/wiring.ts); tests replace some */
+  stages?: Partial<StageFactories>;
   splicer?: KernelSplicer;
   outbound: ListenAddress;
   inbound: ListenAddress;
@@ -75,6 +78,7 @@ export interface NodeProxyOptions {
 export class NodeProxy {
   readonly connections: ConnectionTracker;
   readonly limits: ProxyLimits;
+  readonly pipeline: Pipeline;
   private readonly pool: TunnelPool;
   private readonly outbound: Outbound;
   private readonly inbound: InboundTunnel;
@@ -85,10 +89,10 @@ export class NodeProxy {
     const limits = (this.limits = { ...DEFAULT_LIMITS, ...o.limits });
     const log = o.log;
     this.connections = new ConnectionTracker(o.agentMetrics);
-    const authorize = o.authorize ?? allowAll;
     const tunnelAddress = o.tunnelAddress ?? ((n: NodeInfo) => ({ host: n.ip, port: PORTS.inboundTunnel }));
     const relayOpts: RelayOptions = { idleTimeoutMs: limits.idleTimeoutMs, splicer: o.splicer };
     const resolver = new DestinationResolver(o.state);
+    this.pipeline = new Pipeline({ state: o.state, resolver, factories: { ...STAGE_FACTORIES, ...o.stages }, metrics: o.metrics, agentMetrics: o.agentMetrics, log: log.child('pipeline') });
     this.pool = new TunnelPool({
       certs: o.certs,
       log: log.child('tunnel'),
@@ -98,9 +102,9 @@ export class NodeProxy {
       streamWindow: limits.streamWindow,
       connectionWindow: limits.connectionWindow,
     });
-    const upstreams = new Upstreams({ pool: this.pool, authorize, log, metrics: o.agentMetrics, connectTimeoutMs: limits.connectTimeoutMs, tunnelAddress });
-    const common = { upstreams, pool: this.pool, tunnelAddress, metrics: o.metrics, agentMetrics: o.agentMetrics, connections: this.connections };
-    this.http1 = new Http1Proxy({ ...common, log: log.child('http1'), relay: relayOpts, maxHeaderSize: limits.maxHeaderSize, keepAliveTimeoutMs: limits.keepAliveTimeoutMs, maxSocketsPerEndpoint: limits.maxSocketsPerEndpoint });
+    const upstreams = new Upstreams({ pool: this.pool, log, metrics: o.agentMetrics, connectTimeoutMs: limits.connectTimeoutMs, tunnelAddress });
+    const common = { pipeline: this.pipeline, upstreams, metrics: o.metrics, agentMetrics: o.agentMetrics, connections: this.connections };
+    this.http1 = new Http1Proxy({ ...common, resolver, log: log.child('http1'), relay: relayOpts, maxHeaderSize: limits.maxHeaderSize, keepAliveTimeoutMs: limits.keepAliveTimeoutMs, maxSocketsPerEndpoint: limits.maxSocketsPerEndpoint });
     this.http2 = new Http2Proxy({
       ...common,
       log: log.child('http2'),
@@ -113,7 +117,7 @@ export class NodeProxy {
     this.outbound = new Outbound({
       state: o.state,
       lookup: o.lookup,
-      resolver,
+      pipeline: this.pipeline,
       upstreams,
       metrics: o.metrics,
       agentMetrics: o.agentMetrics,
@@ -128,7 +132,7 @@ export class NodeProxy {
     this.inbound = new InboundTunnel({
       state: o.state,
       certs: o.certs,
-      authorize,
+      pipeline: this.pipeline,
       resolver,
       metrics: o.metrics,
       agentMetrics: o.agentMetrics,
@@ -202,6 +206,7 @@ export class NodeProxy {
     this.http2.close();
     this.pool.close();
     this.inbound.close();
+    this.pipeline.close();
     const open = this.connections.size;
     if (open > 0) this.o.log.info('proxy closing connections still open', { open });
     this.connections.destroyAll();

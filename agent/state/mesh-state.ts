@@ -31,14 +31,12 @@ export function vipKey(ip: string, port: number): string {
 export class MeshState {
   private idx: Indexes = build(EMPTY);
   private cgroupResolver: CgroupResolver = () => undefined;
-  private readonly rr = new Map<string, number>();
   private readonly listeners = new Set<(cfg: MeshConfig) => void>();
 
   constructor(readonly nodeName: string) {}
 
   update(config: MeshConfig): void {
     this.idx = build(config);
-    this.rr.clear();
     for (const l of this.listeners) l(config);
   }
 
@@ -92,16 +90,6 @@ export class MeshState {
 
   identityOf(w: Workload): string {
     return spiffeId(this.idx.config.trustDomain, w.namespace, w.serviceAccount);
-  }
-
-  /** Round-robin over the service's ready endpoints; per call, so callers choose per request or per connection. */
-  pickEndpoint(service: Service): Endpoint | undefined {
-    const eps = this.idx.readyEndpoints.get(service);
-    if (!eps || eps.length === 0) return undefined;
-    const key = `${service.namespace}/${service.name}`;
-    const n = this.rr.get(key) ?? 0;
-    this.rr.set(key, n + 1 >= eps.length ? 0 : n + 1);
-    return eps[n % eps.length];
   }
 }
 

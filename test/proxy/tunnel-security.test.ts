@@ -5,7 +5,7 @@ import t, { type Test } from 'tap';
 import net from 'node:net';
 import tls from 'node:tls';
 import { createLogger } from '../../common/log.js';
-import type { AuthorizeContext } from '../../agent/proxy/authorize.js';
+import type { ConnectionContext } from '../../agent/pipeline/context.js';
 import { sniFor } from '../../agent/proxy/spiffe.js';
 import { FakeCertificateProvider, TestCA } from './fixtures/ca.js';
 import { dialFrom, listen, metricEventually, startMesh, type MeshOptions, type PodSpec } from './fixtures/mesh.js';
@@ -101,17 +101,23 @@ t.test('a destination proving another identity than the pod\'s is refused', asyn
 });
 
 t.test('policy hook: inbound deny closes the stream, with the verified peer identity in the context', async (t) => {
-  const seen: AuthorizeContext[] = [];
+  const seen: ConnectionContext[] = [];
   const mesh = await withMesh(t, {
-    authorize: (ctx) => {
-      seen.push(ctx);
-      return { allow: false, reason: 'test-deny' };
+    stages: {
+      authorizer: () => ({
+        connection: (ctx) => {
+          seen.push(ctx);
+          return { allow: false, policy: 'test-deny' };
+        },
+        request: () => ({ allow: true }),
+      }),
     },
   });
   t.equal(await attempt(mesh), 'error:ECONNRESET');
   t.equal(seen.length, 1);
-  t.equal(seen[0]!.sourcePrincipal, mesh.spiffe('sleep'), 'principal from the peer certificate');
-  t.equal(seen[0]!.mtls, true);
-  t.equal(seen[0]!.destination.name, 'db');
+  t.equal(seen[0]!.source.principal, mesh.spiffe('sleep'), 'principal from the peer certificate');
+  t.equal(seen[0]!.source.identity, 'mtls');
+  t.equal(seen[0]!.side, 'destination');
+  t.equal(seen[0]!.destination?.name, 'db');
   t.equal(await metricEventually(mesh.b.registry, 'weft_proxy_connections_refused_total', { direction: 'inbound', reason: 'denied' }, 1), 1);
 });
