@@ -150,6 +150,7 @@ class Http2Exchange implements UpstreamExchange {
   private up: http2.ClientHttp2Stream | undefined;
   private responseHead: IncomingHttpHeaders | undefined;
   private responseEnded = false;
+  private trailers: IncomingHttpHeaders | undefined;
   private settle: ((r: AttemptResult) => void) | undefined;
   private action: ForwardAction | undefined;
   private bodySent = false;
@@ -197,7 +198,16 @@ class Http2Exchange implements UpstreamExchange {
     }
     this.up = up;
     this.responseHead = undefined;
+    this.trailers = undefined;
     up.on('error', () => {});
+    // Trailers are emitted whether or not the stream is paused, possibly in the same tick as the head:
+    // keep them from the start, not from commit().
+    up.on('trailers', (t) => {
+      if (this.up !== up) return;
+      this.trailers = t;
+      const gs = t['grpc-status'];
+      if (gs !== undefined) this.ctx.outcome.grpcStatus = Number(gs);
+    });
     return new Promise<AttemptResult>((resolve) => {
       this.settle = (r) => {
         this.settle = undefined;
@@ -242,13 +252,8 @@ class Http2Exchange implements UpstreamExchange {
       editH2(out, this.action?.responseHeaders);
       const ended = this.responseEnded;
       const expectTrailers = !ended && (String(h['content-type'] ?? '').startsWith('application/grpc') || h['trailer'] !== undefined);
-      let trailers: IncomingHttpHeaders | undefined;
-      up.on('trailers', (t) => {
-        trailers = t;
-        const gs = t['grpc-status'];
-        if (gs !== undefined) this.ctx.outcome.grpcStatus = Number(gs);
-      });
       stream.on('wantTrailers', () => {
+        const trailers = this.trailers;
         if (trailers) stream.sendTrailers(h2Headers(trailers) as http2.OutgoingHttpHeaders);
         else stream.close();
       });
