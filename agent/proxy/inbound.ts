@@ -31,6 +31,7 @@ export interface InboundOptions {
   connectTimeoutMs: number;
   streamWindow: number;
   connectionWindow: number;
+  maxFrameSize: number;
   maxConcurrentStreams: number;
 }
 
@@ -62,7 +63,7 @@ export class InboundTunnel {
       maxVersion: 'TLSv1.3',
       ALPNProtocols: ['h2'],
       allowHTTP1: false,
-      settings: { enablePush: false, initialWindowSize: o.streamWindow, maxConcurrentStreams: o.maxConcurrentStreams },
+      settings: { enablePush: false, initialWindowSize: o.streamWindow, maxFrameSize: o.maxFrameSize, maxConcurrentStreams: o.maxConcurrentStreams },
     });
     this.server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
       const reason = handshakeReason(err);

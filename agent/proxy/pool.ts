@@ -2,6 +2,7 @@
 // identity, destination node), pooled and shared by every stream between that pair. The client presents
 // the source workload's certificate and insists the server proves the destination workload's identity.
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type OutgoingHttpHeaders } from 'node:http2';
+import tls, { type SecureContext } from 'node:tls';
 import type { CertificateProvider } from '../../common/identity.js';
 import type { Logger } from '../../common/log.js';
 import type { AgentMetrics } from '../metrics/agent-health.js';
@@ -24,6 +25,8 @@ export interface TunnelPoolOptions {
   streamWindow: number;
   /** per-connection HTTP/2 receive window */
   connectionWindow: number;
+  /** largest HTTP/2 frame we accept (SETTINGS_MAX_FRAME_SIZE) */
+  maxFrameSize: number;
 }
 
 export interface TunnelStreamRequest {
@@ -38,11 +41,32 @@ export interface TunnelStreamRequest {
 
 export class TunnelPool {
   private readonly sessions = new Map<string, Promise<ClientHttp2Session>>();
+  // One TLS context per source identity (its certificate, key and the trust bundle), shared by every
+  // connection that identity opens: building one parses the PEMs and loads the CA store, which the
+  // plain cert/key/ca options to http2.connect would redo for each connection.
+  private readonly contexts = new Map<string, Promise<SecureContext>>();
   private readonly unsubscribe: () => void;
 
   constructor(private readonly opts: TunnelPoolOptions) {
-    // New certificates or trust bundle: let current connections finish their streams, open new ones.
-    this.unsubscribe = opts.certs.onChange(() => this.drain());
+    // New certificates or trust bundle: new contexts; let current connections finish their streams, open new ones.
+    this.unsubscribe = opts.certs.onChange(() => {
+      this.contexts.clear();
+      this.drain();
+    });
+  }
+
+  /** The TLS context tunnel connections from this source identity use (built once per certificate). */
+  secureContext(sourceId: string): Promise<SecureContext> {
+    let ctx = this.contexts.get(sourceId);
+    if (!ctx) {
+      const { certs } = this.opts;
+      ctx = certs.get(sourceId).then((cert) =>
+        tls.createSecureContext({ ca: certs.trustBundlePem(), cert: cert.certChainPem, key: cert.keyPem, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' }),
+      );
+      this.contexts.set(sourceId, ctx);
+      ctx.catch(() => this.contexts.get(sourceId) === ctx && this.contexts.delete(sourceId));
+    }
+    return ctx;
   }
 
   /** Opens a CONNECT stream and waits for the peer's 200. Rejects with UpstreamError/TunnelPeerError. */
@@ -80,18 +104,16 @@ export class TunnelPool {
   }
 
   private async open(key: string, sourceId: string, destinationId: string, node: TunnelAddress): Promise<ClientHttp2Session> {
-    const { certs, log, metrics } = this.opts;
-    const cert = await certs.get(sourceId);
+    const { log, metrics } = this.opts;
+    const secureContext = await this.secureContext(sourceId);
     const session = http2.connect(`https://${node.host}:${node.port}`, {
-      ca: certs.trustBundlePem(),
-      cert: cert.certChainPem,
-      key: cert.keyPem,
+      secureContext,
       servername: sniFor(destinationId),
       minVersion: 'TLSv1.3',
       maxVersion: 'TLSv1.3',
       ALPNProtocols: ['h2'],
       checkServerIdentity: expectIdentity(destinationId),
-      settings: { enablePush: false, initialWindowSize: this.opts.streamWindow },
+      settings: { enablePush: false, initialWindowSize: this.opts.streamWindow, maxFrameSize: this.opts.maxFrameSize },
     });
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => session.destroy(new UpstreamError('tunnel_timeout', `tunnel handshake with ${node.host}:${node.port} timed out; is port ${node.port} reachable from this node?`)), this.opts.connectTimeoutMs);

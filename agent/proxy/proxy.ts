@@ -39,6 +39,8 @@ export interface ProxyLimits {
   maxSocketsPerEndpoint: number;
   streamWindow: number;
   connectionWindow: number;
+  /** largest HTTP/2 frame the tunnel accepts (SETTINGS_MAX_FRAME_SIZE); the peer sends DATA frames up to it */
+  maxFrameSize: number;
   drainTimeoutMs: number;
 }
 
@@ -53,6 +55,9 @@ export const DEFAULT_LIMITS: ProxyLimits = {
   maxSocketsPerEndpoint: 1024,
   streamWindow: 4 * 1024 * 1024,
   connectionWindow: 16 * 1024 * 1024,
+  // 128 KB DATA frames: fewer frames per MB for bulk streams, while a frame still blocks the other streams
+  // of its tunnel connection for under a millisecond.
+  maxFrameSize: 128 * 1024,
   drainTimeoutMs: 20_000,
 };
 
@@ -101,6 +106,7 @@ export class NodeProxy {
       connectTimeoutMs: limits.connectTimeoutMs,
       streamWindow: limits.streamWindow,
       connectionWindow: limits.connectionWindow,
+      maxFrameSize: limits.maxFrameSize,
     });
     const upstreams = new Upstreams({ pool: this.pool, log, metrics: o.agentMetrics, connectTimeoutMs: limits.connectTimeoutMs, tunnelAddress });
     const common = { pipeline: this.pipeline, upstreams, metrics: o.metrics, agentMetrics: o.agentMetrics, connections: this.connections };
@@ -142,6 +148,7 @@ export class NodeProxy {
       connectTimeoutMs: limits.connectTimeoutMs,
       streamWindow: limits.streamWindow,
       connectionWindow: limits.connectionWindow,
+      maxFrameSize: limits.maxFrameSize,
       maxConcurrentStreams: limits.maxConcurrentStreams,
     });
   }
