@@ -71,8 +71,14 @@ export function parseAgentFlags(argv: string[], env: Readonly<Record<string, str
   if (!isIP(nodeIp)) throw new WeftConfigError('--node-ip', `"${nodeIp}" is not an IP address`);
   const outboundIp = v.get('--outbound-ip') ?? nodeIp;
   if (!isIP(outboundIp)) throw new WeftConfigError('--outbound-ip', `"${outboundIp}" is not an IP address`);
-  const controller = need('--controller', 'the controller gRPC address HOST:PORT');
-  if (!/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/.test(controller)) throw new WeftConfigError('--controller', `"${controller}" is not HOST:PORT`);
+  const controller = need('--controller', 'the controller gRPC address HOST:PORT (or IP:PORT,IP:PORT,... for several replicas)');
+  const replicas = controller.split(',');
+  for (const r of replicas) {
+    if (!/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/.test(r)) throw new WeftConfigError('--controller', `"${r}" is not HOST:PORT`);
+    if (replicas.length > 1 && !isIP(r.slice(0, r.lastIndexOf(':')).replace(/^\[|\]$/g, ''))) {
+      throw new WeftConfigError('--controller', `"${r}": a list of controller replicas takes IP:PORT entries (a name resolving to several replicas is one HOST:PORT, e.g. the Service)`);
+    }
+  }
   const layout = v.get('--cgroup-layout') ?? 'kubepods';
   if (layout !== 'sandbox' && layout !== 'kubepods') throw new WeftConfigError('--cgroup-layout', `"${layout}" is neither sandbox nor kubepods`);
   const cgroupRoot = v.get('--cgroup-root');

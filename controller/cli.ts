@@ -1,6 +1,7 @@
 // `weft controller`: run the controller. Flags are parsed here into ControllerOptions; controller/main.ts
 // wires the parts.
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 
 import { WeftConfigError } from '../common/errors.js';
 import { createLogger, type LogLevel } from '../common/log.js';
@@ -121,9 +122,25 @@ export async function runControllerCommand(argv: string[]): Promise<number> {
       audience: one('token-audience') ?? 'weft-controller',
       agentUser: `system:serviceaccount:${saNs}:${saName}`,
     });
-    rootStore = new KubernetesSecretRootStore(kc.makeApiClient(k8s.CoreV1Api), rootNamespace);
+    // every replica watches the CA Secret: a rotation done by one is adopted by all (controller/main.ts)
+    rootStore = new KubernetesSecretRootStore(kc.makeApiClient(k8s.CoreV1Api), rootNamespace, 'weft-ca-root', new k8s.Watch(kc), log.child('ca'));
     const { KubernetesTrustBundlePublisher } = await import('./ca/kubernetes-trust-bundle.js');
-    trustBundlePublisher = new KubernetesTrustBundlePublisher({ api: kc.makeApiClient(k8s.CoreV1Api), namespace: rootNamespace, logger: log.child('trust-bundle') });
+    const { LeaseElector } = await import('./ha/lease.js');
+    const { LeaderGatedPublisher } = await import('./ha/leader-gated.js');
+    // replicas elect a leader with the Lease weft-controller; only it writes the trust bundle ConfigMap
+    const gated = new LeaderGatedPublisher(new KubernetesTrustBundlePublisher({ api: kc.makeApiClient(k8s.CoreV1Api), namespace: rootNamespace, logger: log.child('trust-bundle') }));
+    const elector = new LeaseElector({
+      api: kc.makeApiClient(k8s.CoordinationV1Api),
+      namespace: rootNamespace,
+      name: 'weft-controller',
+      identity: process.env.POD_NAME || hostname(),
+      onStartedLeading: () => gated.setLeader(true),
+      onStoppedLeading: () => gated.setLeader(false),
+      logger: log.child('lease'),
+    });
+    gated.onClose(() => elector.stop());
+    elector.start();
+    trustBundlePublisher = gated;
     const { KubernetesSource } = await import('./sources/kubernetes.js');
     kubeSource = new KubernetesSource({ kubeConfig: kc, logger: log.child('kubernetes') });
   } else if (one('bootstrap-tokens')) {

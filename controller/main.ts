@@ -98,13 +98,23 @@ export async function startController(opts: ControllerOptions): Promise<Controll
   await mkdir(opts.stateDir, { recursive: true, mode: 0o700 });
 
   const operatorRoot = opts.caCertFile && opts.caKeyFile ? await readOperatorRoot(opts.caCertFile, opts.caKeyFile) : undefined;
+  const rootStore = opts.rootStore ?? new DirectoryRootStore(join(opts.stateDir, 'ca'));
   const ca = await CertificateAuthority.open({
     trustDomain: opts.trustDomain,
-    store: opts.rootStore ?? new DirectoryRootStore(join(opts.stateDir, 'ca')),
+    store: rootStore,
     ...(operatorRoot ? { operatorRoot } : {}),
     ...(opts.leafTtlMs ? { leafTtlMs: opts.leafTtlMs } : {}),
     logger: log.child('ca'),
   });
+  // Replicas share the root (a Kubernetes Secret, or one directory in the sandbox): a rotation done by one is
+  // seen by all through the store's watch, so any replica signs CSRs with the current root. An operator's
+  // own root (files) is not shared state and is not watched.
+  const stopRootWatch =
+    !operatorRoot && rootStore.watch
+      ? rootStore.watch((state) => {
+          ca.adopt(state, rootStore.describe()).catch((e: unknown) => log.error('cannot adopt the stored CA state', { from: rootStore.describe(), err: e }));
+        })
+      : () => undefined;
   const trustBundleFile = join(opts.stateDir, 'trust-bundle.pem');
   const writeBundle = () => writeFile(trustBundleFile, ca.trustBundlePem()).catch((e: unknown) => log.error('cannot write trust bundle', { err: e }));
   await writeBundle();
@@ -201,6 +211,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     trustBundleFile,
     controllerIdentity,
     async close() {
+      stopRootWatch();
       for (const s of sources) await s.stop().catch(() => undefined);
       scraper?.stop();
       bundlePublisher?.close();

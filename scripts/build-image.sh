@@ -78,19 +78,54 @@ fi
 step "weft agent --help from the image"
 podman run --rm "$IMAGE" agent --help | head -5
 
-step "weft controller from the image (127.0.0.1:25012 gRPC, 127.0.0.1:25014 web)"
+step "weft controller from the image, in a network namespace of its own (loopback only: --network none)"
 echo '{"node-1":"image-test-token-0123456789"}' >"$WORK/tokens.json"
-podman run -d --name "$CTR" --network host -v "$WORK:/work:Z" "$IMAGE" controller \
-  --state-dir /work/state --grpc-listen 127.0.0.1:25012 --web-listen 127.0.0.1:25014 \
+echo 'image-test-token-0123456789' >"$WORK/node-1.token"
+podman run -d --name "$CTR" --network none -v "$WORK:/work:Z" "$IMAGE" controller \
+  --state-dir /work/state --grpc-listen 127.0.0.1:15012 --web-listen 127.0.0.1:15014 \
   --bootstrap-tokens /work/tokens.json --trust-domain cluster.local >/dev/null
+in_ctr() { podman exec "$1" node -e "fetch('http://127.0.0.1:$2').then(async (r) => { console.log(r.status, (await r.text()).slice(0, 300)); process.exit(r.ok ? 0 : 1) }, () => process.exit(1))"; }
 for i in $(seq 1 120); do
-  if curl -fsS http://127.0.0.1:25014/healthz >/dev/null 2>&1; then break; fi
+  if in_ctr "$CTR" 15014/healthz >/dev/null 2>&1; then break; fi
   if [ "$(podman inspect -f '{{.State.Running}}' "$CTR")" != true ]; then podman logs "$CTR"; echo "controller exited" >&2; exit 1; fi
   sleep 0.5
 done
-curl -fsS http://127.0.0.1:25014/healthz && echo
+in_ctr "$CTR" 15014/healthz
 podman logs "$CTR" 2>&1 | grep -m1 'controller up'
 test -s "$WORK/state/trust-bundle.pem" && echo "trust bundle written by the containerised controller"
-step "agent from the image connects to it (capture needs a node: --help and the controller handshake only)"
-echo "image OK: $IMAGE"
+
+step "weft agent from the image, in the controller's network namespace, capture attached to a cgroup made for it"
+# the agent's eBPF programs attach at a cgroup this script creates (never the machine's root cgroup), its
+# pins go to a directory of the machine's bpffs made for it (the DaemonSet mounts /sys/fs/bpf the same way);
+# both are removed at the end (`weft agent --uninstall` from the image, then rmdir)
+CG_ROOT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
+BPF_ROOT=$(awk '$3 == "bpf" { print $2; exit }' /proc/self/mounts)
+[ -n "$CG_ROOT" ] && [ -n "$BPF_ROOT" ] || { echo "build-image: needs a cgroup2 and a bpf mount" >&2; exit 2; }
+CG="$CG_ROOT/weft-image-test-$$"
+PINS="$BPF_ROOT/weft-image-test-$$"
+mkdir "$CG" "$PINS"
+AGENT=weft-agent-$$
+cleanup_agent() {
+  podman rm -f "$AGENT" >/dev/null 2>&1 || true
+  podman run --rm --privileged --network none -v "$PINS:/run/weft-bpf" "$IMAGE" agent --uninstall --bpffs /run/weft-bpf >/dev/null 2>&1 || true
+  rm -rf "$PINS" 2>/dev/null || true
+  rmdir "$CG" 2>/dev/null || true
+}
+trap 'cleanup_agent; cleanup' EXIT
+podman run -d --name "$AGENT" --privileged --network "container:$CTR" -v "$WORK:/work:Z" -v "$CG:/weft-cgroup" -v "$PINS:/run/weft-bpf" "$IMAGE" agent \
+  --node node-1 --node-ip 127.0.0.1 --outbound-ip 127.0.0.1 --controller 127.0.0.1:15012 \
+  --controller-ca /work/state/trust-bundle.pem --token-file /work/node-1.token \
+  --cgroup-root /weft-cgroup --cgroup-layout sandbox --bpffs /run/weft-bpf --state-dir /work/agent >/dev/null
+ready=""
+for i in $(seq 1 120); do
+  if in_ctr "$AGENT" 15021/healthz/ready >/dev/null 2>&1; then ready=1; break; fi
+  if [ "$(podman inspect -f '{{.State.Running}}' "$AGENT")" != true ]; then break; fi
+  sleep 0.5
+done
+podman logs "$AGENT" 2>&1 | grep -E '"(agent running|config stream up)"|"level":"error"' | head -5
+if [ -z "$ready" ]; then podman logs "$AGENT" 2>&1 | tail -20; echo "the agent did not become ready" >&2; exit 1; fi
+in_ctr "$AGENT" 15021/healthz/ready
+in_ctr "$CTR" 15014/api/v1/agents
+podman stop -t 10 "$AGENT" >/dev/null
+echo "image OK: $IMAGE (controller and agent started from it, agent ready)"
 [ "$KEEP" = --keep ] || podman rmi "$IMAGE" >/dev/null || true

@@ -30,7 +30,12 @@ export class ControllerCallError extends WeftError {
 }
 
 export interface ControllerConnectionOptions {
-  /** host:port of the controller's gRPC endpoint */
+  /**
+   * host:port of the controller's gRPC endpoint (on Kubernetes the Service, which spreads agents over the
+   * replicas), or IP:PORT,IP:PORT,... for replicas without a Service in front (the sandbox): the channel then
+   * balances calls over the replicas that answer and leaves out one that died, so a stream broken by a
+   * dying replica is re-opened on a live one at the next retry
+   */
   address: string;
   node: string;
   /** returns the current bearer token (bootstrap token, or the projected SA token re-read from disk) */
@@ -39,6 +44,13 @@ export interface ControllerConnectionOptions {
   trustBundlePem: string;
   /** SPIFFE ID the controller's certificate must carry; default spiffe://<td>/ns/weft-system/sa/weft-controller */
   controllerIdentity: string;
+}
+
+/** the gRPC target for one address, or the ipv4:/ipv6: list form for several replicas */
+export function channelTarget(address: string): string {
+  const list = address.split(',');
+  if (list.length === 1) return address;
+  return `${list.every((a) => !a.startsWith('[')) ? 'ipv4' : 'ipv6'}:${list.join(',')}`;
 }
 
 export function tokenFromFile(path: string): () => string {
@@ -68,7 +80,8 @@ export class ControllerConnection {
           : undefined;
       },
     });
-    this.client = new proto.weft.v1.MeshController(opts.address, creds, {
+    this.client = new proto.weft.v1.MeshController(channelTarget(opts.address), creds, {
+      ...(opts.address.includes(',') ? { 'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }) } : {}),
       'grpc.keepalive_time_ms': 20_000,
       'grpc.keepalive_timeout_ms': 10_000,
       'grpc.initial_reconnect_backoff_ms': 500,

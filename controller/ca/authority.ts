@@ -142,6 +142,21 @@ export class CertificateAuthority {
     this.emit();
   }
 
+  /**
+   * Takes the CA state another replica stored (it rotated the root, or retired a previous one): this replica
+   * then signs with the same root and serves the same trust bundle. A state that does not load (a key that
+   * does not match its certificate, an expired root) is refused with CaRootError and changes nothing.
+   */
+  async adopt(state: CaState, from: string): Promise<boolean> {
+    if (state.current.certPem === this.root.certPem && JSON.stringify(state.previous) === JSON.stringify(this.previous)) return false;
+    const root = state.current.certPem === this.root.certPem ? this.root : await this.loadRoot(state.current, from);
+    this.root = root;
+    this.previous = state.previous.filter((p) => Date.parse(p.retireAfter) > this.now());
+    this.log.info('adopted the CA state another replica stored', { from, notAfter: root.cert.notAfter.toISOString(), previousRoots: this.previous.length });
+    this.emit();
+    return true;
+  }
+
   /** Signs a leaf for `params.publicKey`. The caller has decided it may have these names. */
   async issue(params: IssueParams): Promise<x509.X509Certificate> {
     const now = this.now();

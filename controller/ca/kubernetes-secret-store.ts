@@ -14,12 +14,63 @@ function statusCode(e: unknown): number | undefined {
   return typeof code === 'number' ? code : undefined;
 }
 
+/** what watch() needs of @kubernetes/client-node's Watch */
+export interface SecretWatcher {
+  watch(path: string, query: Record<string, string>, onEvent: (type: string, obj: unknown) => void, done: (err: unknown) => void): Promise<{ abort(): void }>;
+}
+
 export class KubernetesSecretRootStore implements RootStore {
   constructor(
     private readonly api: Pick<CoreV1Api, 'readNamespacedSecret' | 'createNamespacedSecret' | 'replaceNamespacedSecret'>,
     private readonly namespace: string,
     private readonly name = 'weft-ca-root',
+    private readonly watcher?: SecretWatcher,
+    private readonly log: { warn(msg: string, f?: Record<string, unknown>): void } = { warn: () => undefined },
   ) {}
+
+  /**
+   * Watches the Secret (a replica that rotated the root wrote it): every change is handed to `fn`. A watch
+   * that ends (API server restart, timeout) is restarted after a re-read, so no change is missed.
+   */
+  watch(fn: (state: CaState) => void): () => void {
+    const watcher = this.watcher;
+    if (!watcher) return () => undefined;
+    let stopped = false;
+    let current: { abort(): void } | undefined;
+    const start = async (): Promise<void> => {
+      if (stopped) return;
+      try {
+        const s = await this.load();
+        if (s) fn(s);
+        current = await watcher.watch(
+          `/api/v1/namespaces/${this.namespace}/secrets`,
+          { fieldSelector: `metadata.name=${this.name}` },
+          (type, obj) => {
+            if (type !== 'ADDED' && type !== 'MODIFIED') return;
+            try {
+              const st = this.decode(obj as V1Secret);
+              if (st) fn(st);
+            } catch (e) {
+              this.log.warn('ignored an unreadable CA secret update', { secret: this.describe(), err: (e as Error).message });
+            }
+          },
+          (err) => {
+            if (stopped) return;
+            if (err) this.log.warn('CA secret watch ended; restarting', { secret: this.describe(), err: (err as Error).message ?? String(err) });
+            setTimeout(() => void start(), 1000).unref();
+          },
+        );
+      } catch (e) {
+        this.log.warn('cannot watch the CA secret; retrying', { secret: this.describe(), err: (e as Error).message });
+        setTimeout(() => void start(), 2000).unref();
+      }
+    };
+    void start();
+    return () => {
+      stopped = true;
+      current?.abort();
+    };
+  }
 
   describe(): string {
     return `secret ${this.namespace}/${this.name}`;
@@ -33,6 +84,10 @@ export class KubernetesSecretRootStore implements RootStore {
       if (statusCode(e) === 404) return undefined;
       throw new CaRootError(`cannot read ${this.describe()}: ${(e as Error).message}; check the controller's RBAC (get secrets)`, { cause: e });
     }
+    return this.decode(secret);
+  }
+
+  private decode(secret: V1Secret): CaState {
     const certPem = unb64(secret.data?.[ROOT_CERT_FILE]);
     const keyPem = unb64(secret.data?.[ROOT_KEY_FILE]);
     if (!certPem || !keyPem) throw new CaRootError(`${this.describe()} lacks ${ROOT_CERT_FILE} or ${ROOT_KEY_FILE}; delete it to generate a new root`);

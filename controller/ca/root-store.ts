@@ -27,6 +27,17 @@ export interface RootStore {
   create?(state: CaState): Promise<CaState>;
   /** where it lives, for logs and error messages */
   describe(): string;
+  /**
+   * Calls `fn` with the stored state whenever another writer (a controller replica that rotated the root)
+   * changed it, so every replica signs with the same root and serves the same trust bundle. Returns a stop
+   * function. Stores without it are single-replica.
+   */
+  watch?(fn: (state: CaState) => void): () => void;
+}
+
+/** same root and same previous roots */
+export function sameCaState(a: CaState, b: CaState): boolean {
+  return a.current.certPem === b.current.certPem && a.current.keyPem === b.current.keyPem && JSON.stringify(a.previous) === JSON.stringify(b.previous);
 }
 
 export const ROOT_CERT_FILE = 'root-cert.pem';
@@ -48,9 +59,39 @@ async function writeAtomic(path: string, data: string, mode: number): Promise<vo
   await rename(tmp, path);
 }
 
-/** `<dir>/root-cert.pem`, `<dir>/root-key.pem` (0600) and `<dir>/previous-roots.json`. */
+/**
+ * `<dir>/root-cert.pem`, `<dir>/root-key.pem` (0600) and `<dir>/previous-roots.json`. Replicas on one host
+ * (the sandbox) share the directory; watch() polls it (a file watch misses renames on some filesystems).
+ */
 export class DirectoryRootStore implements RootStore {
-  constructor(private readonly dir: string) {}
+  constructor(
+    private readonly dir: string,
+    private readonly pollMs = 1000,
+  ) {}
+
+  watch(fn: (state: CaState) => void): () => void {
+    let last: CaState | undefined;
+    let busy = false;
+    const poll = async () => {
+      if (busy) return;
+      busy = true;
+      try {
+        const s = await this.load();
+        if (s && (!last || !sameCaState(s, last))) {
+          if (last) fn(s);
+          last = s;
+        }
+      } catch {
+        // a write in progress (key renamed before the certificate): the next poll sees the finished state
+      } finally {
+        busy = false;
+      }
+    };
+    void poll();
+    const t = setInterval(() => void poll(), this.pollMs);
+    t.unref();
+    return () => clearInterval(t);
+  }
 
   describe(): string {
     return `directory ${this.dir}`;

@@ -17,6 +17,8 @@ import type { EncodedUpdate, UpdateEncoder } from './update-encoder.js';
 export interface ConfigSource {
   encoder: UpdateEncoder;
   version(): number;
+  /** the agent holds `version` (from another replica): number this replica's newest version above it */
+  raiseAbove(version: number): void;
   trustBundlePem(): string;
 }
 
@@ -46,6 +48,7 @@ export class ConfigSession {
     if (req.subscribe) {
       this.subscribed = true;
       this.log.info('agent subscribed', { node: this.node, haveVersion: req.subscribe.haveVersion });
+      if (req.subscribe.haveVersion > 0) this.source.raiseAbove(req.subscribe.haveVersion);
       this.pump();
       return;
     }
@@ -99,14 +102,14 @@ export class ConfigSession {
     let i = 0;
     const next = (err?: Error | null) => {
       if (err || this.closed) return;
-      if (i >= update.chunks.length) return;
-      const chunk = update.chunks[i++]!;
+      if (i >= update.count) return;
+      const chunk = update.chunk(i++);
       this.bytesSent += chunk.length;
       // pre-encoded bytes: the server's serializer passes Buffers through (server.ts)
       this.call.write(chunk as unknown as ConfigUpdate, next);
     };
     next();
-    this.log.debug('sending config', { node: this.node, version: update.version, snapshot: update.snapshot, chunks: update.chunks.length, bytes: update.bytes });
+    this.log.debug('sending config', { node: this.node, version: update.version, snapshot: update.snapshot, chunks: update.count, bytes: update.bytes });
   }
 
   private recordAckState(version: number): void {

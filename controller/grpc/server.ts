@@ -209,7 +209,7 @@ export class ControllerGrpcServer {
             session = new ConfigSession(
               node,
               call,
-              { encoder: this.encoder, version: () => deps.publisher.version, trustBundlePem: () => deps.ca.trustBundlePem() },
+              { encoder: this.encoder, version: () => deps.publisher.version, raiseAbove: (v) => deps.publisher.raiseAbove(v), trustBundlePem: () => deps.ca.trustBundlePem() },
               deps.registry,
               this.log,
             );

@@ -20,8 +20,15 @@ export const CHUNK_BYTES = 256 * 1024;
 export interface EncodedUpdate {
   version: number;
   snapshot: boolean;
-  chunks: Buffer[];
+  /** number of chunks */
+  count: number;
+  /** total bytes of all chunks */
   bytes: number;
+  /**
+   * chunk i, assembled when asked: a snapshot is only references to cached pieces until it is written, so
+   * 50 agents syncing at once do not hold 50 copies of a 10 MB snapshot
+   */
+  chunk(i: number): Buffer;
 }
 
 const digest = (s: string) => createHash('sha256').update(s).digest('base64url').slice(0, 16);
@@ -114,20 +121,31 @@ export class UpdateEncoder {
   }
 
   private chunk(snapshot: boolean, baseVersion: number, bundle: string, pieces: Buffer[]): EncodedUpdate {
-    const header = (more: boolean) => headerPiece({ version: this.view.version, snapshot, baseVersion, trustDomain: this.view.trustDomain, trustBundlePem: bundle, more });
-    const chunks: Buffer[] = [];
-    let cur: Buffer[] = [];
+    const version = this.view.version;
+    const trustDomain = this.view.trustDomain;
+    const header = (more: boolean) => headerPiece({ version, snapshot, baseVersion, trustDomain, trustBundlePem: bundle, more });
+    // chunk boundaries: [start, end) piece ranges of about chunkBytes
+    const bounds: number[] = [0];
     let size = 0;
-    for (const p of pieces) {
-      if (size > 0 && size + p.length > this.chunkBytes) {
-        chunks.push(Buffer.concat([header(true), ...cur]));
-        cur = [];
+    let bytes = 0;
+    for (let i = 0; i < pieces.length; i++) {
+      const n = pieces[i]!.length;
+      if (size > 0 && size + n > this.chunkBytes) {
+        bounds.push(i);
         size = 0;
       }
-      cur.push(p);
-      size += p.length;
+      size += n;
+      bytes += n;
     }
-    chunks.push(Buffer.concat([header(false), ...cur]));
-    return { version: this.view.version, snapshot, chunks, bytes: chunks.reduce((n, c) => n + c.length, 0) };
+    bounds.push(pieces.length);
+    const count = bounds.length - 1;
+    bytes += (count - 1) * header(true).length + header(false).length;
+    return {
+      version,
+      snapshot,
+      count,
+      bytes,
+      chunk: (i) => Buffer.concat([header(i < count - 1), ...pieces.slice(bounds[i], bounds[i + 1])]),
+    };
   }
 }

@@ -102,6 +102,16 @@ export class ConfigPublisher implements MeshView {
     return out;
   }
 
+  /**
+   * An agent arrived holding `version` from another replica (versions are each replica's clock): make this
+   * replica's newest version number larger, so the agent's version never goes backwards. The content is
+   * the same (an empty change set in the history), so agents at the previous number get an empty delta.
+   */
+  raiseAbove(version: number): void {
+    if (version < this.ver || version > this.now() + 86_400_000) return; // not ahead, or not a plausible clock
+    this.publish(Math.max(this.now(), version + 1), emptyChangeSet(), 0);
+  }
+
   /** counts for operators, without materialising the config */
   summary(): { version: number; nodes: number; workloads: number; services: number; policies: number } {
     return { version: this.ver, nodes: this.nodes.size, workloads: this.workloads.size, services: this.services.size, policies: this.policies.size };
@@ -165,11 +175,14 @@ export class ConfigPublisher implements MeshView {
     this.builtRevision = this.store.revision;
     const changes = this.translator.build();
     if (isEmptyChangeSet(changes)) return; // nothing an agent can see: no version
+    this.publish(Math.max(this.now(), this.ver + 1), changes, performance.now() - started);
+  }
+
+  private publish(version: number, changes: ChangeSet, buildMs: number): void {
     const base = this.ver;
-    this.ver = Math.max(this.now(), base + 1);
+    this.ver = version;
     this.history.push({ version: this.ver, base, changes });
     while (this.history.length > (this.opts.history ?? 256)) this.history.shift();
-    const buildMs = performance.now() - started;
     this.log.debug('new config version', {
       version: this.ver,
       changed: { nodes: changes.nodes.size, workloads: changes.workloads.size, services: changes.services.size, policies: changes.policies.size },

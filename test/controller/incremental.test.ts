@@ -5,7 +5,7 @@ import t from 'tap';
 
 import { silentLogger } from '../../common/log.js';
 import type { MeshConfig } from '../../common/mesh.js';
-import { UpdateEncoder } from '../../controller/grpc/update-encoder.js';
+import { UpdateEncoder, type EncodedUpdate } from '../../controller/grpc/update-encoder.js';
 import type { KubeObject } from '../../controller/sources/types.js';
 import { BUILTIN_KINDS, KindRegistry } from '../../controller/store/kinds.js';
 import { ObjectStore } from '../../controller/store/object-store.js';
@@ -133,6 +133,8 @@ function receive(base: MeshConfig | undefined, chunks: Buffer[]): { config: Mesh
   return { config: r.config, bundle: r.trustBundlePem };
 }
 
+const chunksOf = (u: EncodedUpdate) => Array.from({ length: u.count }, (_, i) => u.chunk(i));
+
 const sortConfig = (c: MeshConfig): MeshConfig => {
   const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
   return {
@@ -153,9 +155,10 @@ t.test('encoder: chunked snapshots and chained deltas decode to each node view; 
 
   const snap1 = enc.update('node-1', undefined, 'BUNDLE-1')!;
   t.ok(snap1.snapshot);
-  t.ok(snap1.chunks.length > 3, `cut into chunks (${snap1.chunks.length})`);
-  for (const c of snap1.chunks) t.ok(c.length < 4096 + 2048, 'each chunk near the limit');
-  let agent1 = receive(undefined, snap1.chunks);
+  t.ok(snap1.count > 3, `cut into chunks (${snap1.count})`);
+  for (const c of chunksOf(snap1)) t.ok(c.length < 4096 + 2048, 'each chunk near the limit');
+  t.equal(chunksOf(snap1).reduce((n, c) => n + c.length, 0), snap1.bytes, 'bytes counted right');
+  let agent1 = receive(undefined, chunksOf(snap1));
   t.same(sortConfig(agent1.config), sortConfig(pub.configFor('node-1')), 'node-1 snapshot = its view (labels only for its own workloads)');
   t.equal(agent1.bundle, 'BUNDLE-1');
   t.same(agent1.config.workloads.find((w) => w.name === 'web-2')!.labels, {}, 'a workload on another node comes without labels');
@@ -165,9 +168,9 @@ t.test('encoder: chunked snapshots and chained deltas decode to each node view; 
   const snap2 = enc.update('node-2', undefined, 'BUNDLE-1')!;
   const local = (n: string) => pub.current().workloads.filter((w) => w.node === n).length;
   t.equal(enc.encodings - afterFirst, local('node-1') + local('node-2'), "a second node costs only node-2's workloads with labels and node-1's without");
-  t.same(sortConfig(receive(undefined, snap2.chunks).config), sortConfig(pub.configFor('node-2')));
+  t.same(sortConfig(receive(undefined, chunksOf(snap2)).config), sortConfig(pub.configFor('node-2')));
   const afterSecond = enc.encodings;
-  t.same(sortConfig(receive(undefined, enc.update('node-9', undefined, 'BUNDLE-1')!.chunks).config), sortConfig(pub.configFor('node-9')));
+  t.same(sortConfig(receive(undefined, chunksOf(enc.update('node-9', undefined, 'BUNDLE-1')!)).config), sortConfig(pub.configFor('node-9')));
   t.equal(enc.encodings, afterSecond, 'a third node without workloads costs no encoding at all');
 
   // three versions; agent 1 stays at the first, then catches up with one delta
@@ -183,7 +186,7 @@ t.test('encoder: chunked snapshots and chained deltas decode to each node view; 
   const d = enc.update('node-1', { version: v0, bundle: 'BUNDLE-1' }, 'BUNDLE-2')!;
   t.notOk(d.snapshot, 'a delta from a kept version');
   t.ok(enc.encodings - before <= 6, `only changed objects encoded (${enc.encodings - before})`);
-  agent1 = receive(agent1.config, d.chunks);
+  agent1 = receive(agent1.config, chunksOf(d));
   t.same(sortConfig(agent1.config), sortConfig(pub.configFor('node-1')), 'the delta lands on the current view');
   t.equal(agent1.bundle, 'BUNDLE-2', 'the new trust bundle travels with it');
 

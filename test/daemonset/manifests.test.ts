@@ -220,7 +220,9 @@ t.test('RBAC: least privilege, and every rule says why', async (t) => {
     t.ok(ctrl.some((r) => r.apiGroups.includes(group) && r.resources.includes(res) && r.verbs.includes('watch')), `controller watches ${res}`);
   }
   const ctrlRole = (find(install, 'Role', 'weft-controller') as K8sDoc & { rules: Rule[] }).rules;
-  t.ok(ctrlRole.every((r) => r.resources.every((x) => x === 'secrets' || x === 'configmaps')), 'in weft-system only Secrets (the CA) and ConfigMaps (the trust bundle)');
+  t.ok(ctrlRole.every((r) => r.resources.every((x) => x === 'secrets' || x === 'configmaps' || x === 'leases')), 'in weft-system only Secrets (the CA), ConfigMaps (the trust bundle) and Leases (leader election)');
+  t.ok(ctrlRole.some((r) => r.resources.includes('leases') && r.resourceNames?.includes('weft-controller') && r.verbs.includes('update')), 'the replicas elect a leader with the Lease weft-controller');
+  t.ok(ctrlRole.some((r) => r.resources.includes('secrets') && r.resourceNames?.includes('weft-ca-root') && r.verbs.includes('watch')), 'every replica watches the CA Secret (a rotation on one is seen by all)');
   t.ok(ctrlRole.some((r) => r.resources.includes('configmaps') && r.resourceNames?.includes('weft-trust-bundle')), 'the trust bundle ConfigMap the agents mount');
   t.ok(ctrlRole.filter((r) => r.verbs.some((v) => v !== 'create')).every((r) => r.resourceNames?.length), 'reading and updating limited to named Secrets');
 });
