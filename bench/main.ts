@@ -3,13 +3,15 @@
 // upstreams and peers, runs the scenarios interleaved path by path, and writes bench/results/<date>.json
 // and the results section of bench/README.md. Everything it started is removed on exit, error or Ctrl-C.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { runCapture, type CaptureOutcome } from './capture-runner.js';
+import { FEATURES } from './features/index.js';
+import { runFeatures, type FeatureResult } from './features/run.js';
 import { profileAgent, type AgentProfile } from './profile-run.js';
 import { describeMachine, loadAverage } from './machine.js';
 import { buildPaths, PATH_IDS, type BenchPath, type PathId } from './paths.js';
@@ -18,6 +20,7 @@ import { cpuCount, pin, processTree, rssKiB } from './procs.js';
 import { renderReport, spliceReadme } from './report.js';
 import { measure, SCENARIO_IDS, type Measurement, type ScenarioEnv, type ScenarioId } from './scenarios.js';
 import { evaluateTargets, pathKey, summarize, type Runs } from './summary.js';
+import { baselineFrom, type Baseline } from './targets.js';
 import { buildTopology, removeTopology, type Scope, type Topology, UPSTREAM } from './topology.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url)); // dist/bench
@@ -67,12 +70,16 @@ async function main(): Promise<number> {
       'no-readme': { type: 'boolean', default: false },
       'no-capture': { type: 'boolean', default: false },
       'cpu-prof': { type: 'boolean', default: false },
+      features: { type: 'string' },
+      baseline: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) {
     process.stdout.write(`usage: npm run bench [-- --quick] [--reps N] [--seconds S] [--paths direct,weft,nginx,haproxy]
                  [--out DIR] [--readme FILE | --no-readme] [--no-capture] [--cpu-prof]
+                 [--features all|none|ID,ID] [--baseline RESULTS.json]
+features (per-feature cost rows, bench/features/): ${FEATURES.map((f) => f.id).join(', ') || 'none registered'}
 `);
     return 0;
   }
@@ -91,6 +98,14 @@ async function main(): Promise<number> {
   const pathIds = (values.paths?.split(',') ?? PATH_IDS) as PathId[];
   for (const p of pathIds) if (!PATH_IDS.includes(p)) throw new Error(`--paths: unknown path "${p}"; known: ${PATH_IDS.join(', ')}`);
   if (!pathIds.includes('direct')) pathIds.unshift('direct');
+  // Per-feature rows: all registered ones in a full run, none in --quick unless asked for.
+  const featureArg = values.features ?? (values.quick ? 'none' : 'all');
+  const features = featureArg === 'all' ? FEATURES : featureArg === 'none' ? [] : featureArg.split(',').map((id) => {
+    const f = FEATURES.find((x) => x.id === id);
+    if (!f) throw new Error(`--features: unknown feature "${id}"; known: ${FEATURES.map((x) => x.id).join(', ') || 'none'}`);
+    return f;
+  });
+  const baseline = loadBaseline(values.baseline, values.out!);
   const missing = ['nginx', 'haproxy', 'wrk', 'h2load', 'taskset', 'iptables', 'nsenter'].filter((c) => !need(c));
   if (missing.some((c) => ['nginx', 'taskset', 'iptables', 'nsenter'].includes(c))) {
     say(`missing programs: ${missing.join(', ')}; run \`node scripts/prepare.mjs\` (npm run bench does) to install them`);
@@ -135,6 +150,7 @@ async function main(): Promise<number> {
 
   let capture: CaptureOutcome | undefined;
   let agentProfile: AgentProfile | undefined;
+  let featureResults: FeatureResult[] = [];
   const runs: Runs = {};
   const rssIdleKiB: Record<string, number> = {};
   const agentRssIdleKiB: Record<string, number> = {};
@@ -226,6 +242,11 @@ async function main(): Promise<number> {
     }
     await redirect.clear();
 
+    if (features.length) {
+      say(`per-feature cost rows: ${features.map((f) => f.id).join(', ')}`);
+      featureResults = await runFeatures({ features, env, paths: live, reps: profile.reps, say, checkAbort });
+    }
+
     const weftSame = live.find((p) => p.id === 'weft' && p.scope === 'same-node');
     if (values['cpu-prof']) {
       if (!weftSame) notes.push('--cpu-prof: no Weft path to profile in this run.');
@@ -269,7 +290,7 @@ async function main(): Promise<number> {
     machine.loadEnd = loadAverage();
     const unavailable = Object.fromEntries(paths.filter((p) => p.unavailable).map((p) => [pathKey(p.id, p.scope), p.unavailable!]));
     const summary = summarize(runs, paths);
-    const targets = evaluateTargets({ summary, agentRssIdleKiB, ...(capture ? { capture: capture.forTargets } : {}), unavailable });
+    const targets = evaluateTargets({ summary, agentRssIdleKiB, unavailable, ...(baseline ? { baseline } : {}) });
     mkdirSync(values.out!, { recursive: true });
     const file = join(values.out!, `${date.slice(0, 19).replace(/:/g, '-')}Z${values.quick ? '-quick' : ''}.json`);
     const method = { reps: profile.reps, seconds: profile.seconds, warmupSeconds: profile.warmupSeconds, rate: profile.rate, proxyCpu, loadCpu, scenarios: profile.scenarios };
@@ -288,11 +309,12 @@ async function main(): Promise<number> {
       runs,
       ...(capture ? { capture: { ...capture.report, ...(capture.raw ? { raw: capture.raw } : {}) } } : {}),
       ...(agentProfile ? { agentProfile } : {}),
+      ...(featureResults.length ? { features: featureResults } : {}),
       notes,
     };
     writeFileSync(file, JSON.stringify(results, null, 2) + '\n');
     say(`results: ${file}`);
-    const section = renderReport({ ...results, mode: results.mode as 'full' | 'quick', resultsFile: relative(ROOT, file), paths: results.paths, ...(capture ? { capture: capture.report } : {}), ...(agentProfile ? { agentProfile } : {}) });
+    const section = renderReport({ ...results, mode: results.mode as 'full' | 'quick', resultsFile: relative(ROOT, file), paths: results.paths, ...(capture ? { capture: capture.report } : {}), ...(agentProfile ? { agentProfile } : {}), ...(featureResults.length ? { features: featureResults } : {}) });
     process.stdout.write(section + '\n');
     if (!values['no-readme']) {
       const readme = existsSync(values.readme!) ? readFileSync(values.readme!, 'utf8') : '# Weft benchmarks\n';
@@ -300,6 +322,20 @@ async function main(): Promise<number> {
       say(`table: ${values.readme}`);
     }
   }
+}
+
+/** The previous full run's results (the newest full-run JSON in the results directory), for "no regression" targets. */
+function loadBaseline(file: string | undefined, dir: string): Baseline | undefined {
+  const candidates = file ? [file] : existsSync(dir) ? readdirSync(dir).filter((f) => /^\d{4}-.*Z\.json$/.test(f)).sort().reverse().map((f) => join(dir, f)) : [];
+  for (const f of candidates) {
+    try {
+      const b = baselineFrom(relative(ROOT, f), JSON.parse(readFileSync(f, 'utf8')) as Parameters<typeof baselineFrom>[1]);
+      if (b) return b;
+    } catch (e) {
+      if (file) throw new Error(`--baseline ${file}: ${(e as Error).message}`);
+    }
+  }
+  return undefined;
 }
 
 main().then(

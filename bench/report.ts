@@ -6,6 +6,7 @@ import type { ScenarioId } from './scenarios.js';
 import { SCENARIO_LABELS } from './scenarios.js';
 import type { Spread } from './stats.js';
 import { pathKey, type ScenarioSummary, type TargetResult } from './summary.js';
+import { featureTable, type FeatureResult } from './features/run.js';
 import type { Scope } from './topology.js';
 
 export const RESULTS_START = '<!-- bench-results:start -->';
@@ -23,6 +24,8 @@ export interface ReportInput {
   targets: TargetResult[];
   capture?: CaptureReport;
   agentProfile?: AgentProfile;
+  /** per-feature cost rows (bench/features/) */
+  features?: FeatureResult[];
   resultsFile: string;
   notes: string[];
 }
@@ -129,7 +132,7 @@ export function renderReport(inp: ReportInput): string {
     '',
   ];
   for (const n of inp.notes) out.push(`> ${n}`, '');
-  out.push('#### Targets (issue 5)', '', row(['target', 'goal', 'measured', 'met']), row(['---', '---', '---', '---']));
+  out.push('#### Targets (issue 10)', '', row(['target', 'goal', 'measured', 'met']), row(['---', '---', '---', '---']));
   for (const t of inp.targets) out.push(row([t.name, t.target, t.measured, t.met === null ? `not evaluated: ${t.why ?? ''}` : t.met ? 'yes' : '**no**']));
   out.push('');
   for (const scope of ['same-node', 'cross-node'] as Scope[]) {
@@ -139,6 +142,7 @@ export function renderReport(inp: ReportInput): string {
     const sids = (['max', 'h2', 'grpc', 'tcp', 'churn'] as ScenarioId[]).filter((sid) => inp.paths.some((p) => p.scope === scope && inp.summary[p.key]?.[sid]));
     if (sids.length) out.push('Throughput and connection handling, median (min–max):', '', ...throughputTable(inp, scope, sids));
   }
+  if (inp.features?.length) out.push(...featureTable(inp.features, inp.method.reps));
   if (inp.capture) {
     out.push('#### Capture alone: eBPF connect4 redirect vs iptables, to the same listener', '');
     if (inp.capture.unavailable || !inp.capture.rows?.length) out.push(`Not available: ${inp.capture.unavailable ?? 'no result'}`, '');

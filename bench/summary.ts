@@ -1,5 +1,5 @@
 // From repetitions to reported numbers: medians with min–max, latency added over the direct path (paired
-// per repetition, since the runs are interleaved), ratios against nginx, and the issue's targets.
+// per repetition, since the runs are interleaved) and ratios against nginx.
 import type { BenchPath, PathId } from './paths.js';
 import type { Measurement, ScenarioId } from './scenarios.js';
 import { PERCENTILE_KEYS, spread, type Spread } from './stats.js';
@@ -62,91 +62,5 @@ export function summarize(runs: Runs, paths: BenchPath[]): Record<string, Partia
   return out;
 }
 
-export interface TargetResult {
-  name: string;
-  target: string;
-  measured: string;
-  /** null: could not be evaluated (a path is not available or failed) */
-  met: boolean | null;
-  why?: string;
-}
-
-export interface TargetInputs {
-  summary: ReturnType<typeof summarize>;
-  agentRssIdleKiB: Record<string, number>;
-  capture?: { ebpfUsPerConnect?: number; iptablesUsPerConnect?: number; unavailable?: string };
-  unavailable: Record<string, string>;
-}
-
-const fmt = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? 'n/a' : `${Math.round(x)} µs`);
-
-function added(s: TargetInputs['summary'], key: string, sid: ScenarioId, pct: string): number | undefined {
-  const v = s[key]?.[sid]?.addedUs[pct]?.median;
-  return v !== undefined && Number.isFinite(v) ? v : undefined;
-}
-
-export function evaluateTargets(inp: TargetInputs): TargetResult[] {
-  const s = inp.summary;
-  const out: TargetResult[] = [];
-  const unavailable = (...keys: string[]) => keys.map((k) => (inp.unavailable[k] ? `${k}: ${inp.unavailable[k]}` : undefined)).find(Boolean);
-  // why a target could not be evaluated: a path missing, the scenario not run in this mode, or a failed run
-  const why = (sid: ScenarioId, ...keys: string[]) => unavailable(...keys) ?? (keys.some((k) => !s[k]?.[sid]) ? `scenario ${sid} not run in this mode` : 'a run failed');
-
-  for (const sid of ['ol4', 'ol16'] as ScenarioId[]) {
-    const conns = sid === 'ol4' ? 4 : 16;
-    for (const pct of ['p50', 'p99']) {
-      const w = added(s, 'same-node/weft', sid, pct);
-      const n = added(s, 'same-node/nginx', sid, pct);
-      const ok = w !== undefined && n !== undefined;
-      out.push({
-        name: `plaintext same node, added ${pct} (1000 rps, ${conns} conns)`,
-        target: '≤ nginx',
-        measured: `Weft ${fmt(w)} vs nginx ${fmt(n)}`,
-        met: ok ? w <= Math.max(n, 0) : null,
-        ...(ok ? {} : { why: why(sid, 'same-node/weft', 'same-node/nginx') }),
-      });
-    }
-    for (const pct of ['p90', 'p99']) {
-      const w = added(s, 'cross-node/weft', sid, pct);
-      const n = added(s, 'cross-node/nginx', sid, pct);
-      const ok = w !== undefined && n !== undefined;
-      out.push({
-        name: `mTLS cross node (2 hops), added ${pct} (1000 rps, ${conns} conns)`,
-        target: '≤ 2× nginx single hop',
-        measured: `Weft ${fmt(w)} vs 2× nginx ${fmt(n === undefined ? undefined : 2 * n)}`,
-        met: ok ? w <= 2 * Math.max(n, 0) : null,
-        ...(ok ? {} : { why: why(sid, 'cross-node/weft', 'cross-node/nginx') }),
-      });
-    }
-  }
-  for (const sid of ['ol4', 'max'] as ScenarioId[]) {
-    const w = s['same-node/weft']?.[sid]?.cpuUsPerReq?.median;
-    const n = s['same-node/nginx']?.[sid]?.cpuUsPerReq?.median;
-    const ok = w !== undefined && n !== undefined && Number.isFinite(w) && Number.isFinite(n);
-    out.push({
-      name: `CPU per request, L7 same node (${sid === 'ol4' ? '1000 rps' : 'max throughput'})`,
-      target: '≤ 2× nginx',
-      measured: ok ? `Weft ${w.toFixed(1)} µs vs nginx ${n.toFixed(1)} µs (${(w / n).toFixed(2)}×)` : 'n/a',
-      met: ok ? w <= 2 * n : null,
-      ...(ok ? {} : { why: why(sid, 'same-node/weft', 'same-node/nginx') }),
-    });
-  }
-  const rss = Object.values(inp.agentRssIdleKiB);
-  out.push({
-    name: 'agent RSS idle',
-    target: '≤ 60 MB',
-    measured: rss.length ? rss.map((k) => `${(k / 1024).toFixed(1)} MB`).join(', ') : 'n/a',
-    met: rss.length ? rss.every((k) => k <= 60 * 1024) : null,
-    ...(rss.length ? {} : { why: inp.unavailable['same-node/weft'] ?? 'no agent running' }),
-  });
-  const c = inp.capture;
-  const cok = c?.ebpfUsPerConnect !== undefined && c.iptablesUsPerConnect !== undefined;
-  out.push({
-    name: 'capture cost per connection',
-    target: 'eBPF < iptables',
-    measured: cok ? `eBPF ${c!.ebpfUsPerConnect!.toFixed(1)} µs vs iptables ${c!.iptablesUsPerConnect!.toFixed(1)} µs per connect (1 / connects per second)` : 'n/a',
-    met: cok ? c!.ebpfUsPerConnect! < c!.iptablesUsPerConnect! : null,
-    ...(cok ? {} : { why: c?.unavailable ?? 'not measured' }),
-  });
-  return out;
-}
+// The targets live in targets.ts (issue 10's); re-exported for the callers that import them from here.
+export { evaluateTargets, type TargetInputs, type TargetResult } from './targets.js';

@@ -14,7 +14,12 @@ import type { BenchPath } from '../../bench/paths.js';
 import type { Measurement } from '../../bench/scenarios.js';
 import { topFunctions } from '../../bench/profile.js';
 import { latencyHistogram, percentiles, spread } from '../../bench/stats.js';
-import { evaluateTargets, summarize, type Runs } from '../../bench/summary.js';
+import { evaluateTargets, summarize, type Runs, type ScenarioSummary } from '../../bench/summary.js';
+import { baselineFrom } from '../../bench/targets.js';
+import { FEATURES } from '../../bench/features/index.js';
+import { featureTable } from '../../bench/features/run.js';
+import type { FeatureContext } from '../../bench/features/types.js';
+import { parseObjects } from '../../controller/sources/yaml-objects.js';
 import { durationUs, parseH2load, parseWrk } from '../../bench/tools.js';
 
 async function server(handler: http.RequestListener): Promise<{ port: number; close: () => Promise<void> }> {
@@ -132,11 +137,12 @@ t.test('summary pairs each run with direct, targets and table', async (t) => {
   t.same(s['same-node/weft']!.ol4!.addedUs.p50, { median: 45, min: 40, max: 50, n: 2 }, 'added = run minus the direct run of the same repetition');
   const targets = evaluateTargets({ summary: s, agentRssIdleKiB: { 'node-1': 50 * 1024 }, unavailable: {} });
   const byName = (n: string) => targets.find((x) => x.name === n)!;
-  t.equal(byName('plaintext same node, added p50 (1000 rps, 4 conns)').met, true, 'Weft 45 ≤ nginx 65');
-  t.equal(byName('plaintext same node, added p99 (1000 rps, 4 conns)').met, true);
-  t.equal(byName('CPU per request, L7 same node (1000 rps)').met, true, '42 ≤ 2 × 21');
+  t.equal(byName('added p50, same node, 1000 rps 4 conns').met, true, 'Weft 45 ≤ 1.5 × nginx 65');
+  t.equal(byName('added p99, same node, 1000 rps 4 conns').met, true);
+  t.equal(byName('CPU per request, same node, 1000 rps open loop (4 conns)').met, false, '42 > 1.5 × 21');
   t.equal(byName('agent RSS idle').met, true);
-  t.equal(byName('mTLS cross node (2 hops), added p90 (1000 rps, 4 conns)').met, null, 'not measured: not evaluated');
+  t.equal(byName('added p50, cross node (2 mTLS hops vs nginx\'s one), 1000 rps 4 conns').met, null, 'not measured: not evaluated');
+  t.match(byName('added p50, cross node (2 mTLS hops vs nginx\'s one), 1000 rps 4 conns').why!, /not run/);
   const md = renderReport({
     date: '2026-01-01T00:00:00Z',
     mode: 'quick',
@@ -151,7 +157,8 @@ t.test('summary pairs each run with direct, targets and table', async (t) => {
     notes: [],
   });
   t.match(md, /\| weft \| 45 \(40–50\) \|/);
-  t.match(md, /\| agent RSS idle \| ≤ 60 MB \| 50\.0 MB \| yes \|/);
+  t.match(md, /\| agent RSS idle \| ≤ 60 MB \| node-1 50\.0 MB \| yes \|/);
+  t.match(md, /#### Targets \(issue 10\)/);
   const readme = spliceReadme(`# B\n\nintro\n\n${RESULTS_START}\nold\n${RESULTS_END}\n\nafter\n`, 'new');
   t.equal(readme, `# B\n\nintro\n\n${RESULTS_START}\nnew\n${RESULTS_END}\n\nafter\n`);
 });
@@ -176,4 +183,58 @@ t.test('profile summary: self time per function and file, idle kept apart', asyn
     ['emit', 'node:events:471', 33.3],
   ]);
   t.same(r.files.map((f) => f.name), ['dist/agent/proxy/http1.js', 'node:events']);
+});
+
+t.test('issue 10 targets: ratios against nginx and HAProxy, memory, churn, TCP against the baseline run', async (t) => {
+  const sum = (o: Partial<ScenarioSummary>): ScenarioSummary => ({ reps: 1, failed: 0, errors: [], latencyUs: {}, addedUs: {}, ...o });
+  const sp = (median: number) => ({ median, min: median, max: median, n: 1 });
+  const summary = {
+    'same-node/weft': {
+      max: sum({ cpuUsPerReq: sp(90), rps: sp(9000), rssMaxKiB: sp(95 * 1024) }),
+      ol4: sum({ cpuUsPerReq: sp(190), addedUs: { p50: sp(140), p99: sp(1600) } }),
+      h2: sum({ rps: sp(14000) }),
+      grpc: sum({ rps: sp(12000) }),
+      churn: sum({ cpuUsPerReq: sp(300) }),
+      tcp: sum({ cpuUsPerReq: sp(200), rps: sp(1500) }),
+    },
+    'same-node/nginx': { max: sum({ cpuUsPerReq: sp(50), rps: sp(17000) }), ol4: sum({ cpuUsPerReq: sp(130), addedUs: { p50: sp(100), p99: sp(-50) } }) },
+    'same-node/haproxy': { h2: sum({ rps: sp(13000) }), grpc: sum({ rps: sp(12500) }), churn: sum({ cpuUsPerReq: sp(160) }), tcp: sum({ cpuUsPerReq: sp(220), rps: sp(1600) }) },
+  };
+  const baseline = baselineFrom('bench/results/old.json', { mode: 'full', summary: { 'same-node/weft': { tcp: sum({ cpuUsPerReq: sp(250), rps: sp(1600) }) }, 'same-node/haproxy': { tcp: sum({ cpuUsPerReq: sp(222), rps: sp(1590) }) } } });
+  const r = evaluateTargets({ summary, agentRssIdleKiB: { 'node-1': 58 * 1024, 'node-2': 61 * 1024 }, unavailable: {}, ...(baseline ? { baseline } : {}) });
+  const met = (n: string) => r.find((x) => x.name === n)?.met;
+  t.equal(met('CPU per request, same node, max throughput (wrk c16)'), true, '90 ≤ 2 × 50');
+  t.equal(met('CPU per request, same node, 1000 rps open loop (4 conns)'), true, '190 ≤ 1.5 × 130');
+  t.equal(met('max req/s same node, per core (wrk c16)'), true, '9000 ≥ 50% of 17000');
+  t.equal(met('HTTP/2 req/s (h2load 4×10), same node'), true);
+  t.equal(met('gRPC-shaped req/s (h2load 4×10), same node'), false, '12000 < 12500');
+  t.equal(met('added p50, same node, 1000 rps 4 conns'), true, '140 ≤ 150');
+  t.equal(met('added p99, same node, 1000 rps 4 conns'), false, 'a negative nginx figure counts as 0');
+  t.equal(met('agent RSS idle'), false, 'node-2 above 60 MB');
+  t.equal(met('agent RSS under load (max over the run)'), true);
+  t.equal(met('churn CPU per connection, same node'), true, '300 ≤ 2 × 160');
+  t.equal(met('no TCP regression (TCP echo vs HAProxy, against the previous full run)'), true, 'CPU ratio 0.91 vs 1.13, rate ratio 0.94 vs 1.01');
+  const noBase = evaluateTargets({ summary, agentRssIdleKiB: {}, unavailable: {} });
+  t.equal(noBase.find((x) => x.name.startsWith('no TCP regression'))?.met, null, 'no earlier run: not evaluated');
+});
+
+t.test('per-feature rows: every registered scenario parses, the table shows without → with', async (t) => {
+  const ctx: FeatureContext = { namespace: 'bench', trustDomain: 'cluster.local', clientPrincipal: 'cluster.local/ns/bench/sa/client', server: { app: 'server-a', service: 'server-a', httpPort: 80, h2cPort: 81, tcpPort: 9000, targetHttpPort: 8080 } };
+  t.ok(FEATURES.length > 0);
+  t.equal(new Set(FEATURES.map((f) => f.id)).size, FEATURES.length, 'ids are unique');
+  for (const f of FEATURES) {
+    const objs = parseObjects(f.objects(ctx), f.id);
+    t.ok(objs.length > 0, `${f.id}: objects`);
+    for (const o of objs) t.equal(o.metadata?.namespace, 'bench', `${f.id}: ${o.kind} ${o.metadata?.name} in the bench namespace`);
+  }
+  const sp = (median: number) => ({ median, min: median, max: median, n: 1 });
+  const md = featureTable(
+    [
+      { id: 'x', label: 'ten things', owner: 'B', scope: 'same-node', rows: [{ scenario: 'ol4', without: { cpuUsPerReq: sp(100), rps: sp(1000), p50Us: sp(800), p99Us: sp(2000), failed: 0, errors: [] }, with: { cpuUsPerReq: sp(110), rps: sp(1000), p50Us: sp(850), p99Us: sp(2100), failed: 0, errors: [] }, runs: { without: [], with: [] } }] },
+      { id: 'y', label: 'refused', owner: 'C', scope: 'same-node', error: 'WEFT_ERR_CONFIG: no', rows: [] },
+    ],
+    3,
+  ).join('\n');
+  t.match(md, /\| ten things \(`x`\) \| B \| same-node \| .* \| 100\.0 → 110\.0 \(\+10%\) \| 800 → 850 \(\+6%\) \|/);
+  t.match(md, /not measured: WEFT_ERR_CONFIG: no/);
 });

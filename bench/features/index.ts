@@ -1,0 +1,8 @@
+// The per-feature cost rows `npm run bench` measures (see bench/README.md, "Cost per feature"). One line per
+// feature; its scenario lives in its own file next to this one.
+import { authzTenPolicies } from './authz-ten-policies.js';
+import type { FeatureScenario } from './types.js';
+
+export const FEATURES: FeatureScenario[] = [
+  authzTenPolicies,
+];
