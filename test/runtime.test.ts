@@ -24,9 +24,10 @@ t.test('an older system node running bin/weft.js hands over to the local LTS', a
   // Every node in the chain prints its version as it starts.
   const code = Buffer.from('process.stderr.write(`runtime ${process.version}\\n`);').toString('base64');
   const printVersion = `--import=data:text/javascript;base64,${code}`;
-  const r = spawnSync(old, [weftBin, 'version'], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: printVersion } });
+  const r = spawnSync(old, [weftBin, 'version', '--client'], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: printVersion } });
   t.equal(r.status, 0, r.stderr);
-  t.match(r.stdout, /^weft /);
+  // --client: the client's version only, whatever sandboxes or clusters this machine has
+  t.match(r.stdout, /weft \d/);
   const versions = [...r.stderr.matchAll(/runtime (v\S+)/g)].map((m) => m[1]!);
   t.equal(versions.length, 2, `the old node, then the LTS: ${versions.join(', ')}`);
   t.ok(major(versions.at(-1)!) >= wanted, `weft ran on ${versions.at(-1)}`);
