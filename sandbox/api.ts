@@ -18,6 +18,8 @@ export interface StartOptions {
   specFile?: string;
   /** start without controller and agents */
   noMesh?: boolean;
+  /** controller replicas (default 1) */
+  controllers?: number;
 }
 
 export interface ExecResult {
@@ -55,7 +57,7 @@ export async function startSandbox(opts: StartOptions): Promise<SandboxHandle> {
     writeFileSync(specFile, opts.spec);
   }
   if (!specFile) throw new Error('startSandbox needs spec or specFile');
-  const args = ['sandbox', 'up', '--id', id, '--nodes', String(opts.nodes ?? 2), '-f', specFile, '--detach', ...(opts.noMesh ? ['--no-mesh'] : [])];
+  const args = ['sandbox', 'up', '--id', id, '--nodes', String(opts.nodes ?? 2), '-f', specFile, '--detach', ...(opts.noMesh ? ['--no-mesh'] : []), ...(opts.controllers ? ['--controllers', String(opts.controllers)] : [])];
   const up = weftSync(args);
   if (up.code !== 0) {
     if (tmp) rmSync(tmp, { recursive: true, force: true });

@@ -23,11 +23,13 @@ export const DEMO_SPEC = join(dirname(fileURLToPath(import.meta.url)), '..', '..
 
 const USAGE = `usage: weft sandbox <command> [--id ID]
 
-  up [--nodes N] [-f spec.yaml] [--detach] [--no-mesh] [--no-prometheus] [--ready-timeout SECONDS]
+  up [--nodes N] [-f spec.yaml] [--detach] [--no-mesh] [--no-prometheus] [--ready-timeout SECONDS] [--controllers N]
                       build a sandbox (default: 2 nodes, sandbox/demo.yaml) and stay in the
                       foreground until Ctrl-C, which removes it; --detach returns once it is up;
                       the controller and each agent get --ready-timeout (default 60) to become ready;
-                      a Prometheus scrapes the mesh unless --no-prometheus (or the package is missing)
+                      a Prometheus scrapes the mesh unless --no-prometheus (or the package is missing);
+                      --controllers N runs N controller replicas sharing the CA (agents get every address
+                      and fail over between them)
   status [--json]     nodes, pods, services, controller and where their pages are forwarded
   exec <ns>/<pod> [-c CONTAINER] -- <cmd...>
                       run a command in a pod's network, mount and UTS namespaces and cgroup
@@ -81,12 +83,14 @@ async function cmdUp(argv: string[]): Promise<number> {
       'no-mesh': { type: 'boolean', default: false },
       'no-prometheus': { type: 'boolean', default: false },
       'ready-timeout': { type: 'string', default: '60' },
+      controllers: { type: 'string', default: '1' },
     },
   });
   const readyTimeout = Number(values['ready-timeout']);
   if (!(readyTimeout > 0)) throw new WeftConfigError('--ready-timeout', `must be a positive number of seconds, got "${values['ready-timeout']}"`);
   const id = sandboxId(values.id);
   if (!/^\d+$/.test(values.nodes!)) throw new WeftConfigError('--nodes', `must be a number, got "${values.nodes}"`);
+  if (!/^[1-5]$/.test(values.controllers!)) throw new WeftConfigError('--controllers', `must be a number of controller replicas from 1 to 5, got "${values.controllers}"`);
   const specFile = values.file ?? DEMO_SPEC;
   const availability = meshAvailability(values['no-mesh']!);
   const say = (line: string) => process.stderr.write(`[sandbox ${id}] ${line}\n`);
@@ -121,6 +125,7 @@ async function cmdUp(argv: string[]): Promise<number> {
     signal: ac.signal,
     readyTimeoutMs: readyTimeout * 1000,
     prometheus: !values['no-prometheus'] && prometheusAvailable(),
+    controllers: Number(values.controllers),
     ...availability,
   });
   ready = true;

@@ -64,15 +64,25 @@ function launch(cgroup: string, netns: string, argv: string[], log: string): num
   }
 }
 
-export function controllerArgv(plan: Plan, files: MeshFiles, prometheusUrl?: string): string[] {
+/** replica k of the controller listens on the usual ports + 100*k (same netns and address) */
+export const replicaPort = (port: number, replica: number) => port + 100 * replica;
+
+/** the controller address(es) agents are given: IP:PORT, or IP:PORT,IP:PORT,... with replicas */
+export function controllerAddresses(plan: Plan): string {
+  const n = plan.controller.replicas ?? 1;
+  return Array.from({ length: n }, (_, k) => `${plan.controller.ip}:${replicaPort(PORTS.controllerGrpc, k)}`).join(',');
+}
+
+export function controllerArgv(plan: Plan, files: MeshFiles, prometheusUrl?: string, replica = 0): string[] {
   const c = plan.controller;
   return [
     process.execPath, WEFT_BIN, 'controller',
     '--config-dir', c.configDir,
+    // replicas share the state directory: one CA root, a rotation on one is adopted by the others
     '--state-dir', c.stateDir,
-    '--grpc-listen', `${c.ip}:${PORTS.controllerGrpc}`,
+    '--grpc-listen', `${c.ip}:${replicaPort(PORTS.controllerGrpc, replica)}`,
     // all of the controller's netns (its underlay address and loopback, where the port-forward arrives)
-    '--web-listen', `0.0.0.0:${PORTS.controllerWeb}`,
+    '--web-listen', `0.0.0.0:${replicaPort(PORTS.controllerWeb, replica)}`,
     '--bootstrap-tokens', files.tokens,
     '--trust-domain', DEFAULT_TRUST_DOMAIN,
     // golden metrics for weft stat and the page: from the sandbox's Prometheus, else scraped from the agents
@@ -86,7 +96,7 @@ export function agentArgv(plan: Plan, node: NodePlan, files: MeshFiles): string[
     process.execPath, WEFT_BIN, 'agent',
     '--node', node.name,
     '--node-ip', node.ip,
-    '--controller', `${plan.controller.ip}:${PORTS.controllerGrpc}`,
+    '--controller', controllerAddresses(plan),
     '--controller-ca', files.ca,
     '--token-file', files.tokenFiles[node.name]!,
     '--cgroup-root', node.cgroup,
@@ -97,9 +107,10 @@ export function agentArgv(plan: Plan, node: NodePlan, files: MeshFiles): string[
   ];
 }
 
-export function startController(plan: Plan, files: MeshFiles, prometheusUrl?: string): number {
+export function startController(plan: Plan, files: MeshFiles, prometheusUrl?: string, replica = 0): number {
   mkdirSync(plan.controller.stateDir, { recursive: true });
-  return launch(plan.controller.cgroup, plan.controller.netns, controllerArgv(plan, files, prometheusUrl), files.controllerLog);
+  const log = replica === 0 ? files.controllerLog : files.controllerLog.replace(/\.log$/, `-${replica}.log`);
+  return launch(plan.controller.cgroup, plan.controller.netns, controllerArgv(plan, files, prometheusUrl, replica), log);
 }
 
 export function startAgent(plan: Plan, node: NodePlan, files: MeshFiles): number {

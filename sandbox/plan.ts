@@ -104,7 +104,16 @@ export interface Plan {
   /** cgroup for the controller and port-forward helpers */
   systemCgroup: string;
   underlay: { netns: string; bridge: string; cidr: string };
-  controller: { netns: string; ip: string; underlayPort: string; cgroup: string; stateDir: string; configDir: string };
+  controller: {
+    netns: string;
+    ip: string;
+    underlayPort: string;
+    cgroup: string;
+    stateDir: string;
+    configDir: string;
+    /** controller replicas (default 1); replica k listens on the ports + 100*k, all share stateDir (the CA) */
+    replicas?: number;
+  };
   nodes: NodePlan[];
   namespaces: NamespaceSpec[];
   serviceAccounts: { namespace: string; name: string }[];

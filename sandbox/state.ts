@@ -30,6 +30,8 @@ export interface SandboxState {
   plan: Plan;
   pids: {
     controller?: number;
+    /** controller replicas 1.. (replica 0 is `controller`), with `up --controllers N` */
+    controllerReplicas?: number[];
     /** the sandbox's Prometheus (in the controller's netns), when it runs */
     prometheus?: number;
     agents: Record<string, number>;

@@ -15,7 +15,7 @@ import { PROMETHEUS_PORT, prometheusFiles, startPrometheus } from './prometheus.
 import { findCgroup2Mount, makeCgroup } from './host/cgroup.js';
 import { parallel, run } from './host/run.js';
 import { writeConfigDir } from './kube.js';
-import { meshFiles, startAgent, startController, waitHealthy, waitReady, writeTokens } from './mesh.js';
+import { meshFiles, replicaPort, startAgent, startController, waitHealthy, waitReady, writeTokens } from './mesh.js';
 import { addNetns, buildNode, buildPodLinks, buildUnderlay } from './network.js';
 import { type Plan, planSandbox } from './plan.js';
 import { createPodNamespaces, lastLogLine, makeNamespaceDir, startContainer } from './pods.js';
@@ -41,6 +41,8 @@ export interface UpOptions {
   signal?: AbortSignal;
   /** run the sandbox's Prometheus (Debian's package) next to the controller */
   prometheus?: boolean;
+  /** controller replicas (default 1): agents get all their addresses and fail over between them */
+  controllers?: number;
 }
 
 const REQUIRED_PROGRAMS = ['ip', 'nsenter', 'unshare', 'mount', 'umount', 'iptables-restore', 'socat', 'sh'];
@@ -102,6 +104,7 @@ export async function up(opts: UpOptions): Promise<SandboxState> {
   const say = opts.progress;
   const cgroupMount = await preflight();
   const plan = loadPlan({ ...opts, cgroupMount });
+  if (opts.controllers && opts.controllers > 1) plan.controller.replicas = opts.controllers;
   const runDir = plan.paths.runDir;
   refuseExisting(opts.id, runDir);
   say(`building   from ${plan.specFile}: ${plan.nodes.length} nodes, ${plan.pods.length} pods, ${plan.services.length} services`);
@@ -181,6 +184,13 @@ export async function up(opts: UpOptions): Promise<SandboxState> {
         state.pids.controller = startController(plan, files, state.pids.prometheus ? `http://127.0.0.1:${PROMETHEUS_PORT}` : undefined);
         save();
         await waitReady('the controller', state.pids.controller, [PORTS.controllerGrpc, PORTS.controllerWeb], [files.ca], files.controllerLog, timeout);
+        // more replicas once the first has created the CA root they share
+        for (let k = 1; k < (plan.controller.replicas ?? 1); k++) {
+          const pid = startController(plan, files, state.pids.prometheus ? `http://127.0.0.1:${PROMETHEUS_PORT}` : undefined, k);
+          (state.pids.controllerReplicas ??= []).push(pid);
+          save();
+          await waitReady(`controller replica ${k}`, pid, [replicaPort(PORTS.controllerGrpc, k), replicaPort(PORTS.controllerWeb, k)], [], files.controllerLog.replace(/\.log$/, `-${k}.log`), timeout);
+        }
         // to the controller's loopback, so its admin write API (loopback-only without a token) works through it
         await forward({ name: 'controller-web', netns: plan.controller.netns, target: `127.0.0.1:${PORTS.controllerWeb}` });
         if (state.pids.prometheus) {

@@ -91,7 +91,8 @@ for i in $(seq 1 120); do
   sleep 0.5
 done
 in_ctr "$CTR" 15014/healthz
-podman logs "$CTR" 2>&1 | grep -m1 'controller up'
+podman logs "$CTR" >"$WORK/controller.log" 2>&1 || true
+grep -m1 'controller up' "$WORK/controller.log"
 test -s "$WORK/state/trust-bundle.pem" && echo "trust bundle written by the containerised controller"
 
 step "weft agent from the image, in the controller's network namespace, capture attached to a cgroup made for it"
@@ -122,8 +123,9 @@ for i in $(seq 1 120); do
   if [ "$(podman inspect -f '{{.State.Running}}' "$AGENT")" != true ]; then break; fi
   sleep 0.5
 done
-podman logs "$AGENT" 2>&1 | grep -E '"(agent running|config stream up)"|"level":"error"' | head -5
-if [ -z "$ready" ]; then podman logs "$AGENT" 2>&1 | tail -20; echo "the agent did not become ready" >&2; exit 1; fi
+podman logs "$AGENT" >"$WORK/agent.log" 2>&1 || true
+grep -E '"(agent running|config stream up)"|"level":"error"' "$WORK/agent.log" | head -5 || true
+if [ -z "$ready" ]; then tail -20 "$WORK/agent.log"; echo "the agent did not become ready" >&2; exit 1; fi
 in_ctr "$AGENT" 15021/healthz/ready
 in_ctr "$CTR" 15014/api/v1/agents
 podman stop -t 10 "$AGENT" >/dev/null
