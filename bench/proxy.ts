@@ -25,7 +25,7 @@ const POD_B = '127.0.20.2';
 const VIP_LOCAL = '127.0.97.1';
 const VIP_REMOTE = '127.0.97.2';
 
-type Msg = { port?: number; outbound?: { host: string; port: number }; cpu?: NodeJS.CpuUsage; ok?: boolean };
+type Msg = { port?: number; outbound?: { host: string; port: number }; cpu?: NodeJS.CpuUsage; rss?: number; ok?: boolean };
 
 function request(child: ChildProcess, msg: unknown): Promise<Msg> {
   return new Promise((resolve) => {
@@ -69,7 +69,7 @@ async function meshRole(port: number): Promise<void> {
       // The load generator connects from 127.0.0.1: the fake capture says those connections were for m.route.
       mesh.lookup.routes.set('127.0.0.1', { ip: m.route, port: 80, family: 4, cgroupId: mesh.cgroupOf('client') });
       process.send!({ ok: true });
-    } else if (m.cpu) process.send!({ cpu: process.cpuUsage() });
+    } else if (m.cpu) process.send!({ cpu: process.cpuUsage(), rss: process.memoryUsage.rss() });
     else if (m.exit) void mesh.close().then(() => process.exit(0));
   });
   process.send!({ outbound: mesh.a.outbound });
@@ -119,6 +119,8 @@ async function main(): Promise<void> {
     { path: 'cross-node', target: { host: outbound!.host, port: outbound!.port, path: '/' }, route: VIP_REMOTE },
   ];
   const rows: Row[] = [];
+  const rssIdle = (await request(mesh, { cpu: true })).rss!;
+  let rssMax = rssIdle;
   try {
     // Interleaved repetitions, so a slow moment of the machine does not land on one path only.
     for (let rep = 1; rep <= reps; rep++) {
@@ -126,7 +128,9 @@ async function main(): Promise<void> {
         if (p.route) await request(mesh, { route: p.route });
         const before = (await request(mesh, { cpu: true })).cpu!;
         const result = await openLoop({ target: p.target, rate, connections, durationMs, warmupMs });
-        const after = (await request(mesh, { cpu: true })).cpu!;
+        const reply = await request(mesh, { cpu: true });
+        const after = reply.cpu!;
+        rssMax = Math.max(rssMax, reply.rss!);
         const cpuUs = after.user + after.system - (before.user + before.system);
         const sysShare = cpuUs > 0 ? (after.system - before.system) / cpuUs : 0;
         rows.push({ path: p.path, rep, result, cpuUsPerRequest: p.route ? cpuUs / Math.max(1, result.completedTotal) : undefined, sysShare: p.route ? sysShare : undefined });
@@ -161,9 +165,10 @@ async function main(): Promise<void> {
     const added = s.path === 'direct' ? '-' : `${s.p50 - direct.p50}/${s.p90 - direct.p90}/${s.p99 - direct.p99}`;
     process.stdout.write(`${s.path.padEnd(12)} ${String(s.p50).padStart(6)}  ${String(s.p90).padStart(6)}  ${String(s.p99).padStart(6)}   ${added.padEnd(22)}  ${s.cpuUsPerRequest === undefined ? '-'.padStart(16) : `${s.cpuUsPerRequest.toFixed(0)} (${Math.round(100 * s.kernelShare!)}%)`.padStart(16)}           ${s.errors}\n`);
   }
+  process.stdout.write(`proxies' process (both nodes) RSS: ${(rssIdle / 1048576).toFixed(1)} MB idle, ${(rssMax / 1048576).toFixed(1)} MB max after a run (${process.version})\n`);
   const [l1, l5] = loadavg();
   process.stdout.write(`machine load average ${l1!.toFixed(1)} / ${l5!.toFixed(1)} on ${cpus().length} CPUs during the run\n`);
-  process.stdout.write(JSON.stringify({ rate, connections, seconds: Number(values.seconds), reps, loadavg: [l1, l5], summary }) + '\n');
+  process.stdout.write(JSON.stringify({ node: process.version, rate, connections, seconds: Number(values.seconds), reps, loadavg: [l1, l5], rssIdleBytes: rssIdle, rssMaxBytes: rssMax, summary }) + '\n');
   if (values.profile) {
     await new Promise((r) => setTimeout(r, 500));
     printProfile(values.profile);
