@@ -27,6 +27,8 @@ import { serveAdmin } from './admin/server.js';
 import { PolicyEnforcer } from './authz/enforcer.js';
 import { authzStage } from './authz/stage.js';
 import { AuthzMetrics } from './authz/metrics.js';
+import { registerTrafficMetrics } from './traffic/metrics.js';
+import { trafficStatus } from './traffic/status.js';
 import type { Listening } from './admin/listen.js';
 import { AgentMetrics } from './metrics/agent-health.js';
 import { IstioMetrics } from './metrics/istio.js';
@@ -158,6 +160,9 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
     });
     await proxy.start();
     cleanups.push(() => proxy.close());
+    // Traffic policy state (balancer load, ejections, circuits, buckets, fallbacks): admin /traffic and weft_traffic_*
+    const traffic = () => trafficStatus(proxy.pipeline.runtime, state.config);
+    registerTrafficMetrics(registry, traffic);
     let proxyListening = true;
     cleanups.push(() => {
       proxyListening = false;
@@ -201,6 +206,7 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
           certificates: () => identity.certificates(),
           configStatus: () => config.status(),
           authzStatus: () => authz.status(),
+          trafficStatus: traffic,
           captureStatus: () => ({ pinDir: opts.bpffs, cgroupRoot: attachAt, enrolled: capture.enrolled(), unresolvedPods: captureSync.unresolved, counters: capture.readCounters(), maps: capture.mapEntries() }),
         },
         '127.0.0.1',

@@ -23,6 +23,8 @@ export interface AdminSources {
   captureStatus?: () => unknown;
   /** authorization: per policy, the local workloads it selects and its decision counts (agent/authz) */
   authzStatus?: () => unknown;
+  /** traffic policy per backend and endpoint: ejections, load, EWMA latency, circuits, rate limits, fallbacks (agent/traffic) */
+  trafficStatus?: () => unknown;
 }
 
 export function certificateSummary(c: WorkloadCertificate): Record<string, unknown> {
@@ -51,7 +53,7 @@ export function serveAdmin(src: AdminSources, host: string, port: number, log: L
   return serveHttp('admin', host, port, (_req, url) => {
     switch (url.pathname) {
       case '/':
-        return json({ pages: ['/config_dump', '/certs', '/connections', '/capture', '/authz', '/version'] });
+        return json({ pages: ['/config_dump', '/certs', '/connections', '/capture', '/authz', '/traffic', '/version'] });
       case '/version':
         return json({ agent: VERSION, node: src.state.nodeName, node_version: process.version, pid: process.pid, started: STARTED, configVersion: src.state.config?.version ?? 0 });
       case '/config_dump':
@@ -64,6 +66,8 @@ export function serveAdmin(src: AdminSources, host: string, port: number, log: L
         return json(src.captureStatus?.() ?? { capture: 'not wired' });
       case '/authz':
         return json(src.authzStatus?.() ?? { authz: 'not wired' });
+      case '/traffic':
+        return json(src.trafficStatus?.() ?? { traffic: 'not wired' });
       default:
         return undefined;
     }

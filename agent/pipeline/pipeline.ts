@@ -17,7 +17,7 @@ import type { ConnectionContext, RequestContext, ResponseFlag } from './context.
 import { addressedBackend } from './defaults.js';
 import { LiveRegistry } from './live.js';
 import { RuntimeState } from './runtime.js';
-import type { AttemptResult, Backend, CompiledStages, EndpointRef, ForwardAction, LocalResponse, Permit, StageFactories, StageInput, WeightedBackend } from './stages.js';
+import { FALLBACK_HEADER, RESPONSE_HEADERS_ATTR, type AttemptResult, type Backend, type CompiledStages, type EndpointRef, type ForwardAction, type HeaderEdits, type LocalResponse, type Permit, type StageFactories, type StageInput, type WeightedBackend } from './stages.js';
 
 /** What a protocol adapter does for the pipeline, for one request. */
 export interface UpstreamExchange {
@@ -261,7 +261,7 @@ export class Pipeline {
                   ex.abort();
                 }, action.backendRequestTimeoutMs);
               }
-              result = await ex.send(route, action, wb);
+              result = await ex.send(route, withStageHeaders(ctx, action), wb);
               clearTimeout(perTry);
               if (tryTimedOut && result.status === 0) result = { status: 0, error: 'timeout', sent: result.sent };
               st.traffic.feedback(ctx, backend, ep, result, performance.now() - t0);
@@ -283,8 +283,11 @@ export class Pipeline {
       if (timedOut) {
         if (result.status > 0) ex.discard();
         o.flags.push('UT');
+        if (await this.fallBack(ctx, ex, st, backend, { status: 0, error: 'timeout', sent: result.sent })) return;
         return this.reply(ctx, ex, { status: 504, body: 'upstream request timeout' });
       }
+      // A 5xx after the retries: the TrafficPolicy fallback may replace it (the response is still held).
+      if (result.status >= 500 && (await this.fallBack(ctx, ex, st, backend, result))) return;
       if (result.status > 0) {
         o.status = result.status;
         if (result.grpcStatus !== undefined) o.grpcStatus = result.grpcStatus;
@@ -293,12 +296,7 @@ export class Pipeline {
         return;
       }
       if (o.attempts > 1) o.flags.push('URX');
-      const fb = st.traffic.fallback(ctx, backend, result);
-      if (fb?.kind === 'respond') {
-        o.policyName = fb.name;
-        return this.reply(ctx, ex, fb.response);
-      }
-      // (fallback to another backend: D builds it on this loop — see docs/pipeline.md)
+      if (await this.fallBack(ctx, ex, st, backend, result)) return;
       const [status, flag] = FAILURE_STATUS[result.error ?? 'reset'] ?? [503, 'UF'];
       if (flag) o.flags.push(flag);
       this.o.log.warn('http request failed upstream', { reason: result.error ?? null, destination: `${ctx.connection.original.ip}:${ctx.connection.original.port}`, endpoint: o.endpoint ?? null, attempts: o.attempts });
@@ -306,6 +304,67 @@ export class Pipeline {
     } finally {
       clearTimeout(overall);
       permit?.release();
+      unregister?.();
+    }
+  }
+
+  /**
+   * The TrafficPolicy fallback for a primary that failed after its retries (issue 13): a fixed answer, or
+   * one attempt at the fallback Service for a replayable request. True when the fallback answered; false
+   * leaves `result` to be returned as it came (a held 5xx response is only dropped once the fallback Service
+   * has an endpoint and a circuit slot). The answer carries x-weft-fallback.
+   */
+  private async fallBack(ctx: RequestContext, ex: UpstreamExchange, st: CompiledStages, backend: Backend | undefined, result: AttemptResult): Promise<boolean> {
+    const fb = st.traffic.fallback(ctx, backend, result);
+    if (!fb) return false;
+    const o = ctx.outcome;
+    if (fb.kind === 'respond') {
+      if (result.status > 0) ex.discard();
+      o.policyName = fb.name;
+      this.reply(ctx, ex, fb.response);
+      return true;
+    }
+    if (!ex.replayable) return false;
+    const ep = st.traffic.pick(ctx, fb.backend, []);
+    const permit = ep && st.traffic.acquire(ctx, fb.backend, ep);
+    if (!ep || !permit) return false;
+    if (result.status > 0) ex.discard();
+    let unregister: (() => void) | undefined;
+    try {
+      o.policyName = fb.name;
+      o.backend = fb.backend.key;
+      o.endpoint = ep.id;
+      o.attempts++;
+      const route = this.routeTo(ctx.connection, ep, fb.backend);
+      ctx.destination = route.workload;
+      ctx.destinationPort = route.port;
+      ctx.labels = route.labels;
+      if (route.kind === 'local' && route.workload) {
+        const refusal = this.destinationRequest(ctx, st);
+        if (refusal) {
+          this.reply(ctx, ex, { ...refusal, headers: [...(refusal.headers ?? []), [FALLBACK_HEADER, fb.name]] });
+          return true;
+        }
+        unregister = this.live.add({ ctx, close: () => ex.abort() });
+      } else if (route.kind === 'tunnel' && !ctx.source.principal) {
+        return false;
+      }
+      const action: ForwardAction = { kind: 'forward', backends: [{ backend: fb.backend, weight: 1 }], responseHeaders: { set: [[FALLBACK_HEADER, fb.name]] } };
+      const t0 = performance.now();
+      const r = await ex.send(route, action, action.backends[0]!);
+      st.traffic.feedback(ctx, fb.backend, ep, r, performance.now() - t0);
+      if (r.status > 0) {
+        o.status = r.status;
+        if (r.grpcStatus !== undefined) o.grpcStatus = r.grpcStatus;
+        await ex.commit();
+      } else {
+        const [status, flag] = FAILURE_STATUS[r.error ?? 'reset'] ?? [503, 'UF'];
+        if (flag) o.flags.push(flag);
+        this.reply(ctx, ex, { status, headers: [[FALLBACK_HEADER, fb.name]] });
+      }
+      return true;
+    } finally {
+      permit.release();
       unregister?.();
     }
   }
@@ -343,6 +402,14 @@ export class Pipeline {
       }
     }
   }
+}
+
+/** The route's action, with the response header edits the stages asked for on this request (a sticky cookie). */
+function withStageHeaders(ctx: RequestContext, action: ForwardAction): ForwardAction {
+  const extra = ctx.attr<HeaderEdits>(RESPONSE_HEADERS_ATTR);
+  if (!extra) return action;
+  const h = action.responseHeaders;
+  return { ...action, responseHeaders: { set: [...(h?.set ?? []), ...(extra.set ?? [])], add: [...(h?.add ?? []), ...(extra.add ?? [])], ...(h?.remove ? { remove: h.remove } : {}) } };
 }
 
 /** Weighted choice among a route's backends (weight 0 gets nothing); undefined when all weights are 0. */

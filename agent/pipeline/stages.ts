@@ -166,6 +166,11 @@ export interface Permit {
   release(): void;
 }
 
+/** Per-request attribute (ctx.setAttr) a stage sets to add response header edits to the answer (e.g. a sticky cookie). */
+export const RESPONSE_HEADERS_ATTR = 'stage.responseHeaders';
+/** Header on an answer a TrafficPolicy fallback produced: the fallback Service ("<ns>/<name>") or "response". */
+export const FALLBACK_HEADER = 'x-weft-fallback';
+
 export type FallbackAction = { kind: 'backend'; backend: Backend; name: string } | { kind: 'respond'; response: LocalResponse; name: string };
 
 export interface TrafficStages {

@@ -5,12 +5,13 @@
 //   traffic     — issue 13 (balancers, circuit breaking, outlier, rate limit, fault, fallback): agent/traffic/
 //   observers   — issue 14 (access log, spans): agent/observe/
 // Tests pass their own factories to NodeProxy (options.stages) instead.
-import { allowAllAuthorizer, defaultRouter, roundRobinTraffic } from './defaults.js';
+import { trafficStages } from '../traffic/stages.js';
+import { allowAllAuthorizer, defaultRouter } from './defaults.js';
 import type { StageFactories } from './stages.js';
 
 export const STAGE_FACTORIES: StageFactories = {
   router: defaultRouter,
   authorizer: allowAllAuthorizer,
-  traffic: roundRobinTraffic,
+  traffic: trafficStages,
   observers: [],
 };

@@ -338,7 +338,7 @@ class NodeHttpExchange implements UpstreamExchange {
     const headers: string[] = [];
     for (const [n, v] of r.headers ?? []) headers.push(n, v);
     headers.push('content-length', String(Buffer.byteLength(body)));
-    if (body) headers.push('content-type', 'text/plain');
+    if (body && !(r.headers ?? []).some(([n]) => n.toLowerCase() === 'content-type')) headers.push('content-type', 'text/plain');
     res.writeHead(r.status, headers as unknown as http.OutgoingHttpHeaders);
     res.end(body);
   }

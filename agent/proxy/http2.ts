@@ -300,7 +300,7 @@ class Http2Exchange implements UpstreamExchange {
       return;
     }
     if (r.body) {
-      stream.respond({ ...h, ':status': r.status, 'content-type': 'text/plain', 'content-length': String(Buffer.byteLength(r.body)) });
+      stream.respond({ 'content-type': 'text/plain', ...h, ':status': r.status, 'content-length': String(Buffer.byteLength(r.body)) });
       stream.end(r.body);
     } else {
       stream.respond({ ...h, ':status': r.status }, { endStream: true });

@@ -7,6 +7,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import type { ConnectionContext, RequestContext } from '../../agent/pipeline/context.js';
+import { roundRobinTraffic } from '../../agent/pipeline/defaults.js';
 import type { Authorizer, StageFactories } from '../../agent/pipeline/stages.js';
 import { listen, startMesh, type Mesh, type PodSpec } from '../proxy/fixtures/mesh.js';
 
@@ -204,7 +205,7 @@ t.test('HTTP/1 upstream sockets are pooled per source pod', async (t) => {
 });
 
 t.test('round-robin cursor survives a config version', async (t) => {
-  const { mesh } = await setup(t, {});
+  const { mesh } = await setup(t, { traffic: roundRobinTraffic });
   mesh.route('sleep', VIP_RR, 80);
   const seq: string[] = [];
   for (let i = 0; i < 3; i++) {

@@ -1,6 +1,7 @@
 // HTTP/1.1 at L7 through the proxy: per-request load balancing over keep-alive (same node and cross node
 // alternate on one client connection), chunked bodies and trailers both ways, 100-continue, WebSocket-style
 // Upgrade, the 431 header limit, headers passed through untouched, and request metrics by response code.
+import { roundRobinTraffic } from '../../agent/pipeline/defaults.js';
 import t, { type Test } from 'tap';
 import http from 'node:http';
 import net from 'node:net';
@@ -56,7 +57,8 @@ async function setup(t: Test): Promise<{ mesh: Mesh; agent: http.Agent; request:
   const b = webServer('web-b');
   const port = await listen(a, '127.0.10.2');
   await new Promise<void>((r) => b.listen(port, '127.0.20.2', r));
-  const mesh = await startMesh(PODS, [{ name: 'web', vip: VIP, port: 80, targetPort: port, pods: ['web-a', 'web-b'] }]);
+  // Round robin (not the LEAST_REQUEST default), so per-request endpoint choice shows as alternation.
+  const mesh = await startMesh(PODS, [{ name: 'web', vip: VIP, port: 80, targetPort: port, pods: ['web-a', 'web-b'] }], { stages: { traffic: roundRobinTraffic } });
   mesh.route('sleep', VIP, 80);
   // One connection for all requests, so the test sees per-request balancing on a kept-alive connection.
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });

@@ -1,6 +1,7 @@
 // HTTP/2 with prior knowledge at L7: streams multiplexed on one client connection reach both pods (same
 // node and through the tunnel), a large body crosses with HTTP/2 flow control on both legs, and gRPC unary,
 // bidirectional streaming and error statuses (carried in trailers) work with @grpc/grpc-js on both ends.
+import { roundRobinTraffic } from '../../agent/pipeline/defaults.js';
 import t, { type Test } from 'tap';
 import http2 from 'node:http2';
 import net from 'node:net';
@@ -74,7 +75,8 @@ async function setup(t: Test): Promise<{ mesh: Mesh; grpcPort: number }> {
   const mesh = await startMesh(PODS, [
     { name: 'api', vip: VIP, port: 80, targetPort: port, pods: ['api-a', 'api-b'] },
     { name: 'grpc', vip: GRPC_VIP, port: 9090, targetPort: grpcPort, pods: ['api-a', 'api-b'] },
-  ]);
+    // Round robin (not the LEAST_REQUEST default), so per-stream balancing shows as alternation.
+  ], { stages: { traffic: roundRobinTraffic } });
   t.teardown(async () => {
     await mesh.close();
     a.close();

@@ -12,19 +12,13 @@ import type { KubeObject } from '../../sources/types.js';
  * each with who applies it when it lands. A policy setting one is refused, naming the field.
  */
 export const NOT_YET_ENFORCED: Readonly<Record<string, string>> = {
-  'loadBalancer.simple': 'load balancing (issue 13)',
-  'loadBalancer.consistentHash': 'consistent hash balancing (issue 13)',
-  'connectionPool.tcp.maxConnections': 'circuit breaking (issue 13)',
-  'connectionPool.tcp.connectTimeout': 'connect timeouts (issue 13)',
-  'connectionPool.http.http1MaxPendingRequests': 'circuit breaking (issue 13)',
-  'connectionPool.http.http2MaxRequests': 'circuit breaking (issue 13)',
-  'connectionPool.http.maxRequestsPerConnection': 'connection reuse limits (issue 13)',
-  'connectionPool.http.maxRetries': 'retry circuit breaking (issue 13)',
-  'connectionPool.http.idleTimeout': 'upstream idle timeouts (issue 13)',
-  outlierDetection: 'outlier detection (issue 13)',
-  rateLimit: 'local rate limiting (issue 13)',
-  fault: 'fault injection (issue 13)',
-  fallback: 'fallback (issue 13)',
+  // connection pool settings of the upstream pools (agent/proxy, issue 10): no queue exists to bound, and
+  // pooled connections are not yet timed or counted per connection
+  'connectionPool.tcp.connectTimeout': 'per-Service connect timeouts (issue 13, needs the pools of issue 10)',
+  'connectionPool.http.http1MaxPendingRequests': 'a pending-request queue (issue 13: requests beyond maxConnections are refused at once)',
+  'connectionPool.http.maxRequestsPerConnection': 'connection reuse limits (issue 13, needs the pools of issue 10)',
+  'connectionPool.http.idleTimeout': 'upstream idle timeouts (issue 13, needs the pools of issue 10)',
+  // applied by the router (issue 12) once it takes them from the Service's TrafficPolicy
   retryBudget: 'retry budgets (issue 12)',
   retries: 'retries of Services without routes (issue 12)',
   timeouts: 'timeouts of Services without routes (issue 12)',

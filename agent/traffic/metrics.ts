@@ -1,0 +1,91 @@
+// weft_traffic_* metrics, collected at scrape time from the runtime state (nothing is counted twice on the
+// data path): ejections, endpoint load and latency, circuit overflows, rate-limit rejections per caller,
+// fallbacks. Label sets are bounded by the endpoints, policies and callers this node has seen.
+import { Counter, Gauge, type Registry } from 'prom-client';
+
+import type { TrafficStatus } from './status.js';
+
+export function registerTrafficMetrics(registry: Registry, status: () => TrafficStatus): void {
+  const registers = [registry];
+  let snap: TrafficStatus | undefined;
+  let snapAt = 0;
+  // One status per scrape, however many metrics read it.
+  const read = (): TrafficStatus => {
+    const t = Date.now();
+    if (!snap || t - snapAt > 500) {
+      snap = status();
+      snapAt = t;
+    }
+    return snap;
+  };
+  new Gauge({
+    name: 'weft_traffic_endpoint_ejected',
+    help: 'Whether outlier detection has ejected the endpoint (1) or not (0), per backend (<ns>/<svc>:<port>) and endpoint (ip:port)',
+    labelNames: ['backend', 'endpoint'],
+    registers,
+    collect() {
+      this.reset();
+      for (const b of read().backends) for (const e of b.endpoints) this.set({ backend: b.backend, endpoint: e.id }, e.ejected ? 1 : 0);
+    },
+  });
+  new Counter({
+    name: 'weft_traffic_ejections_total',
+    help: 'Outlier ejections of the endpoint since the agent started',
+    labelNames: ['backend', 'endpoint'],
+    registers,
+    collect() {
+      this.reset();
+      for (const b of read().backends) for (const e of b.endpoints) if (e.ejectionsTotal > 0) this.inc({ backend: b.backend, endpoint: e.id }, e.ejectionsTotal);
+    },
+  });
+  new Gauge({
+    name: 'weft_traffic_endpoint_outstanding',
+    help: 'Requests (or TCP connections) in flight from this node to the endpoint',
+    labelNames: ['backend', 'endpoint'],
+    registers,
+    collect() {
+      this.reset();
+      for (const b of read().backends) for (const e of b.endpoints) this.set({ backend: b.backend, endpoint: e.id }, e.outstanding);
+    },
+  });
+  new Gauge({
+    name: 'weft_traffic_endpoint_latency_ewma_ms',
+    help: 'Peak-EWMA latency estimate the balancer uses for the endpoint, in ms',
+    labelNames: ['backend', 'endpoint'],
+    registers,
+    collect() {
+      this.reset();
+      for (const b of read().backends) for (const e of b.endpoints) this.set({ backend: b.backend, endpoint: e.id }, e.ewmaLatencyMs);
+    },
+  });
+  new Counter({
+    name: 'weft_traffic_overloaded_total',
+    help: 'Requests and connections refused by a connectionPool limit (answered 503 x-weft-overloaded, TCP refused)',
+    labelNames: ['backend'],
+    registers,
+    collect() {
+      this.reset();
+      for (const b of read().backends) if (b.circuit.overloaded > 0) this.inc({ backend: b.backend }, b.circuit.overloaded);
+    },
+  });
+  new Counter({
+    name: 'weft_traffic_rate_limited_total',
+    help: 'Requests refused 429 by a local rate limit, per TrafficPolicy and caller principal',
+    labelNames: ['policy', 'source_principal'],
+    registers,
+    collect() {
+      this.reset();
+      for (const r of read().rateLimits) for (const [principal, n] of Object.entries(r.rejected)) this.inc({ policy: r.policy, source_principal: principal }, n);
+    },
+  });
+  new Counter({
+    name: 'weft_traffic_fallbacks_total',
+    help: 'Requests answered by a TrafficPolicy fallback, per backend and target (<ns>/<svc> or response)',
+    labelNames: ['backend', 'target'],
+    registers,
+    collect() {
+      this.reset();
+      for (const b of read().backends) for (const [target, n] of Object.entries(b.fallbacks)) this.inc({ backend: b.backend, target }, n);
+    },
+  });
+}

@@ -1,0 +1,98 @@
+// What operators see of the traffic features on this node (admin API GET /traffic, `weft` CLI, operator
+// page, weft_traffic_* metrics): per backend the policy in force, circuit state and fallbacks; per endpoint
+// whether it is ejected (and until when), outstanding requests, peak-EWMA latency, requests, failures,
+// overloads; per token bucket the tokens left and the rejections per caller. Read from the runtime state
+// at request time, never on the data path.
+import type { MeshConfig } from '../../common/mesh.js';
+import type { TrafficEntry } from '../../common/policy.js';
+import type { RuntimeState } from '../pipeline/runtime.js';
+import type { BackendState } from './backend-state.js';
+import { circuitOpen } from './circuit.js';
+import type { TokenBucket } from './rate-limit.js';
+import { BACKEND_SPACE, BUCKET_SPACE } from './stages.js';
+import { TrafficTable } from './table.js';
+
+export interface EndpointStatus {
+  id: string;
+  ejected: boolean;
+  /** ISO time the ejection ends (it returns at the next sweep after it); null when not ejected */
+  ejectedUntil: string | null;
+  ejections: number;
+  ejectionsTotal: number;
+  outstanding: number;
+  ewmaLatencyMs: number;
+  requests: number;
+  failures: number;
+  overloaded: number;
+}
+
+export interface BackendStatus {
+  backend: string;
+  policy: string | null;
+  loadBalancer: string;
+  circuit: { open: boolean; activeRequests: number; activeConnections: number; activeRetries: number; overloaded: number };
+  fallbacks: Record<string, number>;
+  problems: string[];
+  endpoints: EndpointStatus[];
+}
+
+export interface BucketStatus {
+  policy: string;
+  pod: string;
+  /** -1: the default bucket; otherwise the perPrincipal entry */
+  entry: number;
+  tokens: number;
+  allowed: number;
+  /** rejections by caller principal */
+  rejected: Record<string, number>;
+}
+
+export interface TrafficStatus {
+  backends: BackendStatus[];
+  rateLimits: BucketStatus[];
+}
+
+function keysOf(runtime: RuntimeState, space: string): string[] {
+  const keys: string[] = [];
+  runtime.retain(space, (k) => {
+    keys.push(k);
+    return true;
+  });
+  return keys.sort();
+}
+
+export function trafficStatus(runtime: RuntimeState, config: MeshConfig, perfNow = performance.now(), wallNow = Date.now()): TrafficStatus {
+  const table = new TrafficTable(config.policies.filter((p): p is TrafficEntry => p.kind === 'TrafficPolicy'), config.services);
+  const backends: BackendStatus[] = [];
+  for (const key of keysOf(runtime, BACKEND_SPACE)) {
+    const b = runtime.peek<BackendState>(BACKEND_SPACE, key)!;
+    const p = table.forBackend(key);
+    backends.push({
+      backend: key,
+      policy: p?.name ?? null,
+      loadBalancer: p?.traffic.loadBalancer.kind ?? 'LEAST_REQUEST',
+      circuit: { open: circuitOpen(p?.traffic.connectionPool, b), activeRequests: b.activeRequests, activeConnections: b.activeConnections, activeRetries: b.activeRetries, overloaded: b.overloaded },
+      fallbacks: Object.fromEntries(b.fallbacks),
+      problems: p?.traffic.problems ?? [],
+      endpoints: [...b.endpoints.values()].map((s) => ({
+        id: s.id,
+        ejected: s.ejected,
+        ejectedUntil: s.ejected ? new Date(wallNow + (s.ejectedUntil - perfNow)).toISOString() : null,
+        ejections: s.ejections,
+        ejectionsTotal: s.ejectionsTotal,
+        outstanding: s.outstanding,
+        ewmaLatencyMs: Math.round(s.ewmaMs * 100) / 100,
+        requests: s.requests,
+        failures: s.failures,
+        overloaded: s.overloaded,
+      })),
+    });
+  }
+  const rateLimits: BucketStatus[] = [];
+  for (const key of keysOf(runtime, BUCKET_SPACE)) {
+    const tb = runtime.peek<TokenBucket>(BUCKET_SPACE, key)!;
+    const [policy, pod, entry] = key.split('|');
+    rateLimits.push({ policy: policy!, pod: pod!, entry: Number(entry), tokens: Math.floor(tb.available * 100) / 100, allowed: tb.allowed, rejected: Object.fromEntries(tb.rejected) });
+  }
+  return { backends, rateLimits };
+}
