@@ -88,7 +88,9 @@ export class Http1Proxy {
   agentFor(ctx: ConnectionContext, route: Route): http.Agent {
     const key =
       route.kind === 'tunnel'
-        ? `${ctx.source.poolKey}|t|${route.destinationId}|${route.node!.name}|${ctx.service ? `${ctx.service.service.namespace}/${ctx.service.service.name}` : ''}`
+        ? // per endpoint: the agent's tunnel streams CONNECT to the route it was made for, so two replicas of one
+          // Service with the same identity on the same node must not share it (all requests went to the first)
+          `${ctx.source.poolKey}|t|${route.destinationId}|${route.node!.name}|${route.ip}:${route.port}|${ctx.service ? `${ctx.service.service.namespace}/${ctx.service.service.name}` : ''}`
         : `${ctx.source.poolKey}|d`;
     let a = this.agents.get(key);
     if (!a) {

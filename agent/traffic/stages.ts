@@ -11,6 +11,7 @@ import type { CompiledLoadBalancer } from '../../common/policy/traffic.js';
 import { RequestContext, type ConnectionContext } from '../pipeline/context.js';
 import { RESPONSE_HEADERS_ATTR, type AttemptResult, type Backend, type EndpointRef, type FallbackAction, type FaultAction, type HeaderEdits, type LocalResponse, type StageInput, type TrafficStages } from '../pipeline/stages.js';
 import { BackendState } from './backend-state.js';
+import { DEFAULT_RTT_MS } from './endpoint-state.js';
 import { hashKey, pick, type Rand } from './balancer.js';
 import { acquire, type SlotKind } from './circuit.js';
 import { decideFault } from './fault.js';
@@ -156,10 +157,14 @@ export function trafficStages(input: StageInput, opts: TrafficStageOptions = {})
       if (!b) return;
       const s = b.endpoint(endpoint.id);
       const t = now();
-      // Latency of answers only (a fast failure must not make an endpoint look attractive); TCP connections
-      // are balanced on outstanding connections.
+      // Latency of answers; TCP connections are balanced on outstanding connections.
       if (isRequest(ctx) && result.status > 0 && result.status < 500) s.observe(latencyMs, t);
-      if (result.status >= 500 || result.error) s.failures++;
+      if (result.status >= 500 || result.error) {
+        s.failures++;
+        // A failure is taken as a slow answer (at least twice the current estimate): an endpoint failing fast
+        // must not look attractive to least request (Finagle's failure penalty, in spirit).
+        if (isRequest(ctx)) s.observe(Math.max(latencyMs, 2 * s.estimate(t), DEFAULT_RTT_MS), t);
+      }
       const od = backend.service ? table.forBackend(backend.key)?.traffic.outlierDetection : undefined;
       if (od && recordOutcome(od, b, s, { status: result.status, ...(result.error ? { error: result.error } : {}) }, backend.endpoints.length, t)) {
         log.info('endpoint ejected', { backend: backend.key, endpoint: endpoint.id, forMs: Math.round(s.ejectedUntil - t), ejections: s.ejections });

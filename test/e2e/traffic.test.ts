@@ -7,97 +7,16 @@
 import t, { type Test } from 'tap';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { startSandbox, uniqueSandboxId, type SandboxHandle } from '../../sandbox/api.js';
 import { weft } from '../helpers/sandbox.js';
 import { scrapeAll, sum, type Scrape } from './mesh-probe.js';
+import { NS, policy, SPEC } from './traffic-spec.js';
 
-const NS = 'tr';
-const NODE = process.execPath;
-const SERVER = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'traffic-server.js');
 const dir = mkdtempSync(join(tmpdir(), 'weft-traffic-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-
-function serverPod(name: string, node: string, labels: Record<string, string>, env: Record<string, string | number> = {}): string {
-  const l = Object.entries({ pod: name, ...labels }).map(([k, v]) => `${k}: ${v}`).join(', ');
-  const e = Object.entries({ POD: name, ...env }).map(([k, v]) => `{ name: ${k}, value: "${v}" }`).join(', ');
-  return `apiVersion: v1
-kind: Pod
-metadata: { name: ${name}, namespace: ${NS}, labels: { ${l} } }
-spec:
-  nodeName: ${node}
-  serviceAccountName: server
-  containers: [{ name: server, command: [${NODE}, ${SERVER}], env: [${e}] }]
-`;
-}
-const service = (name: string, selector: Record<string, string>) => `apiVersion: v1
-kind: Service
-metadata: { name: ${name}, namespace: ${NS} }
-spec:
-  selector: { ${Object.entries(selector).map(([k, v]) => `${k}: ${v}`).join(', ')} }
-  ports: [{ name: http, port: 80, targetPort: 8080, appProtocol: http }]
-`;
-const sleeper = (name: string, node: string) => `apiVersion: v1
-kind: Pod
-metadata: { name: ${name}, namespace: ${NS} }
-spec:
-  nodeName: ${node}
-  serviceAccountName: ${name}
-  containers: [{ name: main, command: [sleep, infinity] }]
-`;
-const policy = (name: string, spec: string) => `apiVersion: weft.io/v1alpha1
-kind: TrafficPolicy
-metadata: { name: ${name}, namespace: ${NS} }
-spec:
-  targetRef: { group: "", kind: Service, name: ${name} }
-${spec}`;
-
-const OUTLIER = policy('trio', `  outlierDetection: { consecutive5xxErrors: 3, interval: 1s, baseEjectionTime: 8s, maxEjectionPercent: 34 }
-`);
-const SPEC = [
-  `apiVersion: v1
-kind: Namespace
-metadata: { name: ${NS}, labels: { weft.io/mesh: enabled } }
-`,
-  ...['server', 'client', 'client2'].map((sa) => `apiVersion: v1\nkind: ServiceAccount\nmetadata: { name: ${sa}, namespace: ${NS} }\n`),
-  serverPod('ok-a', 'node-1', { trio: 'yes', hash: 'yes' }),
-  serverPod('ok-b', 'node-2', { trio: 'yes', hash: 'yes' }),
-  serverPod('bad', 'node-1', { trio: 'yes' }, { STATUS: 500 }),
-  serverPod('fast', 'node-1', { duo: 'yes', hash: 'yes' }),
-  serverPod('slow', 'node-2', { duo: 'yes' }, { DELAY_MS: 60 }),
-  serverPod('gate-0', 'node-2', { gate: 'yes' }, { DELAY_MS: 2000 }),
-  serverPod('lim-0', 'node-1', { lim: 'yes' }),
-  serverPod('unavailable', 'node-2', {}, { STATUS: 503 }),
-  sleeper('client', 'node-1'),
-  sleeper('client2', 'node-1'),
-  service('trio', { trio: 'yes' }),
-  service('duo', { duo: 'yes' }),
-  service('hashy', { hash: 'yes' }),
-  service('gate', { gate: 'yes' }),
-  service('lim', { lim: 'yes' }),
-  service('faulty', { pod: 'ok-a' }),
-  service('nobody', { pod: 'none' }),
-  service('broken', { pod: 'unavailable' }),
-  service('generic', { pod: 'ok-b' }),
-  OUTLIER,
-  policy('hashy', `  loadBalancer: { consistentHash: { httpHeaderName: x-user } }
-`),
-  policy('gate', `  connectionPool: { tcp: { maxConnections: 1 } }
-`),
-  policy('lim', `  rateLimit: { requestsPerSecond: 5, burst: 5 }
-`),
-  policy('faulty', `  fault:
-    delay: { fixedDelay: 300ms, percentage: { value: 10 } }
-    abort: { httpStatus: 418, percentage: { value: 5 } }
-`),
-  policy('nobody', `  fallback: { response: { status: 200, headers: { content-type: text/plain }, body: "generic answer" }, on: [no-healthy-endpoint] }
-`),
-  policy('broken', `  fallback: { backendRef: { name: generic, port: 80 }, on: [5xx] }
-`),
-].join('---\n');
 
 const id = uniqueSandboxId();
 function down(): void {
@@ -128,12 +47,12 @@ interface Transfer {
   body: string;
 }
 
-const MARK = '@@%{http_code} %{time_total} o=%{header{x-weft-overloaded}} f=%{header{x-weft-fallback}} r=%{header{retry-after}}@@\\n';
+const MARK = '@@%{http_code} %{time_total} o=%header{x-weft-overloaded} f=%header{x-weft-fallback} r=%header{retry-after}@@\\n';
 
 /** curl (unmodified) from a pod: n requests (URL globbing), optionally in parallel; one Transfer each. */
 async function curl(pod: string, svc: string, n: number, opts: { parallel?: number; headers?: string[]; query?: string } = {}): Promise<Transfer[]> {
   const url = `http://${host(svc)}/?${opts.query ? `${opts.query}&` : ''}i=[1-${n}]`;
-  const argv = ['curl', '-s', '--max-time', '30', '-w', MARK.replace('\\n', '\n'), ...(opts.parallel ? ['-Z', '--parallel-max', String(opts.parallel)] : []), ...(opts.headers ?? []).flatMap((h) => ['-H', h]), url];
+  const argv = ['curl', '-s', '--max-time', '30', '-w', MARK.replace('\\n', '\n'), ...(opts.parallel ? ['-Z', '--parallel-immediate', '--parallel-max', String(opts.parallel)] : []), ...(opts.headers ?? []).flatMap((h) => ['-H', h]), url];
   const r = await sb.exec(`${NS}/${pod}`, argv, { timeoutMs: 300_000 });
   const out: Transfer[] = [];
   let last = 0;
@@ -156,13 +75,18 @@ const metric = async (node: string, name: string, labels: Record<string, string>
 const count = (xs: Transfer[], f: (x: Transfer) => boolean) => xs.filter(f).length;
 
 // The servers start with the sandbox: wait until each Service answers through the mesh.
-for (const svc of ['trio', 'duo', 'hashy', 'lim', 'faulty', 'generic']) {
-  let ok = false;
-  for (let i = 0; i < 60 && !ok; i++) {
-    ok = (await curl('client', svc, 1))[0]?.code !== undefined;
-    if (!ok) await sleep(500);
+try {
+  for (const svc of ['trio', 'duo', 'hashy', 'lim', 'faulty', 'generic']) {
+    let ok = false;
+    for (let i = 0; i < 60 && !ok; i++) {
+      ok = (await curl('client', svc, 1))[0]?.code === 200;
+      if (!ok) await sleep(500);
+    }
+    if (!ok) throw new Error(`${svc} never answered through the mesh`);
   }
-  if (!ok) throw new Error(`${svc} never answered`);
+} catch (err) {
+  down();
+  throw err;
 }
 
 t.test('outlier detection: the always-500 replica is ejected, comes back after its time, and is ejected for longer', async (t) => {
