@@ -1,7 +1,8 @@
 // One TCP stream through the mTLS tunnel (node-a proxy → HTTP/2 CONNECT over TLS 1.3 → node-b proxy → pod),
-// the 100 MB transfer of the e2e test, on loopback without eBPF or namespaces:
+// the 100 MB transfer of the e2e test, on loopback without eBPF or namespaces; with --path local, through
+// the same-node plaintext relay instead (node-a proxy → pod on node-a: what kernel splicing would replace):
 //
-//   node dist/bench/tunnel.js [--mb 100] [--reps 3] [--direction up|down|both]
+//   node dist/bench/tunnel.js [--mb 100] [--reps 3] [--direction up|down|both] [--path tunnel|local]
 //                             [--stream-window BYTES] [--connection-window BYTES] [--frame-size BYTES]
 //
 // Three processes: this one is the client pod, one runs both node proxies (test/proxy/fixtures/mesh.ts),
@@ -16,6 +17,7 @@ import { parseArgs } from 'node:util';
 
 const SELF = fileURLToPath(import.meta.url);
 const POD_B = '127.0.20.2';
+const POD_A = '127.0.10.2';
 const CLIENT = '127.0.10.1';
 const VIP = '127.0.97.2';
 
@@ -29,7 +31,7 @@ function ask(child: ChildProcess, msg: unknown): Promise<Msg> {
 }
 
 // ---- role: the server pod --------------------------------------------------------------------------
-async function serverRole(mb: number): Promise<void> {
+async function serverRole(mb: number, ip: string): Promise<void> {
   const chunk = Buffer.alloc(1 << 20, 0x5a);
   const server = net.createServer({ allowHalfOpen: true }, (s) => {
     s.once('data', (first: Buffer) => {
@@ -50,17 +52,17 @@ async function serverRole(mb: number): Promise<void> {
     });
     s.on('error', () => {});
   });
-  await new Promise<void>((r) => server.listen(0, POD_B, r));
+  await new Promise<void>((r) => server.listen(0, ip, r));
   process.send!({ port: (server.address() as net.AddressInfo).port });
 }
 
 // ---- role: both node proxies -------------------------------------------------------------------------
-async function meshRole(port: number, limits: Record<string, number>): Promise<void> {
+async function meshRole(port: number, limits: Record<string, number>, local: boolean): Promise<void> {
   const { startMesh } = await import('../test/proxy/fixtures/mesh.js');
   const mesh = await startMesh(
     [
       { name: 'client', node: 'node-a', ip: CLIENT },
-      { name: 'server', node: 'node-b', ip: POD_B },
+      { name: 'server', node: local ? 'node-a' : 'node-b', ip: local ? POD_A : POD_B },
     ],
     [{ name: 'server', vip: VIP, port: 9000, targetPort: port, pods: ['server'] }],
     { limits },
@@ -124,22 +126,25 @@ async function main(): Promise<void> {
       'stream-window': { type: 'string' },
       'connection-window': { type: 'string' },
       'frame-size': { type: 'string' },
+      path: { type: 'string', default: 'tunnel' },
       role: { type: 'string' },
       port: { type: 'string' },
       limits: { type: 'string' },
     },
   });
   const mb = Number(values.mb);
-  if (values.role === 'server') return serverRole(mb);
-  if (values.role === 'mesh') return meshRole(Number(values.port), JSON.parse(values.limits ?? '{}') as Record<string, number>);
+  const local = values.path === 'local';
+  if (values.path !== 'local' && values.path !== 'tunnel') throw new Error(`--path: tunnel or local, not ${values.path}`);
+  if (values.role === 'server') return serverRole(mb, local ? POD_A : POD_B);
+  if (values.role === 'mesh') return meshRole(Number(values.port), JSON.parse(values.limits ?? '{}') as Record<string, number>, local);
 
   const limits: Record<string, number> = {};
   if (values['stream-window']) limits['streamWindow'] = Number(values['stream-window']);
   if (values['connection-window']) limits['connectionWindow'] = Number(values['connection-window']);
   if (values['frame-size']) limits['maxFrameSize'] = Number(values['frame-size']);
-  const server = fork(SELF, ['--role', 'server', '--mb', String(mb)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const server = fork(SELF, ['--role', 'server', '--mb', String(mb), '--path', values.path!], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const { port } = await new Promise<Msg>((r) => server.once('message', (m) => r(m as Msg)));
-  const mesh = fork(SELF, ['--role', 'mesh', '--port', String(port), '--limits', JSON.stringify(limits)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const mesh = fork(SELF, ['--role', 'mesh', '--port', String(port), '--limits', JSON.stringify(limits), '--path', values.path!], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const { outbound } = await new Promise<Msg>((r) => mesh.once('message', (m) => r(m as Msg)));
   const directions: Array<'up' | 'down'> = values.direction === 'both' ? ['up', 'down'] : [values.direction as 'up' | 'down'];
   const rows: TunnelRow[] = [];
@@ -164,7 +169,7 @@ async function main(): Promise<void> {
   for (const direction of directions) {
     const rs = rows.filter((r) => r.direction === direction).map((r) => r.mbPerSecond).sort((a, b) => a - b);
     const cpu = rows.filter((r) => r.direction === direction).map((r) => r.cpuSecondsPerGb).sort((a, b) => a - b);
-    process.stdout.write(`${direction}: median ${rs[Math.floor(rs.length / 2)]!.toFixed(1)} MB/s (${rs[0]!.toFixed(1)}–${rs.at(-1)!.toFixed(1)}), ${cpu[Math.floor(cpu.length / 2)]!.toFixed(2)} CPU s/GB; limits ${JSON.stringify(limits)}, ${process.version}\n`);
+    process.stdout.write(`${direction}: median ${rs[Math.floor(rs.length / 2)]!.toFixed(1)} MB/s (${rs[0]!.toFixed(1)}–${rs.at(-1)!.toFixed(1)}), ${cpu[Math.floor(cpu.length / 2)]!.toFixed(2)} CPU s/GB; ${values.path}, limits ${JSON.stringify(limits)}, ${process.version}\n`);
   }
   process.stdout.write(JSON.stringify({ limits, rows }) + '\n');
 }
