@@ -25,13 +25,15 @@ export interface AgentOptions {
   outboundIp: string;
   trustDomain: string;
   uninstall: boolean;
+  /** connect to local pods from the caller's pod address (IP_TRANSPARENT + policy routing in this netns) */
+  transparentSource: boolean;
   /** listener addresses; defaults from the design's port table */
   listen: { outbound: number; inbound: number; admin: number; metrics: number; health: number };
 }
 
 export const AGENT_USAGE = `usage: weft agent --node NAME --node-ip IP --controller HOST:PORT --controller-ca FILE --token-file FILE
                   [--cgroup-root PATH] [--cgroup-layout sandbox|kubepods] [--bpffs DIR] [--state-dir DIR]
-                  [--outbound-ip IP] [--trust-domain DOMAIN]
+                  [--outbound-ip IP] [--trust-domain DOMAIN] [--transparent-source]
        weft agent --uninstall [--bpffs DIR]
 
 Runs the node agent: eBPF capture, the node proxy (15001 outbound, 15008 tunnel), metrics (15020),
@@ -43,12 +45,17 @@ const VALUE_FLAGS = new Set(['--node', '--node-ip', '--controller', '--controlle
 export function parseAgentFlags(argv: string[], env: Readonly<Record<string, string | undefined>>): AgentOptions {
   const v = new Map<string, string>();
   let uninstall = false;
+  let transparentSource = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const eq = a.indexOf('=');
     const [name, inline] = eq > 0 ? [a.slice(0, eq), a.slice(eq + 1)] : [a, undefined];
     if (name === '--uninstall') {
       uninstall = true;
+      continue;
+    }
+    if (name === '--transparent-source') {
+      transparentSource = true;
       continue;
     }
     if (!VALUE_FLAGS.has(name)) throw new WeftConfigError(name, `unknown flag for weft agent\n\n${AGENT_USAGE}`);
@@ -59,7 +66,7 @@ export function parseAgentFlags(argv: string[], env: Readonly<Record<string, str
   const bpffs = v.get('--bpffs') ?? DEFAULT_PIN_DIR;
   const listen = { outbound: PORTS.outbound, inbound: PORTS.inboundTunnel, admin: PORTS.admin, metrics: PORTS.metrics, health: PORTS.health };
   if (uninstall) {
-    return { node: '', nodeIp: '', controller: '', controllerCaFile: '', tokenFile: '', cgroupRoot: undefined, cgroupLayout: 'sandbox', bpffs, stateDir: '', outboundIp: '', trustDomain: DEFAULT_TRUST_DOMAIN, uninstall, listen };
+    return { node: '', nodeIp: '', controller: '', controllerCaFile: '', tokenFile: '', cgroupRoot: undefined, cgroupLayout: 'sandbox', bpffs, stateDir: '', outboundIp: '', trustDomain: DEFAULT_TRUST_DOMAIN, uninstall, transparentSource, listen };
   }
   const need = (flag: string, what: string) => {
     const x = v.get(flag);
@@ -96,6 +103,7 @@ export function parseAgentFlags(argv: string[], env: Readonly<Record<string, str
     outboundIp,
     trustDomain: v.get('--trust-domain') ?? DEFAULT_TRUST_DOMAIN,
     uninstall,
+    transparentSource,
     listen,
   };
 }

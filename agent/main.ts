@@ -26,6 +26,7 @@ import { IdentityManager } from './identity/manager.js';
 import { serveAdmin } from './admin/server.js';
 import { PolicyEnforcer } from './authz/enforcer.js';
 import { authzStage } from './authz/stage.js';
+import { nodeAddresses } from './authz/guard-sources.js';
 import { AuthzMetrics } from './authz/metrics.js';
 import { registerTrafficMetrics } from './traffic/metrics.js';
 import { trafficStatus } from './traffic/status.js';
@@ -34,6 +35,9 @@ import { AgentMetrics } from './metrics/agent-health.js';
 import { IstioMetrics } from './metrics/istio.js';
 import { serveMetrics } from './metrics/server.js';
 import { NodeProxy } from './proxy/proxy.js';
+import { transparentPodConnector, type PodConnector } from './proxy/transparent.js';
+import { setupTransparentRouting } from './proxy/transparent-routing.js';
+import { connectTcp } from './proxy/upstream.js';
 import { RedirectManager } from './redirect/manager.js';
 import { uninstallCapture } from './redirect/uninstall.js';
 import { CaptureSync } from './state/capture-sync.js';
@@ -102,6 +106,8 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
       pinDir: opts.bpffs,
       cgroupRoot: attachAt,
       proxy: { ...(v6 ? { ipv6: opts.outboundIp } : { ipv4: opts.outboundIp }), port: opts.listen.outbound },
+      // STRICT pods accept plaintext only from this node (where the proxy delivers from): all its addresses
+      guardSources: nodeAddresses(),
       logger: log,
     });
     cleanups.push(() => capture.close());
@@ -146,8 +152,13 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
     const authz = new PolicyEnforcer({ state, log: log.child('authz'), metrics: new AuthzMetrics(registry) });
     cleanups.push(() => authz.close());
     const istio = new IstioMetrics(registry);
+    // Transparent sources: pods see their callers' addresses; the STRICT guard knows the proxy's SYNs by
+    // the 4-tuples it registers in the capture maps
+    if (opts.transparentSource) setupTransparentRouting(log.child('transparent'));
+    const plainPodConnect: PodConnector = (c) => connectTcp(c.ip, c.port, c.timeoutMs);
     const proxy = new NodeProxy({
       stages: { authorizer: authzStage(authz) },
+      ...(opts.transparentSource ? { podConnect: transparentPodConnector(capture, plainPodConnect) } : {}),
       state,
       lookup: capture,
       certs: identity,

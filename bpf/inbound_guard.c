@@ -8,10 +8,15 @@
  *    (SYN-ACK and later segments) are never inspected, so a STRICT pod can still reach DNS, the API server
  *    or the outside world. Without an accepted SYN no connection exists, so later segments of a refused
  *    connection find no socket anyway.
- *  - "From the local node proxy" means: the source address is one of weft_guard_src (the agent puts the
- *    node proxy's addresses there), or loopback (the pod talking to itself).
+ *  - "From the local node proxy" means: the connection's 4-tuple is in weft_proxy_syn (the proxy registers
+ *    each connection it opens to a local pod, whatever source address it binds: with transparent sources
+ *    that is the caller's pod address), or the source address is one of weft_guard_src (the node's own
+ *    addresses, where a non-transparent proxy connects from), or loopback (the pod talking to itself).
  *  - IPv6 packets whose TCP header sits behind extension headers are dropped for STRICT pods: the node
  *    proxy never sends them, and skipping them would be a bypass.
+ *  - PeerAuthentication portLevelMtls: a pod flagged WEFT_POD_PORT_MODES has per-port modes in
+ *    weft_pod_ports (keyed by cgroup id and destination port) that replace its own mode for that port, so
+ *    a PERMISSIVE pod can have a STRICT port and a STRICT pod a PERMISSIVE one.
  * A dropped SYN looks like a filtered port to the client (it retries, then times out), which is the
  * behaviour of a firewall rather than an RST that advertises the port.
  */
@@ -57,6 +62,27 @@ static __always_inline int weft_allowed_source(__u32 family, const __u32 addr[4]
 	return bpf_map_lookup_elem(&weft_guard_src, &key) != 0;
 }
 
+/* 1 when the proxy registered this connection (weft_proxy_syn): peer = source, local = destination. */
+static __always_inline int weft_proxy_opened(struct __sk_buff *skb, __u32 family, const __u32 saddr[4], const __u32 daddr[4], __u32 tcp_off)
+{
+	__u16 ports[2] = {};
+	if (bpf_skb_load_bytes(skb, tcp_off, ports, sizeof(ports)) != 0)
+		return 0;
+	struct weft_tuple key = {};
+	key.peer[0] = saddr[0];
+	key.peer[1] = saddr[1];
+	key.peer[2] = saddr[2];
+	key.peer[3] = saddr[3];
+	key.local[0] = daddr[0];
+	key.local[1] = daddr[1];
+	key.local[2] = daddr[2];
+	key.local[3] = daddr[3];
+	key.peer_port = bpf_ntohs(ports[0]);
+	key.local_port = bpf_ntohs(ports[1]);
+	key.family = family;
+	return bpf_map_lookup_elem(&weft_proxy_syn, &key) != 0;
+}
+
 /* 1 when the TCP segment at byte offset `off` is an opening SYN. */
 static __always_inline int weft_is_opening_syn(struct __sk_buff *skb, __u32 off)
 {
@@ -72,12 +98,30 @@ static __always_inline int weft_drop(void)
 	return WEFT_DENY;
 }
 
+/* The mode for a connection to `port` of the pod: its per-port override, else the pod's own. */
+static __always_inline __u32 weft_port_mode(__u64 cg, const struct weft_pod *pod, struct __sk_buff *skb, __u32 tcp_off)
+{
+	if (!(pod->flags & WEFT_POD_PORT_MODES))
+		return pod->mode;
+	__u16 dport = 0;
+	if (bpf_skb_load_bytes(skb, tcp_off + 2, &dport, sizeof(dport)) != 0)
+		return pod->mode;
+	struct weft_pod_port key = {};
+	key.cgroup_id = cg;
+	key.port = bpf_ntohs(dport);
+	__u32 *m = bpf_map_lookup_elem(&weft_pod_ports, &key);
+	return m ? *m : pod->mode;
+}
+
 SEC("cgroup_skb/ingress")
 int weft_inbound_guard(struct __sk_buff *skb)
 {
 	__u64 cg = bpf_skb_cgroup_id(skb);
 	struct weft_pod *pod = bpf_map_lookup_elem(&weft_pods, &cg);
-	if (!pod || pod->mode != WEFT_MODE_STRICT)
+	if (!pod)
+		return WEFT_ALLOW;
+	/* nothing of this pod is STRICT: nothing to check (the common PERMISSIVE case costs one lookup) */
+	if (pod->mode != WEFT_MODE_STRICT && !(pod->flags & WEFT_POD_PORT_MODES))
 		return WEFT_ALLOW;
 
 	if (skb->protocol == bpf_htons(WEFT_ETH_P_IP)) {
@@ -86,11 +130,17 @@ int weft_inbound_guard(struct __sk_buff *skb)
 			return WEFT_ALLOW;
 		if (ip.protocol != WEFT_IPPROTO_TCP)
 			return WEFT_ALLOW;
-		if (!weft_is_opening_syn(skb, (ip.ver_ihl & 0x0f) * 4))
+		__u32 off = (ip.ver_ihl & 0x0f) * 4;
+		if (!weft_is_opening_syn(skb, off))
+			return WEFT_ALLOW;
+		if (weft_port_mode(cg, pod, skb, off) != WEFT_MODE_STRICT)
 			return WEFT_ALLOW;
 		if ((bpf_ntohl(ip.saddr) >> 24) == 127)
 			return WEFT_ALLOW;
 		__u32 src[4] = { ip.saddr, 0, 0, 0 };
+		__u32 dst[4] = { ip.daddr, 0, 0, 0 };
+		if (weft_proxy_opened(skb, WEFT_FAMILY_V4, src, dst, off))
+			return WEFT_ALLOW;
 		return weft_allowed_source(WEFT_FAMILY_V4, src) ? WEFT_ALLOW : weft_drop();
 	}
 
@@ -105,14 +155,20 @@ int weft_inbound_guard(struct __sk_buff *skb)
 		case 43: /* routing */
 		case 44: /* fragment */
 		case 60: /* destination options */
+			/* no port to judge by without walking the chain: drop (the pod, or one of its ports, is
+			 * STRICT, and the node proxy never sends these) */
 			return weft_drop();
 		default:
 			return WEFT_ALLOW; /* ICMPv6, UDP, ...: not plaintext TCP */
 		}
 		if (!weft_is_opening_syn(skb, sizeof(ip6)))
 			return WEFT_ALLOW;
+		if (weft_port_mode(cg, pod, skb, sizeof(ip6)) != WEFT_MODE_STRICT)
+			return WEFT_ALLOW;
 		if (ip6.saddr[0] == 0 && ip6.saddr[1] == 0 && ip6.saddr[2] == 0 && ip6.saddr[3] == bpf_htonl(1))
 			return WEFT_ALLOW; /* ::1 */
+		if (weft_proxy_opened(skb, WEFT_FAMILY_V6, ip6.saddr, ip6.daddr, sizeof(ip6)))
+			return WEFT_ALLOW;
 		return weft_allowed_source(WEFT_FAMILY_V6, ip6.saddr) ? WEFT_ALLOW : weft_drop();
 	}
 	return WEFT_ALLOW;

@@ -27,6 +27,8 @@ export interface Workload {
   hostNetwork: boolean;
   /** from PeerAuthentication; drives the inbound guard */
   mtlsMode: MtlsMode;
+  /** PeerAuthentication portLevelMtls of the workload's own policy: pod (target) port -> mode */
+  portMtls?: Record<string, MtlsMode>;
   /** name of the owning Deployment/ReplicaSet-derived workload, for metrics (source_workload) */
   workloadName: string;
 }

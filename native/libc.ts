@@ -12,6 +12,8 @@ export interface Libc {
   bind(fd: number, addr: Buffer, len: number): number;
   listen(fd: number, backlog: number): number;
   connect(fd: number, addr: Buffer, len: number): number;
+  getsockname(fd: number, addr: Buffer, len: Buffer): number;
+  poll(fds: Buffer, nfds: number, timeoutMs: number): number;
   setns(fd: number, nstype: number): number;
   mount(source: string, target: string, fstype: string, flags: number, data: null): number;
   umount2(target: string, flags: number): number;
@@ -37,6 +39,8 @@ export function libc(): Libc {
     bind: lib.func('int bind(int fd, const void *addr, uint32_t len)'),
     listen: lib.func('int listen(int fd, int backlog)'),
     connect: lib.func('int connect(int fd, const void *addr, uint32_t len)'),
+    getsockname: lib.func('int getsockname(int fd, void *addr, void *len)'),
+    poll: lib.func('int poll(void *fds, unsigned long nfds, int timeout)'),
     setns: lib.func('int setns(int fd, int nstype)'),
     mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data)'),
     umount2: lib.func('int umount2(const char *target, int flags)'),
@@ -50,6 +54,8 @@ export function libc(): Libc {
     bind: (fd, addr, len) => fns.bind(fd, addr, len) as number,
     listen: (fd, backlog) => fns.listen(fd, backlog) as number,
     connect: (fd, addr, len) => fns.connect(fd, addr, len) as number,
+    getsockname: (fd, addr, len) => fns.getsockname(fd, addr, len) as number,
+    poll: (fds, nfds, timeoutMs) => fns.poll(fds, nfds, timeoutMs) as number,
     setns: (fd, nstype) => fns.setns(fd, nstype) as number,
     mount: (s, t, f, flags, data) => fns.mount(s, t, f, flags, data) as number,
     umount2: (t, flags) => fns.umount2(t, flags) as number,

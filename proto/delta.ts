@@ -17,7 +17,7 @@ export function policyKey(p: CompiledPolicy): string {
 }
 
 function workloadToWire(w: Workload): WireWorkload {
-  return { ...w, labels: { ...w.labels } };
+  return { ...w, labels: { ...w.labels }, portMtls: { ...(w.portMtls ?? {}) } };
 }
 
 function workloadFromWire(w: WireWorkload): Workload {
@@ -32,6 +32,7 @@ function workloadFromWire(w: WireWorkload): Workload {
     meshed: w.meshed,
     hostNetwork: w.hostNetwork,
     mtlsMode: (w.mtlsMode || 'PERMISSIVE') as MtlsMode,
+    ...(w.portMtls && Object.keys(w.portMtls).length > 0 ? { portMtls: { ...w.portMtls } as Record<string, MtlsMode> } : {}),
     workloadName: w.workloadName,
   };
 }

@@ -104,6 +104,8 @@ export function agentArgv(plan: Plan, node: NodePlan, files: MeshFiles): string[
     '--bpffs', node.bpffs,
     '--state-dir', node.stateDir,
     '--outbound-ip', node.ip,
+    // pods see their callers' addresses (policy routing in this node's netns, which Weft created)
+    '--transparent-source',
   ];
 }
 

@@ -34,6 +34,8 @@ export interface PolicyEnforcerOptions {
 const describe = (ctx: AuthorizeContext) =>
   `${ctx.sourcePrincipal ?? ctx.sourceIp ?? 'unknown source'} → ${ctx.destination.namespace}/${ctx.destination.name}:${ctx.destinationPort}${ctx.request ? ` ${ctx.request.method} ${ctx.request.path}` : ''}`;
 
+const ALLOWED: AuthorizeDecision = Object.freeze({ allow: true });
+
 export class PolicyEnforcer {
   private table: AuthzTable;
   private nextId = 1;
@@ -63,6 +65,9 @@ export class PolicyEnforcer {
   readonly authorize: Authorizer = (ctx) => this.decide(ctx);
 
   decide(ctx: AuthorizeContext): AuthorizeDecision {
+    const wp = this.table.forWorkload(ctx.destination.uid);
+    // nothing selects the workload and no watch asked for: allowed, nothing to report or remember
+    if (!ctx.revoke && wp.deny.length === 0 && wp.allow.length === 0 && wp.audit.length === 0 && wp.dryRun.length === 0) return ALLOWED;
     const input: AuthzInput = {
       principal: ctx.sourcePrincipal,
       sourceIp: ctx.sourceIp,
@@ -70,7 +75,6 @@ export class PolicyEnforcer {
       destinationPort: ctx.destinationPort,
       ...(ctx.request ? { http: ctx.request } : {}),
     };
-    const wp = this.table.forWorkload(ctx.destination.uid);
     const d = evaluate(wp, input);
     this.report(d, ctx, 'admission');
     if (!d.allow) return { allow: false, reason: d.policy ? `denied by AuthorizationPolicy ${d.policy}` : 'no ALLOW policy matched', ...(d.policy ? { policy: d.policy } : {}) };
@@ -82,6 +86,26 @@ export class PolicyEnforcer {
       out.release = () => void this.watched.delete(id);
     }
     return out;
+  }
+
+  /**
+   * Re-decides an open connection or request with the table in force (the pipeline's live registry, on a
+   * new config version): not counted as an admission; a denial is counted and logged as a revocation.
+   */
+  recheck(ctx: AuthorizeContext): AuthorizeDecision {
+    const input: AuthzInput = {
+      principal: ctx.sourcePrincipal,
+      sourceIp: ctx.sourceIp,
+      destinationIp: ctx.destinationIp ?? ctx.destination.ips[0] ?? '',
+      destinationPort: ctx.destinationPort,
+      ...(ctx.request ? { http: ctx.request } : {}),
+    };
+    const d = evaluate(this.table.forWorkload(ctx.destination.uid), input);
+    if (d.allow) return d.policy ? { allow: true, policy: d.policy } : ALLOWED;
+    this.o.metrics?.decision(d.policy ?? '', d.reason === 'denied_by_policy' ? 'DENY' : 'ALLOW', 'deny');
+    if (d.policy) this.count(d.policy).deny++;
+    if (!ctx.request) this.o.metrics?.deniedConnection(d.policy ?? '', 'revoked');
+    return { allow: false, reason: d.reason, ...(d.policy ? { policy: d.policy } : {}) };
   }
 
   private count(policy: string): PolicyCounts {
@@ -124,7 +148,7 @@ export class PolicyEnforcer {
       this.watched.delete(id);
       closed++;
       const policy = d.policy;
-      this.o.log.warn('open connection closed: a new policy denies it', { policy: policy ?? null, reason: d.reason, connection: w.what, version: this.table.version });
+      this.o.log.warn('open connection closed: now denied by policy', { policy: policy ?? null, reason: d.reason, connection: w.what, version: this.table.version });
       this.o.metrics?.decision(policy ?? '', d.reason === 'denied_by_policy' ? 'DENY' : 'ALLOW', 'deny');
       if (policy) this.count(policy).deny++;
       if (!w.input.http) this.o.metrics?.deniedConnection(policy ?? '', 'revoked');

@@ -50,31 +50,52 @@ export interface AuthzDecision extends Verdict {
   dryRun?: Verdict;
 }
 
-/** The attributes derived once per input, shared by every rule. */
-interface Derived {
-  in: AuthzInput;
-  namespace: string | undefined;
-  serviceAccount: string | undefined;
-  src: Uint8Array | undefined;
-  dst: Uint8Array | undefined;
+/** The attributes derived once per input, shared by every rule; addresses parsed only if a rule needs them. */
+class Derived {
+  private srcBytes: Uint8Array | undefined | null = null;
+  private dstBytes: Uint8Array | undefined | null = null;
+  readonly namespace: string | undefined;
+  readonly serviceAccount: string | undefined;
+
+  constructor(readonly in_: AuthzInput) {
+    const id = identityParts(in_.principal);
+    this.namespace = id.namespace;
+    this.serviceAccount = id.serviceAccount;
+  }
+
+  get in(): AuthzInput {
+    return this.in_;
+  }
+
+  get src(): Uint8Array | undefined {
+    if (this.srcBytes === null) this.srcBytes = this.in_.sourceIp ? addressBytes(this.in_.sourceIp) : undefined;
+    return this.srcBytes;
+  }
+
+  get dst(): Uint8Array | undefined {
+    if (this.dstBytes === null) this.dstBytes = addressBytes(this.in_.destinationIp);
+    return this.dstBytes;
+  }
 }
+
+const NO_IDENTITY: { namespace?: string; serviceAccount?: string } = Object.freeze({});
+/** a node sees few identities: parse each once (bounded, cleared when full) */
+const identities = new Map<string, { namespace?: string; serviceAccount?: string }>();
 
 /** spiffe://td/ns/NS/sa/SA -> NS, NS/SA */
 function identityParts(principal: string | undefined): { namespace?: string; serviceAccount?: string } {
-  if (!principal) return {};
+  if (!principal) return NO_IDENTITY;
+  let p = identities.get(principal);
+  if (p) return p;
   const m = /^spiffe:\/\/[^/]+\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(principal);
-  return m ? { namespace: m[1]!, serviceAccount: `${m[1]}/${m[2]}` } : {};
+  p = m ? { namespace: m[1]!, serviceAccount: `${m[1]}/${m[2]}` } : NO_IDENTITY;
+  if (identities.size >= 4096) identities.clear();
+  identities.set(principal, p);
+  return p;
 }
 
 export function derive(input: AuthzInput): Derived {
-  const id = identityParts(input.principal);
-  return {
-    in: input,
-    namespace: id.namespace,
-    serviceAccount: id.serviceAccount,
-    src: input.sourceIp ? addressBytes(input.sourceIp) : undefined,
-    dst: addressBytes(input.destinationIp),
-  };
+  return new Derived(input);
 }
 
 function sourceMatches(s: PreparedSource, d: Derived): boolean {
@@ -167,7 +188,11 @@ function verdict(deny: readonly PreparedPolicy[], allow: readonly PreparedPolicy
   return { allow: false, reason: 'no_allow_matched' };
 }
 
+const NO_POLICY: AuthzDecision = Object.freeze({ allow: true, reason: 'no_policy', audited: Object.freeze([]) as unknown as string[] }) as AuthzDecision;
+
 export function evaluate(wp: WorkloadPolicies, input: AuthzInput): AuthzDecision {
+  // the common case: nothing selects the workload
+  if (wp.deny.length === 0 && wp.allow.length === 0 && wp.audit.length === 0 && wp.dryRun.length === 0) return NO_POLICY;
   const d = derive(input);
   const v = verdict(wp.deny, wp.allow, d);
   const audited: string[] = [];

@@ -1,13 +1,11 @@
 // The pipeline's Authorizer stage (agent/pipeline/stages.ts) over the PolicyEnforcer: maps the pipeline's
 // connection and request contexts to the evaluator's input. Admission decisions go through the enforcer
 // (metrics, audit and dry-run reports); re-evaluation of open connections on a new config version (the
-// pipeline's LiveRegistry) evaluates the enforcer's current table directly, so it is not counted as a new
-// admission.
+// pipeline's LiveRegistry) goes through enforcer.recheck: not a new admission, a denial counted as revoked.
 import type { ConnectionContext, RequestContext } from '../pipeline/context.js';
 import type { AuthzDecision, Authorizer } from '../pipeline/stages.js';
 import type { AuthorizeContext, AuthorizeDecision, AuthorizeRequest } from '../proxy/authorize.js';
 import type { PolicyEnforcer } from './enforcer.js';
-import { evaluate, type AuthzInput } from './evaluate.js';
 
 const ALLOW: AuthzDecision = Object.freeze({ allow: true });
 
@@ -51,16 +49,7 @@ export function authzStage(enforcer: PolicyEnforcer): () => Authorizer {
       const conn = isReq ? ctx.connection : ctx;
       if (!isReq && conn.protocol !== 'tcp') return ALLOW;
       const c = legacy(conn, isReq ? ctx : undefined);
-      if (!c) return ALLOW;
-      const input: AuthzInput = {
-        principal: c.sourcePrincipal,
-        sourceIp: c.sourceIp,
-        destinationIp: c.destination.ips[0] ?? '',
-        destinationPort: c.destinationPort,
-        ...(c.request ? { http: c.request } : {}),
-      };
-      const d = evaluate(enforcer.current().forWorkload(c.destination.uid), input);
-      return d.allow ? ALLOW : { allow: false, ...(d.policy ? { policy: d.policy } : {}) };
+      return c ? toDecision(enforcer.recheck(c)) : ALLOW;
     },
   });
 }

@@ -16,6 +16,7 @@ import type { DestinationResolver, LabelWorkload } from './destination.js';
 import { TunnelPeerError } from './errors.js';
 import { relay, type RelayOptions } from './relay.js';
 import { handshakeReason, sniFor, spiffeIdsOf, trustDomainOf } from './spiffe.js';
+import type { PodConnector } from './transparent.js';
 import { connectTcp } from './upstream.js';
 
 export interface InboundOptions {
@@ -29,6 +30,8 @@ export interface InboundOptions {
   log: Logger;
   relay: RelayOptions;
   connectTimeoutMs: number;
+  /** connects to the local pod (transparent.ts: from the caller's address); default plain TCP from the node */
+  podConnect?: PodConnector;
   streamWindow: number;
   connectionWindow: number;
   maxFrameSize: number;
@@ -159,13 +162,14 @@ export class InboundTunnel {
       return this.refuse(stream, 403, 'identity_mismatch', { authority, served: peer.servedId, destination: dstId, principal: peer.principal });
     }
     const socket = stream.session!.socket;
+    const forwarded = this.forwardedSource(headers['forwarded'], peer.principal);
     const ctx = newConnectionContext({
       side: 'destination',
       // Until this side parses the requests a stream carries (headers[PROTOCOL_HEADER] says which), every
       // stream is decided as a connection, on its L4 attributes.
       protocol: 'tcp',
       // The source is known by its certificate (cross node); its address from Forwarded when the peer may speak for it.
-      source: sourceFromPeer(peer.principal, this.forwardedSource(headers['forwarded'], peer.principal) ?? socket?.remoteAddress ?? ''),
+      source: sourceFromPeer(peer.principal, forwarded ?? socket?.remoteAddress ?? ''),
       original: { ip, port },
       service: undefined,
       destination: w,
@@ -184,7 +188,8 @@ export class InboundTunnel {
 
     let pod;
     try {
-      pod = await connectTcp(ip, port, this.o.connectTimeoutMs);
+      // transparent (when enabled): from the caller's pod address, when the peer may speak for it
+      pod = this.o.podConnect ? await this.o.podConnect({ sourceIp: forwarded, ip, port, timeoutMs: this.o.connectTimeoutMs }) : await connectTcp(ip, port, this.o.connectTimeoutMs);
     } catch (err) {
       return this.refuse(stream, 503, 'connect_failed', { authority, error: err });
     }

@@ -22,6 +22,7 @@ import { Outbound } from './outbound.js';
 import { TunnelPool, type TunnelAddress } from './pool.js';
 import type { KernelSplicer, RelayOptions } from './relay.js';
 import { Upstreams } from './upstream.js';
+import type { PodConnector } from './transparent.js';
 
 export interface ListenAddress {
   host: string;
@@ -70,6 +71,8 @@ export interface NodeProxyOptions {
   agentMetrics: AgentMetrics;
   /** the pipeline's stage factories (default: agent/pipeline/wiring.ts); tests replace some */
   stages?: Partial<StageFactories>;
+  /** connects to local pods; default plain TCP from the node (transparent.ts: from the caller's address) */
+  podConnect?: PodConnector;
   splicer?: KernelSplicer;
   outbound: ListenAddress;
   inbound: ListenAddress;
@@ -108,7 +111,7 @@ export class NodeProxy {
       connectionWindow: limits.connectionWindow,
       maxFrameSize: limits.maxFrameSize,
     });
-    const upstreams = new Upstreams({ pool: this.pool, log, metrics: o.agentMetrics, connectTimeoutMs: limits.connectTimeoutMs, tunnelAddress });
+    const upstreams = new Upstreams({ pool: this.pool, log, metrics: o.agentMetrics, connectTimeoutMs: limits.connectTimeoutMs, tunnelAddress, ...(o.podConnect ? { podConnect: o.podConnect } : {}) });
     const common = { pipeline: this.pipeline, upstreams, metrics: o.metrics, agentMetrics: o.agentMetrics, connections: this.connections };
     this.http1 = new Http1Proxy({ ...common, resolver, log: log.child('http1'), relay: relayOpts, maxHeaderSize: limits.maxHeaderSize, keepAliveTimeoutMs: limits.keepAliveTimeoutMs, maxSocketsPerEndpoint: limits.maxSocketsPerEndpoint });
     this.http2 = new Http2Proxy({
@@ -146,6 +149,7 @@ export class NodeProxy {
       log: log.child('inbound'),
       relay: relayOpts,
       connectTimeoutMs: limits.connectTimeoutMs,
+      ...(o.podConnect ? { podConnect: o.podConnect } : {}),
       streamWindow: limits.streamWindow,
       connectionWindow: limits.connectionWindow,
       maxFrameSize: limits.maxFrameSize,

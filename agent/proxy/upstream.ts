@@ -11,12 +11,15 @@ import type { ConnectionContext } from '../pipeline/context.js';
 import type { Route } from './destination.js';
 import { UpstreamError } from './errors.js';
 import type { TunnelAddress, TunnelPool } from './pool.js';
+import type { PodConnector } from './transparent.js';
 
 export interface UpstreamOptions {
   pool: TunnelPool;
   log: Logger;
   metrics: AgentMetrics;
   connectTimeoutMs: number;
+  /** connects to a pod on this node (transparent.ts: from the caller's address); default plain TCP from the node */
+  podConnect?: PodConnector;
   /** where a node's tunnel listener is (production: node ip, 15008; tests: anything) */
   tunnelAddress: (node: NodeInfo) => TunnelAddress;
 }
@@ -68,6 +71,7 @@ export class Upstreams {
    */
   open(ctx: ConnectionContext, route: Route, protocol: 'tcp' | 'http1' | 'h2' = 'tcp'): Promise<Duplex> {
     if (route.kind === 'tunnel') return this.tunnelStream(ctx, route, protocol);
+    if (route.kind === 'local' && this.opts.podConnect) return this.opts.podConnect({ sourceIp: sourceIpFor(ctx, route.ip), ip: route.ip, port: route.port, timeoutMs: this.opts.connectTimeoutMs });
     return connectTcp(route.ip, route.port, this.opts.connectTimeoutMs);
   }
 }

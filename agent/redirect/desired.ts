@@ -15,6 +15,8 @@ export interface DesiredPod {
   cgroupId: bigint;
   uid: string;
   mode: MtlsMode;
+  /** PeerAuthentication portLevelMtls: ports whose mode differs from the pod's */
+  ports?: { port: number; mode: MtlsMode }[];
 }
 
 export interface DesiredRedirect {
@@ -41,7 +43,11 @@ export function desiredFromMesh(config: MeshConfig, nodeName: string, resolver: 
     }
     if (seenCgroups.has(cg.id)) continue;
     seenCgroups.add(cg.id);
-    pods.push({ cgroupId: cg.id, uid: w.uid, mode: w.mtlsMode });
+    const ports = Object.entries(w.portMtls ?? {})
+      .map(([port, mode]) => ({ port: Number(port), mode }))
+      .filter((p) => p.mode !== w.mtlsMode)
+      .sort((a, b) => a.port - b.port);
+    pods.push({ cgroupId: cg.id, uid: w.uid, mode: w.mtlsMode, ...(ports.length ? { ports } : {}) });
   }
 
   const meshedIps = new Set<string>();

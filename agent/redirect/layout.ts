@@ -19,7 +19,12 @@ export const MAPS = {
   origByTuple: 'weft_orig_tup',
   guardSources: 'weft_guard_src',
   counters: 'weft_counters',
+  podPorts: 'weft_pod_ports',
+  proxySyn: 'weft_proxy_syn',
 } as const;
+
+/** weft_pod.flags bits (WEFT_POD_* in maps.h) */
+export const POD_FLAGS = { portModes: 1 } as const;
 
 /** WEFT_MODE_* in maps.h */
 export const GUARD_MODE = { PERMISSIVE: 0, STRICT: 1, DISABLE: 2 } as const;
@@ -80,15 +85,34 @@ export const configCodec: Codec<CaptureConfig> = {
 
 export interface PodEntry {
   mode: number;
+  /** POD_FLAGS bits; 0 when absent */
+  flags?: number;
 }
 
 export const podCodec: Codec<PodEntry> = {
   size: 8,
   encode(v, b, o = 0) {
     b.writeUInt32LE(v.mode, o);
-    b.writeUInt32LE(0, o + 4);
+    b.writeUInt32LE((v.flags ?? 0) >>> 0, o + 4);
   },
-  decode: (b, o = 0) => ({ mode: b.readUInt32LE(o) }),
+  decode: (b, o = 0) => ({ mode: b.readUInt32LE(o), flags: b.readUInt32LE(o + 4) }),
+};
+
+// ---- weft_pod_ports -----------------------------------------------------------------------------
+
+export interface PodPortKey {
+  cgroupId: bigint;
+  port: number;
+}
+
+export const podPortCodec: Codec<PodPortKey> = {
+  size: 16,
+  encode(v, b, o = 0) {
+    b.fill(0, o, o + 16);
+    b.writeBigUInt64LE(v.cgroupId, o);
+    b.writeUInt16LE(port(v.port, `pod port of cgroup ${v.cgroupId}`), o + 8);
+  },
+  decode: (b, o = 0) => ({ cgroupId: b.readBigUInt64LE(o), port: b.readUInt16LE(o + 8) }),
 };
 
 // ---- weft_dests ---------------------------------------------------------------------------------

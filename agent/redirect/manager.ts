@@ -16,6 +16,7 @@ import { CaptureError } from './errors.js';
 import {
   GUARD_MODE,
   MAPS,
+  POD_FLAGS,
   TUPLE_SIZE,
   addrCodec,
   configCodec,
@@ -23,12 +24,14 @@ import {
   flagsCodec,
   origCodec,
   podCodec,
+  podPortCodec,
   tupleCodec,
   type CaptureConfig,
   type CounterName,
   type GuardMode,
   type OrigEntry,
   type PodEntry,
+  type PodPortKey,
   type DestKey,
   type TupleKey,
 } from './layout.js';
@@ -69,6 +72,8 @@ export interface EnrolledPod {
   cgroupId: bigint;
   uid: string;
   mode: GuardMode;
+  /** PeerAuthentication portLevelMtls: modes of ports that differ from the pod's */
+  ports?: { port: number; mode: GuardMode }[];
 }
 
 export interface ReconcileResult {
@@ -101,6 +106,8 @@ export class RedirectManager implements ConnectionLookup {
   private readonly origByCookie: BpfMap<bigint, OrigEntry>;
   private readonly origByTuple: BpfMap<TupleKey, OrigEntry>;
   private readonly guardSources: BpfMap<string, number>;
+  private readonly podPorts: BpfMap<PodPortKey, number>;
+  private readonly proxySyn: BpfMap<TupleKey, number>;
   private readonly counters: BpfMap<number, bigint>;
   private readonly uids = new Map<bigint, string>();
   private readonly lookupKey = Buffer.alloc(TUPLE_SIZE);
@@ -123,6 +130,8 @@ export class RedirectManager implements ConnectionLookup {
     this.origByCookie = open(MAPS.origByCookie, u64, origCodec);
     this.origByTuple = open(MAPS.origByTuple, tupleCodec, origCodec);
     this.guardSources = open(MAPS.guardSources, addrCodec, flagsCodec);
+    this.podPorts = open(MAPS.podPorts, podPortCodec, u32);
+    this.proxySyn = open(MAPS.proxySyn, tupleCodec, flagsCodec);
     this.counters = open(MAPS.counters, u32, u64);
   }
 
@@ -175,18 +184,27 @@ export class RedirectManager implements ConnectionLookup {
   // ---- pods -------------------------------------------------------------------------------------
 
   enroll(pod: EnrolledPod): void {
-    this.pods.update(pod.cgroupId, { mode: GUARD_MODE[pod.mode] });
+    // per-port modes first, then the flag that makes the guard read them: never a flag without its ports
+    const ports = pod.ports ?? [];
+    const want = new Map(ports.map((p) => [p.port, GUARD_MODE[p.mode]]));
+    for (const k of this.podPorts.keys()) if (k.cgroupId === pod.cgroupId && !want.has(k.port)) this.podPorts.delete(k);
+    for (const [port, mode] of want) this.podPorts.update({ cgroupId: pod.cgroupId, port }, mode);
+    this.pods.update(pod.cgroupId, { mode: GUARD_MODE[pod.mode], flags: want.size > 0 ? POD_FLAGS.portModes : 0 });
     this.uids.set(pod.cgroupId, pod.uid);
   }
 
   /** False when the cgroup was not enrolled. */
   unenroll(cgroupId: bigint): boolean {
     this.uids.delete(cgroupId);
-    return this.pods.delete(cgroupId);
+    const was = this.pods.delete(cgroupId);
+    for (const k of this.podPorts.keys()) if (k.cgroupId === cgroupId) this.podPorts.delete(k);
+    return was;
   }
 
   enrolled(): EnrolledPod[] {
-    return this.pods.entries().map(([cgroupId, v]) => ({ cgroupId, uid: this.uids.get(cgroupId) ?? '', mode: modeName(v.mode) }));
+    const ports = new Map<bigint, { port: number; mode: GuardMode }[]>();
+    for (const [k, v] of this.podPorts.entries()) ports.set(k.cgroupId, [...(ports.get(k.cgroupId) ?? []), { port: k.port, mode: modeName(v) }]);
+    return this.pods.entries().map(([cgroupId, v]) => ({ cgroupId, uid: this.uids.get(cgroupId) ?? '', mode: modeName(v.mode), ...(ports.has(cgroupId) ? { ports: ports.get(cgroupId)!.sort((a, b) => a.port - b.port) } : {}) }));
   }
 
   // ---- destinations -----------------------------------------------------------------------------
@@ -222,6 +240,10 @@ export class RedirectManager implements ConnectionLookup {
   reconcile(desired: DesiredRedirect): ReconcileResult {
     for (const p of desired.pods) {
       if (!(p.mode in GUARD_MODE)) throw new WeftConfigError(`pod ${p.uid}`, `mode ${String(p.mode)} is not STRICT, PERMISSIVE or DISABLE`);
+      for (const pp of p.ports ?? []) {
+        if (!(pp.mode in GUARD_MODE)) throw new WeftConfigError(`pod ${p.uid} port ${pp.port}`, `mode ${String(pp.mode)} is not STRICT, PERMISSIVE or DISABLE`);
+        podPortCodec.encode({ cgroupId: p.cgroupId, port: pp.port }, Buffer.alloc(podPortCodec.size));
+      }
     }
     for (const d of desired.destinations) destCodec.encode(d, Buffer.alloc(destCodec.size));
     const result: ReconcileResult = { enrolled: 0, unenrolled: 0, modeChanged: 0, destinationsAdded: 0, destinationsRemoved: 0 };
@@ -233,7 +255,7 @@ export class RedirectManager implements ConnectionLookup {
         result.unenrolled++;
         continue;
       }
-      if (v.mode !== GUARD_MODE[p.mode]) result.modeChanged++;
+      if (v.mode !== GUARD_MODE[p.mode] || (v.flags ?? 0) !== ((p.ports?.length ?? 0) > 0 ? POD_FLAGS.portModes : 0)) result.modeChanged++;
       this.enroll(p); // refreshes the uid after a restart too
       want.delete(id);
     }
@@ -246,6 +268,18 @@ export class RedirectManager implements ConnectionLookup {
     result.destinationsRemoved = d.removed;
     if (result.enrolled + result.unenrolled + result.modeChanged + d.added + d.removed > 0) this.logger.info('capture reconciled', { ...result });
     return result;
+  }
+
+  // ---- connections the proxy opens to local pods (STRICT guard, transparent sources) ----------------
+
+  /** The proxy is about to connect sourceIp:sourcePort -> ip:port: the STRICT guard admits that SYN. */
+  register(s: { sourceIp: string; sourcePort: number; ip: string; port: number }): void {
+    this.proxySyn.update({ peerIp: s.sourceIp, peerPort: s.sourcePort, localIp: s.ip, localPort: s.port }, 0);
+  }
+
+  /** The handshake is over (or failed): the entry is no longer needed. */
+  forget(s: { sourceIp: string; sourcePort: number; ip: string; port: number }): void {
+    this.proxySyn.delete({ peerIp: s.sourceIp, peerPort: s.sourcePort, localIp: s.ip, localPort: s.port });
   }
 
   // ---- the proxy's lookup -----------------------------------------------------------------------
@@ -334,7 +368,7 @@ export class RedirectManager implements ConnectionLookup {
     if (this.closed) return;
     this.closed = true;
     if (this.sweeper) clearInterval(this.sweeper);
-    for (const m of [this.config, this.pods, this.dests, this.origByCookie, this.origByTuple, this.guardSources, this.counters]) m.close();
+    for (const m of [this.config, this.pods, this.dests, this.origByCookie, this.origByTuple, this.guardSources, this.podPorts, this.proxySyn, this.counters]) m.close();
   }
 
   /** Detach every program and remove every pin of this instance; the manager is closed afterwards. */

@@ -1,7 +1,7 @@
 // The bpffs pin directory of one Weft capture instance, and the programs attached from it.
 //
 // Layout of <pinDir> (e.g. /sys/fs/bpf/weft/<instance>), flat:
-//   weft_config weft_pods weft_dests weft_orig_ck weft_orig_tup weft_guard_src weft_counters   (maps)
+//   weft_config weft_pods weft_pod_ports weft_dests weft_orig_ck weft_orig_tup weft_guard_src weft_counters (maps)
 //   link_connect4 link_connect6 link_sockops link_inbound_guard                              (bpf_links)
 // Pinned links keep the programs attached, and pinned maps keep their contents, while no agent runs; a
 // new agent re-opens them instead of loading anew, so traffic is redirected across restarts.

@@ -39,9 +39,12 @@ struct {
 #define WEFT_MODE_STRICT 1
 #define WEFT_MODE_DISABLE 2
 
+/* weft_pod.flags */
+#define WEFT_POD_PORT_MODES 1 /* weft_pod_ports holds per-port modes for this pod (portLevelMtls) */
+
 struct weft_pod {
 	__u32 mode;  /* WEFT_MODE_*: drives the inbound guard */
-	__u32 flags; /* reserved, 0 */
+	__u32 flags; /* WEFT_POD_*; 0 = none */
 };
 
 struct {
@@ -51,6 +54,24 @@ struct {
 	__type(value, struct weft_pod);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weft_pods SEC(".maps");
+
+/* ---- per-port guard modes: (cgroup id, port) -> WEFT_MODE_* ----------------------------------------
+ * PeerAuthentication portLevelMtls: the mode of a pod's port where it differs from the pod's. Only looked
+ * up for pods whose weft_pod.flags has WEFT_POD_PORT_MODES, so pods without overrides pay nothing. */
+struct weft_pod_port {
+	__u64 cgroup_id;
+	__u16 port; /* the pod's (target) port, host order */
+	__u16 pad;
+	__u32 pad2;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct weft_pod_port);
+	__type(value, __u32); /* WEFT_MODE_* */
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_pod_ports SEC(".maps");
 
 /* ---- mesh destinations: (family, address, port) -> flags --------------------------------------- */
 
@@ -116,6 +137,20 @@ struct {
 	__type(value, struct weft_orig);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weft_orig_tup SEC(".maps");
+
+/* ---- inbound guard: connections the node proxy is opening to local pods ---------------------------
+ * With transparent sources the pod sees the real caller's address, so the guard cannot recognise the
+ * proxy's SYN by its source address. The proxy registers each connection it opens to a local pod, as the
+ * pod will see it (peer = the source address the proxy bound, local = the pod's address), between bind and
+ * connect, and deletes it once connected: only the opening SYN is judged. A pod cannot add entries, so no
+ * source address is trusted for this. LRU bounds what a crashing proxy leaves behind. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct weft_tuple);
+	__type(value, __u32); /* reserved flags, 0 */
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_proxy_syn SEC(".maps");
 
 /* ---- inbound guard: source addresses that count as "the local node proxy" ------------------------ */
 

@@ -71,29 +71,41 @@ export function podIsWorkload(pod: KubeObject): boolean {
   return !!(pod.spec as PodSpec | undefined)?.nodeName && status?.phase !== 'Succeeded' && status?.phase !== 'Failed';
 }
 
-/** PeerAuthentication precedence: workload selector > namespace-wide > mesh-wide (root namespace) > PERMISSIVE */
+/**
+ * PeerAuthentication precedence: workload selector > namespace-wide > mesh-wide (root namespace) > PERMISSIVE.
+ * A selector policy without spec.mtls (only portLevelMtls) leaves the workload-level mode to its parent; its
+ * port-level modes still apply to the workloads it selects (Istio).
+ */
 export class MtlsIndex {
   private readonly byNs = new Map<string, KubeObject[]>();
   private readonly meshWide: KubeObject | undefined;
 
   constructor(peerAuthentications: KubeObject[], rootNamespace: string) {
-    // a PeerAuthentication without spec.mtls (only portLevelMtls) leaves the workload-level mode to its parent
-    const withMode = peerAuthentications.filter((p) => modeOf(p) !== undefined).sort((a, b) => cmp(a.metadata.name, b.metadata.name));
-    this.meshWide = withMode.find((p) => p.metadata.namespace === rootNamespace && !selectorOf(p));
-    for (const p of withMode) this.byNs.set(p.metadata.namespace!, [...(this.byNs.get(p.metadata.namespace!) ?? []), p]);
+    const sorted = [...peerAuthentications].sort((a, b) => cmp(a.metadata.name, b.metadata.name));
+    this.meshWide = sorted.find((p) => p.metadata.namespace === rootNamespace && !selectorOf(p) && modeOf(p) !== undefined);
+    for (const p of sorted) this.byNs.set(p.metadata.namespace!, [...(this.byNs.get(p.metadata.namespace!) ?? []), p]);
   }
 
   modeFor(ns: string, labels: Labels): MtlsMode {
+    return this.resolve(ns, labels).mode;
+  }
+
+  /** the workload's mode and, from its own (selector) policy, the ports whose mode is set per port */
+  resolve(ns: string, labels: Labels): { mode: MtlsMode; ports?: Record<string, MtlsMode> } {
     const inNs = this.byNs.get(ns) ?? [];
     const specific = inNs.find((p) => matches(selectorOf(p), labels));
-    if (specific) return modeOf(specific)!;
-    const nsWide = inNs.find((p) => !selectorOf(p));
-    if (nsWide) return modeOf(nsWide)!;
-    return this.meshWide ? modeOf(this.meshWide)! : 'PERMISSIVE';
+    const nsWide = inNs.find((p) => !selectorOf(p) && modeOf(p) !== undefined);
+    const mode = (specific && modeOf(specific)) ?? (nsWide && modeOf(nsWide)) ?? (this.meshWide && modeOf(this.meshWide)) ?? 'PERMISSIVE';
+    const levels = specific ? portLevelOf(specific) : undefined;
+    if (!levels || Object.keys(levels).length === 0) return { mode };
+    const ports: Record<string, MtlsMode> = {};
+    for (const [port, v] of Object.entries(levels)) ports[port] = v.mode;
+    return { mode, ports };
   }
 }
 const modeOf = (p: KubeObject) => (p.spec as { mtls?: { mode?: MtlsMode } } | undefined)?.mtls?.mode;
 const selectorOf = (p: KubeObject) => (p.spec as { selector?: { matchLabels?: Labels } } | undefined)?.selector?.matchLabels;
+const portLevelOf = (p: KubeObject) => (p.spec as { portLevelMtls?: Record<string, { mode: MtlsMode }> } | undefined)?.portLevelMtls;
 
 export interface WorkloadContext {
   opts: TranslateOptions;
@@ -110,6 +122,7 @@ export function workloadOf(pod: KubeObject, ctx: WorkloadContext): Workload | un
   const labels = pod.metadata.labels ?? {};
   const hostNetwork = spec.hostNetwork === true;
   const own = ns === ctx.opts.rootNamespace || labels['app.kubernetes.io/part-of'] === 'weft';
+  const mtls = ctx.mtls.resolve(ns, labels);
   return {
     uid: pod.metadata.uid ?? `${ns}/${pod.metadata.name}`,
     namespace: ns,
@@ -120,7 +133,8 @@ export function workloadOf(pod: KubeObject, ctx: WorkloadContext): Workload | un
     labels: { ...labels },
     meshed: ctx.nsLabels(ns)?.[MESH_NAMESPACE_LABEL] === MESH_NAMESPACE_ENABLED && !hostNetwork && !own,
     hostNetwork,
-    mtlsMode: ctx.mtls.modeFor(ns, labels),
+    mtlsMode: mtls.mode,
+    ...(mtls.ports ? { portMtls: mtls.ports } : {}),
     workloadName: workloadNameOf(pod),
   };
 }

@@ -91,3 +91,44 @@ t.test('a second installation into the same pin directory at another cgroup is r
   );
   t.equal(mgr!.enrolled().length, 1, 'the running installation is untouched');
 });
+
+t.test('portLevelMtls: a port whose mode differs from the pod\'s follows its own mode', async (t) => {
+  const second = spawnIn(pod.cgroupPath, pod.netnsPath, process.execPath, [client, 'serve', '::', '8081']);
+  t.teardown(() => void second.kill('SIGKILL'));
+  await new Promise<void>((resolve, reject) => {
+    second.stdout!.once('data', () => resolve());
+    second.once('exit', (code) => reject(new Error(`second pod server exited ${code}`)));
+  });
+  const to = (port: number, connectTimeout: number) =>
+    runIn(lab.strangerCgroup, lab.nodeNetnsPath, 'curl', ['-sS', '--connect-timeout', String(connectTimeout), '--max-time', String(connectTimeout + 5), '--interface', pod.otherIpv4, `http://${pod.ipv4}:${port}/`]);
+  const reconcile = (mode: 'STRICT' | 'PERMISSIVE', ports: { port: number; mode: 'STRICT' | 'PERMISSIVE' | 'DISABLE' }[]) =>
+    mgr!.reconcile({ pods: [{ cgroupId: pod.cgroupId, uid: pod.uid, mode, ports }], destinations: [] });
+
+  reconcile('STRICT', [{ port: 8080, mode: 'PERMISSIVE' }]);
+  t.same(mgr!.enrolled()[0]!.ports, [{ port: 8080, mode: 'PERMISSIVE' }], 'the override is in the kernel map');
+  t.equal((await to(8080, 5)).stdout, 'pod-ok', 'STRICT pod, PERMISSIVE port 8080: plaintext accepted');
+  t.equal((await to(8081, 1)).code, 28, 'STRICT pod, port 8081 without override: dropped');
+
+  reconcile('PERMISSIVE', [{ port: 8081, mode: 'STRICT' }]);
+  t.equal((await to(8080, 5)).stdout, 'pod-ok', 'PERMISSIVE pod, port 8080: accepted');
+  t.equal((await to(8081, 1)).code, 28, 'PERMISSIVE pod, STRICT port 8081: dropped');
+  const viaProxy = await runIn(lab.strangerCgroup, lab.nodeNetnsPath, 'curl', ['-sS', '--max-time', '10', '--interface', pod.nodeIpv4, `http://${pod.ipv4}:8081/`]);
+  t.equal(viaProxy.stdout, 'pod-ok', `the node proxy address still reaches the STRICT port: ${viaProxy.stderr}`);
+
+  reconcile('STRICT', []);
+  t.equal(mgr!.enrolled()[0]!.ports, undefined, 'overrides removed with the policy');
+  t.equal((await to(8080, 1)).code, 28, 'STRICT everywhere again');
+});
+
+t.test('STRICT: a SYN the proxy registered (weft_proxy_syn) is admitted whatever its source address', async (t) => {
+  enroll('STRICT');
+  const from = (localPort: number, connectTimeout: number) =>
+    runIn(lab.strangerCgroup, lab.nodeNetnsPath, 'curl', ['-sS', '--connect-timeout', String(connectTimeout), '--max-time', String(connectTimeout + 5), '--interface', pod.otherIpv4, '--local-port', String(localPort), `http://${pod.ipv4}:8080/`]);
+  const syn = { sourceIp: pod.otherIpv4, sourcePort: 41001, ip: pod.ipv4, port: 8080 };
+  mgr!.register(syn);
+  const ok = await from(41001, 5);
+  t.equal(ok.stdout, 'pod-ok', `registered 4-tuple accepted: ${ok.stderr}`);
+  mgr!.forget(syn);
+  const dropped = await from(41002, 1);
+  t.equal(dropped.code, 28, 'same source address, unregistered 4-tuple: dropped');
+});

@@ -10,6 +10,8 @@ import { ObjectStore } from '../../controller/store/object-store.js';
 import { crdObjectSchema } from '../../controller/store/crd-schemas.js';
 import { translate } from '../../controller/translate/mesh-config.js';
 import type { AuthzEntry } from '../../common/policy.js';
+import { applyUpdate, snapshotUpdate } from '../../proto/delta.js';
+import type { ConfigUpdate__Output } from '../../proto/generated/weft/v1/ConfigUpdate.js';
 
 const newStore = () => new ObjectStore(new KindRegistry(BUILTIN_KINDS), silentLogger);
 const ap = (spec: Record<string, unknown>, extra: Record<string, unknown> = {}): KubeObject =>
@@ -115,4 +117,25 @@ t.test('one schema: the built-in kinds carry the CRD schemas of daemonset/crds',
     const k = BUILTIN_KINDS.find((x) => x.kind === kind)!;
     t.same(k.schema, crdObjectSchema(file), kind);
   }
+});
+
+t.test('PeerAuthentication: portLevelMtls reaches the workload; a selector policy without mtls inherits the mode', async (t) => {
+  const s = newStore();
+  s.upsert({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', labels: { 'weft.io/mesh': 'enabled' } } } as KubeObject, 'test');
+  const podOf = (name: string, app: string): KubeObject =>
+    ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'shop', uid: name, labels: { app } }, spec: { nodeName: 'n1', containers: [{ name: 'c' }] }, status: { phase: 'Running', podIP: `10.98.1.${name.length}` } }) as KubeObject;
+  s.upsert(podOf('db', 'db'), 'test');
+  s.upsert(podOf('webx', 'web'), 'test');
+  s.upsert({ ...pa({ mtls: { mode: 'STRICT' } }), metadata: { name: 'ns-strict', namespace: 'shop' } } as KubeObject, 'test');
+  s.upsert({ ...pa({ selector: { matchLabels: { app: 'db' } }, portLevelMtls: { '9100': { mode: 'PERMISSIVE' } } }), metadata: { name: 'db-metrics', namespace: 'shop' } } as KubeObject, 'test');
+  const cfg = translate(s, { trustDomain: 'cluster.local', rootNamespace: 'weft-system' }, 1);
+  const db = cfg.workloads.find((w) => w.name === 'db')!;
+  const web = cfg.workloads.find((w) => w.name === 'webx')!;
+  t.equal(db.mtlsMode, 'STRICT', 'inherited from the namespace policy');
+  t.same(db.portMtls, { '9100': 'PERMISSIVE' });
+  t.equal(web.mtlsMode, 'STRICT');
+  t.equal(web.portMtls, undefined);
+  const back = applyUpdate(undefined, JSON.parse(JSON.stringify(snapshotUpdate(cfg, 'B'))) as ConfigUpdate__Output);
+  t.same(back.config.workloads.find((w) => w.name === 'db')!.portMtls, { '9100': 'PERMISSIVE' }, 'carried on the config stream');
+  t.equal(back.config.workloads.find((w) => w.name === 'webx')!.portMtls, undefined);
 });

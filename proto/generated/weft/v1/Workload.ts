@@ -14,6 +14,7 @@ export interface Workload {
   'hostNetwork'?: (boolean);
   'mtlsMode'?: (string);
   'workloadName'?: (string);
+  'portMtls'?: ({[key: string]: string});
 }
 
 export interface Workload__Output {
@@ -28,4 +29,5 @@ export interface Workload__Output {
   'hostNetwork': (boolean);
   'mtlsMode': (string);
   'workloadName': (string);
+  'portMtls': ({[key: string]: string});
 }

@@ -1,0 +1,446 @@
+// Authorization and PeerAuthentication end to end, on a real two-node sandbox with unmodified clients (curl,
+// plain Node sockets): policies are applied to the running controller with `weft apply` and removed with
+// `weft delete`, and each must change what the callers see, same node and across nodes, within a second.
+//   e2e (meshed):  near (node-1), far (node-2): the server fixture; client, prober (node-1), carol (node-2)
+//   e2e2 (meshed): eve (node-1)
+//   outside:       outsider (node-1), outsider2 (node-2): not in the mesh
+import t, { type Test } from 'tap';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseAllDocuments } from 'yaml';
+
+import { startSandbox, uniqueSandboxId, type ExecResult, type SandboxHandle } from '../../sandbox/api.js';
+import type { SandboxStatus } from '../../sandbox/status.js';
+import { weft } from '../helpers/sandbox.js';
+import { weftBin } from '../helpers/paths.js';
+import { scrapeAll, sum } from './mesh-probe.js';
+import { PORTS } from './fixtures/protocol.js';
+import { NS, writeSpec } from './spec.js';
+
+const NODE = process.execPath;
+const dir = mkdtempSync(join(tmpdir(), 'weft-authz-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+
+const sleeper = (ns: string, name: string, sa: string, node: string) => `
+apiVersion: v1
+kind: ServiceAccount
+metadata: { name: ${sa}, namespace: ${ns} }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: ${name}, namespace: ${ns}, labels: { app: ${name} } }
+spec:
+  nodeName: ${node}
+  serviceAccountName: ${sa}
+  containers: [{ name: main, command: [sleep, infinity] }]
+`;
+const { spec: base } = await writeSpec(dir);
+const SPEC = [
+  base,
+  `apiVersion: v1
+kind: Namespace
+metadata: { name: e2e2, labels: { weft.io/mesh: enabled } }
+`,
+  sleeper(NS, 'carol', 'carol', 'node-2'),
+  sleeper('e2e2', 'eve', 'eve', 'node-1'),
+  sleeper('outside', 'outsider2', 'other', 'node-2'),
+  // near's HTTP port declared opaque: same-node traffic takes the L4 path (per connection)
+  `apiVersion: v1
+kind: Service
+metadata: { name: near-raw, namespace: ${NS} }
+spec:
+  selector: { app: near }
+  ports: [{ name: raw, port: 8080, targetPort: ${PORTS.http}, appProtocol: tcp }]
+`,
+].join('---\n');
+
+// A TCP client in a few lines: connect, read the server's banner, hold the connection open for `hold` ms
+// (or until the peer closes it), print what happened with wall-clock times. `retry`: keep trying every 50 ms
+// until a banner arrives (measures when access comes back).
+const PROBE = `
+const net = require('net');
+const [host, port, hold, retry] = process.argv.slice(1);
+const deadline = Date.now() + Number(hold);
+function once() {
+  const out = { start: Date.now() };
+  const s = net.connect({ host, port: Number(port) });
+  let data = '';
+  s.setEncoding('utf8');
+  s.on('connect', () => (out.connected = Date.now()));
+  s.on('data', (d) => { data += d; if (!out.bannerAt && data.includes('\\n')) { out.bannerAt = Date.now(); out.banner = data.trim(); console.log(JSON.stringify({ event: 'banner', at: out.bannerAt })); } });
+  s.on('error', (e) => (out.error = e.code));
+  const timer = setTimeout(() => { out.held = true; s.destroy(); }, Math.max(0, deadline - Date.now()));
+  s.on('close', () => {
+    clearTimeout(timer);
+    out.closedAt = Date.now();
+    if (retry === '1' && !out.bannerAt && Date.now() < deadline) {
+      console.log(JSON.stringify({ event: 'refused', at: Date.now() }));
+      return setTimeout(once, 50);
+    }
+    console.log(JSON.stringify(out));
+  });
+}
+once();
+`;
+
+const id = uniqueSandboxId();
+function down(): void {
+  const r = weft(['sandbox', 'down', '--id', id], { timeoutMs: 180_000 });
+  if (r.status !== 0) console.error(`sandbox down --id ${id} failed: ${r.stderr}`);
+}
+t.teardown(down);
+const fqdn = (svc: string) => `${svc}.${NS}.svc.cluster.local`;
+
+async function setUp(): Promise<{ sb: SandboxHandle; status: SandboxStatus }> {
+  try {
+    const sb = await startSandbox({ id, spec: SPEC, nodes: 2 });
+    const status = sb.status();
+    if (!status.mesh.enabled) throw new Error(`sandbox ${id} came up without the mesh: ${status.mesh.reason}`);
+    for (const dest of ['near', 'far']) {
+      let r: ExecResult | undefined;
+      for (let i = 0; i < 60; i++) {
+        r = await sb.exec(`${NS}/client`, ['curl', '-sS', '--max-time', '10', `http://${fqdn(dest)}/`], { timeoutMs: 60_000 });
+        if (r.code === 0 && r.stdout.includes(`"pod":"${dest}"`)) break;
+        await sleep(500);
+      }
+      if (r?.code !== 0) throw new Error(`${dest} never answered through the mesh: ${r?.stderr}`);
+    }
+    return { sb, status };
+  } catch (err) {
+    down();
+    throw err;
+  }
+}
+const { sb, status } = await setUp();
+const controllerUrl = status.controller.web!.replace(/\/$/, '');
+const metricsUrls = Object.fromEntries(status.nodes.map((n) => [n.name, n.agent.metrics!]));
+const podIp = (ns: string, name: string) => status.pods.find((p) => p.namespace === ns && p.name === name)!.ip;
+const agentLog = (node: string) => readFileSync(status.nodes.find((n) => n.name === node)!.agent.log!, 'utf8');
+
+/**
+ * Applies (or deletes) YAML objects through the controller's admin API, as `weft apply -f` does (the first
+ * test uses the CLI itself); resolves when the controller accepted them, which is when "applied" is timed.
+ */
+async function kubectl(verb: 'apply' | 'delete', yaml: string): Promise<number> {
+  const items = parseAllDocuments(yaml).map((d) => d.toJS() as unknown).filter(Boolean);
+  const res = await fetch(`${controllerUrl}/api/v1/${verb}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ apiVersion: 'v1', kind: 'List', items }) });
+  const at = Date.now();
+  if (!res.ok) throw new Error(`${verb}: HTTP ${res.status} ${await res.text()}`);
+  return at;
+}
+
+let seq = 0;
+function weftCli(verb: 'apply' | 'delete', yaml: string): void {
+  const f = join(dir, `obj-${seq++}.yaml`);
+  writeFileSync(f, yaml);
+  const r = weft([verb, '-f', f, '--controller', controllerUrl], { timeoutMs: 60_000 });
+  if (r.status !== 0) throw new Error(`weft ${verb}: ${r.stderr}`);
+}
+
+/** weft_config_version of every agent */
+async function configVersions(): Promise<Record<string, number>> {
+  const s = await scrapeAll(metricsUrls);
+  return Object.fromEntries(Object.entries(s).map(([n, samples]) => [n, sum(samples, 'weft_config_version', {})]));
+}
+
+/** polls until every agent runs a newer config than `before`; returns when (ms epoch) */
+async function versionsAbove(before: Record<string, number>, timeoutMs = 20_000): Promise<number> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const now = await configVersions();
+    if (Object.entries(before).every(([n, v]) => (now[n] ?? 0) > v)) return Date.now();
+    await sleep(50);
+  }
+  throw new Error('agents never got the new config');
+}
+
+/** the policy in force on both nodes: wait until every agent runs the controller's newest version */
+async function settle(): Promise<void> {
+  await sleep(1000);
+}
+
+interface Http {
+  code: number;
+  body: string;
+}
+async function curl(from: string, url: string, extra: string[] = []): Promise<Http> {
+  const r = await sb.exec(from, ['curl', '-sS', '--max-time', '10', '-o', '-', '-w', '\n%{http_code}', ...extra, url], { timeoutMs: 30_000 });
+  const lines = r.stdout.split('\n');
+  return { code: Number(lines.pop()), body: lines.join('\n') };
+}
+
+interface ProbeOut {
+  start: number;
+  connected?: number;
+  bannerAt?: number;
+  banner?: string;
+  error?: string;
+  held?: boolean;
+  closedAt: number;
+}
+/** The probe, streaming: resolves `banner` as soon as the connection is up, `done` when it ends. */
+function probeLive(from: string, host: string, port: number, holdMs: number, retry = false): { banner: Promise<number>; refused: Promise<number>; done: Promise<ProbeOut> } {
+  const child = spawn(NODE, [weftBin, 'sandbox', 'exec', '--id', id, from, '--', NODE, '-e', PROBE, host, String(port), String(holdMs), retry ? '1' : '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let buf = '';
+  let onBanner: (at: number) => void = () => {};
+  let onRefused: (at: number) => void = () => {};
+  const banner = new Promise<number>((resolve) => (onBanner = resolve));
+  const refused = new Promise<number>((resolve) => (onRefused = resolve));
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    buf += d;
+    const m = /\{"event":"banner","at":(\d+)\}/.exec(buf);
+    if (m) onBanner(Number(m[1]));
+    const r = /\{"event":"refused","at":(\d+)\}/.exec(buf);
+    if (r) onRefused(Number(r[1]));
+  });
+  const done = new Promise<ProbeOut>((resolve, reject) => {
+    child.on('close', () => {
+      const last = buf.trim().split('\n').pop() ?? '';
+      try {
+        resolve(JSON.parse(last) as ProbeOut);
+      } catch {
+        reject(new Error(`probe printed ${buf}`));
+      }
+    });
+  });
+  return { banner, refused, done };
+}
+
+async function probe(from: string, host: string, port: number, holdMs: number, retry = false): Promise<ProbeOut> {
+  const r = await sb.exec(from, [NODE, '-e', PROBE, host, String(port), String(holdMs), retry ? '1' : '0'], { timeoutMs: holdMs + 30_000 });
+  if (r.code !== 0) throw new Error(`probe failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as ProbeOut;
+}
+
+const policy = (name: string, spec: string, ns = NS, annotations = '') => `apiVersion: weft.io/v1alpha1
+kind: AuthorizationPolicy
+metadata:
+  name: ${name}
+  namespace: ${ns}
+${annotations}
+spec:
+${spec}
+`;
+
+async function withPolicy(t: Test, yaml: string, body: () => Promise<void>, cli = false): Promise<void> {
+  if (cli) weftCli('apply', yaml);
+  else await kubectl('apply', yaml);
+  await settle();
+  try {
+    await body();
+  } finally {
+    if (cli) weftCli('delete', yaml);
+    else await kubectl('delete', yaml);
+    await settle();
+  }
+}
+
+const near = `http://${fqdn('near')}/`;
+const far = `http://${fqdn('far')}/`;
+
+t.test('ALLOW by principal: one service account 200, another 403 (same node: per request; cross node)', async (t) => {
+  const yaml = policy('near-from-client', `  selector: { matchLabels: { app: near } }
+  action: ALLOW
+  rules:
+    - from: [{ source: { principals: [cluster.local/ns/${NS}/sa/client] } }]`) +
+    '---\n' +
+    policy('far-from-client', `  selector: { matchLabels: { app: far } }
+  action: ALLOW
+  rules:
+    - from: [{ source: { principals: ["spiffe://cluster.local/ns/${NS}/sa/client"] } }]`);
+  await withPolicy(t, yaml, async () => {
+    t.equal((await curl(`${NS}/client`, near)).code, 200, 'client → near (same node): 200');
+    const denied = await curl(`${NS}/prober`, near);
+    t.equal(denied.code, 403, 'prober → near (same node): 403');
+    t.equal(denied.body, 'RBAC: access denied', 'Envoy-compatible body');
+    t.equal((await curl(`${NS}/client`, far)).code, 200, 'client → far (cross node): 200');
+    const farDenied = await curl(`${NS}/prober`, far);
+    t.equal(farDenied.code, 403, 'prober → far (cross node, refused by the destination node): 403');
+    t.equal(farDenied.body, 'RBAC: access denied');
+    t.match(agentLog('node-2'), /inbound stream refused.*"reason":"denied"/, 'the destination node refused it');
+  }, true);
+  t.equal((await curl(`${NS}/prober`, near)).code, 200, 'deleted: prober → near 200 again');
+});
+
+t.test('DENY by path and by method; a when on a request header (same node, per request on one connection)', async (t) => {
+  const yaml = policy('near-deny', `  selector: { matchLabels: { app: near } }
+  action: DENY
+  rules:
+    - to: [{ operation: { paths: [/admin, /admin/*] } }]
+    - to: [{ operation: { methods: [DELETE] } }]
+    - when: [{ key: "request.headers[x-debug]", values: ["1"] }]`);
+  await withPolicy(t, yaml, async () => {
+    // one curl, one kept-alive connection, four requests: each is judged on its own
+    const r = await sb.exec(`${NS}/client`, ['curl', '-sS', '--max-time', '10', '-w', '%{http_code} %{num_connects}\n', ...[near, `${near}admin/x`, near, `${near}admin`].flatMap((u) => ['-o', '/dev/null', u])], { timeoutMs: 30_000 });
+    t.same(r.stdout.trim().split('\n'), ['200 1', '403 0', '200 0', '403 0'], 'GET / 200, /admin/x 403, / 200, /admin 403 on one connection');
+    t.equal((await curl(`${NS}/client`, near, ['-X', 'DELETE'])).code, 403, 'DELETE 403');
+    t.equal((await curl(`${NS}/client`, near, ['-X', 'POST', '-d', 'x'])).code, 200, 'POST 200');
+    t.equal((await curl(`${NS}/client`, near, ['-H', 'x-debug: 1'])).code, 403, 'x-debug: 1 → 403');
+    t.equal((await curl(`${NS}/client`, near, ['-H', 'x-debug: 2'])).code, 200, 'x-debug: 2 → 200');
+  });
+});
+
+t.test('notNamespaces: callers from another namespace refused', async (t) => {
+  const yaml = policy('near-not-e2e2', `  selector: { matchLabels: { app: near } }
+  action: ALLOW
+  rules:
+    - from: [{ source: { notNamespaces: [e2e2] } }]`);
+  await withPolicy(t, yaml, async () => {
+    t.equal((await curl(`${NS}/client`, near)).code, 200, 'e2e/client 200');
+    t.equal((await curl('e2e2/eve', near)).code, 403, 'e2e2/eve 403');
+  });
+});
+
+t.test('L4 ALLOW on a plain TCP service: one caller through, another reset before a byte', async (t) => {
+  const yaml = policy('banner-l4', `  selector: { matchLabels: { app: far } }
+  action: ALLOW
+  rules:
+    - from: [{ source: { principals: [cluster.local/ns/${NS}/sa/client] } }]
+      to: [{ operation: { ports: ["${PORTS.banner}"] } }]`);
+  await withPolicy(t, yaml, async () => {
+    const ok = await probe(`${NS}/client`, fqdn('far'), 26, 1500);
+    t.match(ok.banner, /far weft-e2e ready/, 'client reads the banner (cross node)');
+    const refused = await probe(`${NS}/prober`, fqdn('far'), 26, 1500);
+    t.notOk(refused.banner, 'prober never sees a byte of the pod');
+    t.equal(refused.error, 'ECONNRESET', 'prober is reset');
+    const before = await scrapeAll(metricsUrls);
+    t.ok(sum(before['node-2']!, 'weft_authz_denied_connections_total', { reason: 'admission' }) >= 1, 'node-2 counted the denied connection');
+  });
+});
+
+t.test('live: an open TCP connection is closed within 1 s of a denying policy; deleting it restores access within 1 s', async (t) => {
+  for (const [dest, where] of [['far', 'cross node'], ['near', 'same node']] as const) {
+    const yaml = policy(`deny-client-${dest}`, `  selector: { matchLabels: { app: ${dest} } }
+  action: DENY
+  rules:
+    - from: [{ source: { principals: [cluster.local/ns/${NS}/sa/client] } }]`);
+    const open = probeLive(`${NS}/client`, fqdn(dest), 26, 30_000);
+    // the connection is up (the pod's banner arrived) before the policy is applied
+    await Promise.race([open.banner, open.done]);
+    await sleep(300);
+    const v0 = await configVersions();
+    const sent = Date.now();
+    const applied = await kubectl('apply', yaml);
+    const inForce = await versionsAbove(v0);
+    t.comment(`${where}: new config in force on every node ${inForce - applied} ms after the controller accepted the policy`);
+    const out = await open.done;
+    t.ok(out.bannerAt && out.bannerAt < sent, `${where}: the connection was open before the policy`);
+    t.notOk(out.held, `${where}: closed by the proxy, not by the probe`);
+    t.ok(out.closedAt >= sent, `${where}: open until the policy was sent`);
+    const ms = out.closedAt - applied;
+    // the close can come before the API's answer reaches the test (publish and ACK race the response)
+    t.ok(ms < 1000, `${where}: closed ${ms} ms after the controller accepted the policy`);
+    const node = dest === 'far' ? 'node-2' : 'node-1';
+    const logged = t.match(agentLog(node), new RegExp(`open connection closed: now denied by policy.*"policy":"${NS}/deny-client-${dest}"`), `${where}: log line names the policy`);
+    if (!logged) t.comment(agentLog(node).split('\n').slice(-40).join('\n'));
+    const back = probeLive(`${NS}/client`, fqdn(dest), 26, 30_000, true);
+    await Promise.race([back.refused, back.done]); // still denied: the probe is retrying
+    const deleted = await kubectl('delete', yaml);
+    const again = await back.done;
+    t.ok(again.bannerAt, `${where}: access restored`);
+    t.ok(again.bannerAt! - deleted < 1000, `${where}: restored ${again.bannerAt! - deleted} ms after the delete`);
+  }
+});
+
+t.test('AUDIT and dry run change nothing but are reported', async (t) => {
+  const yaml =
+    policy('audit-all', `  action: AUDIT
+  rules: [{}]`) +
+    '---\n' +
+    policy('dry-deny', `  selector: { matchLabels: { app: near } }
+  action: DENY
+  rules: [{}]`, NS, `  annotations: { weft.io/dry-run: "true" }`);
+  await withPolicy(t, yaml, async () => {
+    const before = await scrapeAll(metricsUrls);
+    t.equal((await curl(`${NS}/client`, near)).code, 200, 'request allowed');
+    await sleep(300);
+    const after = await scrapeAll(metricsUrls);
+    const d = (labels: Record<string, string>) => sum(after['node-1']!, 'weft_authz_decisions_total', labels) - sum(before['node-1']!, 'weft_authz_decisions_total', labels);
+    t.ok(d({ policy: `${NS}/audit-all`, action: 'AUDIT', decision: 'audit' }) >= 1, 'AUDIT counted');
+    t.ok(d({ policy: `${NS}/dry-deny`, action: 'DENY', decision: 'dry_run_deny' }) >= 1, 'dry-run DENY counted as would-deny');
+    t.match(agentLog('node-1'), /authorization dry run.*"policy":"e2e\/dry-deny","wouldAllow":false/, 'dry run logged');
+  });
+});
+
+t.test('PeerAuthentication STRICT: meshed callers served same node and cross node, plaintext from outside the mesh dropped', async (t) => {
+  const yaml = `apiVersion: weft.io/v1alpha1
+kind: PeerAuthentication
+metadata: { name: strict, namespace: ${NS} }
+spec:
+  mtls: { mode: STRICT }
+`;
+  const direct = (ip: string) => `http://${ip}:${PORTS.http}/`;
+  t.equal((await curl('outside/outsider', direct(podIp(NS, 'near')))).code, 200, 'control: PERMISSIVE lets the outsider in');
+  await kubectl('apply', yaml);
+  await settle();
+  try {
+    t.equal((await curl(`${NS}/client`, near)).code, 200, 'meshed, same node: 200');
+    t.equal((await curl(`${NS}/client`, far)).code, 200, 'meshed, cross node: 200');
+    t.equal((await curl('e2e2/eve', far)).code, 200, 'meshed from another namespace: 200');
+    for (const [from, to] of [['outside/outsider', 'near'], ['outside/outsider', 'far'], ['outside/outsider2', 'far']] as const) {
+      const r = await sb.exec(from, ['curl', '-sS', '--connect-timeout', '2', '-o', '/dev/null', '-w', '%{http_code}', direct(podIp(NS, to))], { timeoutMs: 30_000 });
+      t.not(r.code, 0, `${from} → ${to} in plaintext: refused (${r.stderr.trim()})`);
+    }
+  } finally {
+    await kubectl('delete', yaml);
+    await settle();
+  }
+  t.equal((await curl('outside/outsider', direct(podIp(NS, 'near')))).code, 200, 'deleted: the outsider gets in again');
+});
+
+t.test('PeerAuthentication portLevelMtls: a STRICT workload keeps one port PERMISSIVE', async (t) => {
+  const yaml = `apiVersion: weft.io/v1alpha1
+kind: PeerAuthentication
+metadata: { name: near-strict, namespace: ${NS} }
+spec:
+  selector: { matchLabels: { app: near } }
+  mtls: { mode: STRICT }
+  portLevelMtls:
+    "${PORTS.h2c}": { mode: PERMISSIVE }
+`;
+  await kubectl('apply', yaml);
+  await settle();
+  try {
+    const h1 = await sb.exec('outside/outsider', ['curl', '-sS', '--connect-timeout', '2', `http://${podIp(NS, 'near')}:${PORTS.http}/`], { timeoutMs: 30_000 });
+    t.not(h1.code, 0, `port ${PORTS.http} (STRICT): plaintext dropped`);
+    const h2 = await sb.exec('outside/outsider', ['curl', '-sS', '--http2-prior-knowledge', '--max-time', '10', `http://${podIp(NS, 'near')}:${PORTS.h2c}/`], { timeoutMs: 30_000 });
+    t.equal(h2.code, 0, `port ${PORTS.h2c} (PERMISSIVE): plaintext served ${h2.stderr}`);
+    t.equal((await curl(`${NS}/client`, near)).code, 200, 'meshed caller still served on the STRICT port');
+  } finally {
+    await kubectl('delete', yaml);
+    await settle();
+  }
+});
+
+t.test('source address preserved: the destination pod sees the caller\'s pod IP', async (t) => {
+  const clientIp = podIp(NS, 'client');
+  const seen = (body: string) => String((JSON.parse(body) as { remote?: string }).remote).replace(/^::ffff:/, '');
+  const cross = await curl(`${NS}/client`, far);
+  t.equal(cross.code, 200);
+  t.equal(seen(cross.body), clientIp, `far (cross node) sees ${clientIp}`);
+  const same = await curl(`${NS}/client`, `http://${fqdn('near-raw')}:8080/`);
+  t.equal(same.code, 200);
+  t.equal(seen(same.body), clientIp, `near (same node, L4) sees ${clientIp}`);
+  // and STRICT still admits the proxy's connections, known by their 4-tuple rather than their source address
+  const yaml = `apiVersion: weft.io/v1alpha1
+kind: PeerAuthentication
+metadata: { name: strict, namespace: ${NS} }
+spec:
+  mtls: { mode: STRICT }
+`;
+  await kubectl('apply', yaml);
+  await settle();
+  try {
+    const c = await curl(`${NS}/client`, far);
+    t.equal(c.code, 200, 'STRICT + transparent, cross node: 200');
+    t.equal(seen(c.body), clientIp, 'with the caller\'s address');
+    const s2 = await curl(`${NS}/client`, `http://${fqdn('near-raw')}:8080/`);
+    t.equal(s2.code, 200, 'STRICT + transparent, same node: 200');
+  } finally {
+    await kubectl('delete', yaml);
+    await settle();
+  }
+});
