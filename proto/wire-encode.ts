@@ -117,6 +117,13 @@ function writeWorkload(w: Writer, x: Workload, withLabels: boolean): void {
   w.bool(9, x.hostNetwork);
   w.string(10, x.mtlsMode);
   w.string(11, x.workloadName);
+  // port_mtls (PeerAuthentication portLevelMtls): map<string, string> entries, like labels
+  for (const [k, v] of Object.entries(x.portMtls ?? {})) {
+    w.message(12, (e) => {
+      e.element(1, k);
+      e.element(2, v);
+    });
+  }
 }
 
 function writeService(w: Writer, s: Service): void {

@@ -15,10 +15,10 @@ import { parseAllDocuments } from 'yaml';
 import { startSandbox, uniqueSandboxId, type ExecResult, type SandboxHandle } from '../../sandbox/api.js';
 import type { SandboxStatus } from '../../sandbox/status.js';
 import { weft } from '../helpers/sandbox.js';
-import { weftBin } from '../helpers/paths.js';
+import { repoRoot, weftBin } from '../helpers/paths.js';
 import { scrapeAll, sum } from './mesh-probe.js';
 import { PORTS } from './fixtures/protocol.js';
-import { NS, writeSpec } from './spec.js';
+import { FIXTURES, NS, writeSpec } from './spec.js';
 
 const NODE = process.execPath;
 const dir = mkdtempSync(join(tmpdir(), 'weft-authz-'));
@@ -47,6 +47,38 @@ metadata: { name: e2e2, labels: { weft.io/mesh: enabled } }
   sleeper(NS, 'carol', 'carol', 'node-2'),
   sleeper('e2e2', 'eve', 'eve', 'node-1'),
   sleeper('outside', 'outsider2', 'other', 'node-2'),
+  // daemonset/examples/authorizationpolicy.yaml's world: namespace shop with cart and its callers (node-1)
+  `apiVersion: v1
+kind: Namespace
+metadata: { name: shop, labels: { weft.io/mesh: enabled } }
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: { name: cart, namespace: shop }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: cart, namespace: shop, labels: { app: cart } }
+spec:
+  nodeName: node-1
+  serviceAccountName: cart
+  containers:
+    - name: server
+      command: [${NODE}, ${FIXTURES.server}]
+      env:
+        - { name: POD, value: cart }
+        - { name: TLS_CERT, value: ${join(dir, 'tls.crt')} }
+        - { name: TLS_KEY, value: ${join(dir, 'tls.key')} }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: cart, namespace: shop }
+spec:
+  selector: { app: cart }
+  ports: [{ name: http, port: 8080, targetPort: ${PORTS.http}, appProtocol: http }]
+`,
+  sleeper('shop', 'frontend', 'frontend', 'node-1'),
+  sleeper('shop', 'intruder', 'intruder', 'node-1'),
   // near's HTTP port declared opaque: same-node traffic takes the L4 path (per connection)
   `apiVersion: v1
 kind: Service
@@ -443,4 +475,31 @@ spec:
     await kubectl('delete', yaml);
     await settle();
   }
+});
+
+t.test('daemonset/examples/authorizationpolicy.yaml does what its comments say (same node: per request)', async (t) => {
+  const yaml = readFileSync(join(repoRoot, 'daemonset', 'examples', 'authorizationpolicy.yaml'), 'utf8');
+  const cart = 'http://cart.shop.svc.cluster.local:8080';
+  await withPolicy(t, yaml, async () => {
+    const before = await scrapeAll(metricsUrls);
+    // cart-allow-frontend: only the frontend, only GET/POST under /cart/ on 8080
+    t.equal((await curl('shop/frontend', `${cart}/cart/1`)).code, 200, 'frontend GET /cart/1: 200');
+    t.equal((await curl('shop/frontend', `${cart}/cart/1`, ['-X', 'POST', '-d', 'x'])).code, 200, 'frontend POST /cart/1: 200');
+    t.equal((await curl('shop/frontend', `${cart}/cart/1`, ['-X', 'DELETE'])).code, 403, 'frontend DELETE /cart/1: 403 (method not allowed)');
+    t.equal((await curl('shop/frontend', `${cart}/checkout`)).code, 403, 'frontend GET /checkout: 403 (path not allowed)');
+    t.equal((await curl('shop/intruder', `${cart}/cart/1`)).code, 403, 'another service account of shop: 403');
+    // cart-deny-admin: admin paths denied to everyone; x-debug from outside shop/monitoring denied
+    t.equal((await curl('shop/frontend', `${cart}/admin`)).code, 403, 'frontend GET /admin: 403');
+    t.equal((await curl('e2e2/eve', `${cart}/cart/1`, ['-H', 'x-debug: 1'])).code, 403, 'foreign caller with x-debug: 403');
+    // audit-foreign-callers: calls from outside shop are marked, nothing blocked by it
+    t.equal((await curl('e2e2/eve', `${cart}/cart/1`)).code, 403, 'foreign caller without x-debug: 403 (not the frontend), audited');
+    await sleep(300);
+    const after = await scrapeAll(metricsUrls);
+    const audit = { policy: 'shop/audit-foreign-callers', action: 'AUDIT', decision: 'audit' };
+    t.ok(sum(after['node-1']!, 'weft_authz_decisions_total', audit) - sum(before['node-1']!, 'weft_authz_decisions_total', audit) >= 2, 'the foreign calls were audited');
+    const denyAdmin = { policy: 'shop/cart-deny-admin', action: 'DENY', decision: 'deny' };
+    t.ok(sum(after['node-1']!, 'weft_authz_decisions_total', denyAdmin) - sum(before['node-1']!, 'weft_authz_decisions_total', denyAdmin) >= 2, 'cart-deny-admin counted its denials');
+    const l7 = { response_code: '403', destination_workload: 'cart' };
+    t.ok(sum(after['node-1']!, 'istio_requests_total', l7) - sum(before['node-1']!, 'istio_requests_total', l7) >= 5, 'istio_requests_total{response_code="403"} counts the L7 denials');
+  });
 });
