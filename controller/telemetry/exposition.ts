@@ -32,7 +32,7 @@ export function parseExposition(text: string, keep?: (name: string) => boolean):
       let m: RegExpExecArray | null;
       let pos = re.lastIndex;
       while ((m = re.exec(line))) {
-        labels[m[1]!] = unescape(m[2]!);
+        labels[m[1]!] = m[2]!.includes('\\') ? unescape(m[2]!) : m[2]!;
         pos = re.lastIndex; // a failed sticky exec resets lastIndex to 0
       }
       const close = line.indexOf('}', pos);

@@ -69,12 +69,15 @@ export class AgentScraper {
     for (const n of this.history.keys()) if (!live.has(n)) this.history.delete(n);
     await Promise.all(
       targets.map(async (t) => {
+        // the time the scrape started, as Prometheus stamps its samples: a slow answer (a busy agent) must not
+        // shorten the window its counters are divided by
+        const at = this.now();
         try {
           const text = await this.fetchText(t.url, this.o.timeoutMs ?? 3000);
           const samples = new Map<string, Sample>();
           for (const s of parseExposition(text, (n) => KEEP.has(n))) samples.set(seriesKey(s.name, s.labels), s);
           const h = this.history.get(t.node) ?? [];
-          h.push({ at: this.now(), samples });
+          h.push({ at, samples });
           const horizon = this.now() - (this.o.historyMs ?? 10 * 60_000);
           while (h.length > 2 && h[0]!.at < horizon) h.shift();
           this.history.set(t.node, h);

@@ -4,6 +4,8 @@
 // so agent-supplied text (a NACK reason, a node name) cannot inject markup.
 import { createHash } from 'node:crypto';
 
+import { MESH_HTML, MESH_SCRIPT, MESH_STYLE } from './page-mesh.js';
+
 const STYLE = String.raw`
 :root { --bg:#fff; --fg:#1d232b; --muted:#5f6b7a; --line:#d9dee5; --ok:#1f7a3a; --warn:#8a5a00; --warnbg:#fff4d6; --err:#b3261e; --errbg:#fde7e5; }
 * { box-sizing: border-box; }
@@ -35,6 +37,7 @@ td.state, td.cert { white-space: nowrap; }
 ul.problems { margin: 0; padding-left: 16px; }
 #empty { color: var(--muted); padding: 20px 0; }
 section.status { padding: 0 20px 20px; }
+.nodes-h { font-size: 16px; margin: 14px 0 6px; }
 section.status pre { background: #f5f7f9; border: 1px solid var(--line); padding: 8px; overflow-x: auto; font-size: 12px; }
 `;
 
@@ -158,8 +161,8 @@ const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest('bas
 /** allows only this page's own inline script and style, and same-origin fetches (the event stream) */
 export const PAGE_CSP = [
   "default-src 'none'",
-  `script-src 'sha256-${sha256(SCRIPT)}'`,
-  `style-src 'sha256-${sha256(STYLE)}'`,
+  `script-src 'sha256-${sha256(SCRIPT)}' 'sha256-${sha256(MESH_SCRIPT)}'`,
+  `style-src 'sha256-${sha256(STYLE)}' 'sha256-${sha256(MESH_STYLE)}'`,
   "connect-src 'self'",
   "img-src 'none'",
   "base-uri 'none'",
@@ -172,13 +175,15 @@ export const PAGE_HTML = `<!doctype html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Weft controller: agents</title>
+<title>Weft mesh</title>
 <style>${STYLE}</style>
+<style>${MESH_STYLE}</style>
 </head>
 <body data-stream="connecting">
-<header><h1>Weft agents</h1><span id="config"></span><span id="stream">connecting\u2026</span></header>
-<div id="summary"></div>
-<main>
+<header><h1>Weft mesh</h1><span id="config"></span><span id="stream">connecting\u2026</span></header>
+<div id="summary" aria-label="Agents summary"></div>${MESH_HTML}
+<main id="nodes" aria-labelledby="h-nodes">
+<h2 id="h-nodes" class="nodes-h">Nodes</h2>
 <table>
 <thead><tr><th>Node</th><th>State</th><th>Config</th><th>Certificate expiry</th><th>Requests</th><th>Errors</th><th>Connections</th><th>Redirects</th><th>CPU</th><th>Memory</th><th>Last report</th><th>Problems</th></tr></thead>
 <tbody id="agents"></tbody>
@@ -188,6 +193,7 @@ export const PAGE_HTML = `<!doctype html>
 </main>
 <section class="status" id="status"></section>
 <script>${SCRIPT}</script>
+<script>${MESH_SCRIPT}</script>
 </body>
 </html>
 `;

@@ -109,6 +109,31 @@ export class HeadlessChromium {
     return Buffer.from(data as string, 'base64');
   }
 
+  /**
+   * A PNG of the viewport with one element scrolled to its top: the view as a person sees it. (Clipping a
+   * region far down a long page with captureBeyondViewport made Chromium stall on a busy machine.)
+   */
+  async screenshotOf(selector: string, height = 1000): Promise<Buffer> {
+    await this.send('Emulation.setDeviceMetricsOverride', { width: 1600, height, deviceScaleFactor: 1, mobile: false });
+    const found = await this.eval<boolean>(`(() => { const e = document.querySelector(${JSON.stringify(selector)}); if (!e) return false; e.scrollIntoView({ block: 'start' }); return true; })()`);
+    if (!found) throw new Error(`no element ${selector} to screenshot`);
+    const { data } = await this.send('Page.captureScreenshot', { format: 'png' });
+    return Buffer.from(data as string, 'base64');
+  }
+
+  /** a key press as the keyboard sends it (keyDown with text, keyUp), to the focused element */
+  async press(key: 'Enter' | 'Tab' | ' ', code = key === ' ' ? 'Space' : key): Promise<void> {
+    const keyCode = key === 'Enter' ? 13 : key === 'Tab' ? 9 : 32;
+    const text = key === 'Enter' ? '\r' : key === ' ' ? ' ' : undefined;
+    await this.send('Input.dispatchKeyEvent', { type: 'keyDown', key, code, windowsVirtualKeyCode: keyCode, ...(text ? { text } : {}) });
+    await this.send('Input.dispatchKeyEvent', { type: 'keyUp', key, code, windowsVirtualKeyCode: keyCode });
+  }
+
+  /** types text into the focused element */
+  async type(text: string): Promise<void> {
+    await this.send('Input.insertText', { text });
+  }
+
   async close(): Promise<void> {
     if (this.proc.exitCode === null && this.proc.signalCode === null) {
       const exited = new Promise((r) => this.proc.once('exit', r));

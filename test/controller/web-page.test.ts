@@ -39,7 +39,7 @@ t.test('the agents page in headless Chromium', { skip: existsSync(CHROMIUM) ? fa
   await browser.open(`http://127.0.0.1:${port}/`);
   await browser.until(`document.querySelectorAll('#agents tr').length === 3`, 10_000, 'three agent rows');
   t.equal(await browser.eval<string>(`document.body.dataset.stream`), 'live', 'the page is subscribed to the live stream');
-  t.equal(await browser.eval<string>(`document.title`), 'Weft controller: agents', 'no markup from a NACK reason ran');
+  t.equal(await browser.eval<string>(`document.title`), 'Weft mesh', 'no markup from a NACK reason ran');
   t.equal(await browser.eval<number>(`document.querySelectorAll('#agents img').length`), 0, 'the NACK reason rendered as text, not as an element');
 
   const rows = await browser.eval<Row[]>(READ_ROWS);
