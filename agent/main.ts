@@ -30,6 +30,9 @@ import { nodeAddresses } from './authz/guard-sources.js';
 import { AuthzMetrics } from './authz/metrics.js';
 import { registerTrafficMetrics } from './traffic/metrics.js';
 import { trafficStatus } from './traffic/status.js';
+import { RoutingMetrics } from './routing/metrics.js';
+import { routingObserver, routingRouter } from './routing/router.js';
+import { STAGE_FACTORIES } from './pipeline/wiring.js';
 import type { Listening } from './admin/listen.js';
 import { AgentMetrics } from './metrics/agent-health.js';
 import { IstioMetrics } from './metrics/istio.js';
@@ -156,8 +159,9 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
     // the 4-tuples it registers in the capture maps
     if (opts.transparentSource) setupTransparentRouting(log.child('transparent'));
     const plainPodConnect: PodConnector = (c) => connectTcp(c.ip, c.port, c.timeoutMs);
+    const routing = new RoutingMetrics(registry);
     const proxy = new NodeProxy({
-      stages: { authorizer: authzStage(authz) },
+      stages: { authorizer: authzStage(authz), router: routingRouter({ metrics: routing }), observers: [...STAGE_FACTORIES.observers, routingObserver(routing, () => state.trustDomain)] },
       ...(opts.transparentSource ? { podConnect: transparentPodConnector(capture, plainPodConnect) } : {}),
       state,
       lookup: capture,

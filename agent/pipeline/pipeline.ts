@@ -229,7 +229,8 @@ export class Pipeline {
           result = { status: 0, error: 'no_backend', sent: false };
         } else {
           o.backend = backend.key;
-          const ep = st.traffic.pick(ctx, backend, tried ?? []);
+          // A retry prefers an endpoint not tried yet and falls back to any (Istio's previous_hosts predicate).
+          const ep = st.traffic.pick(ctx, backend, tried ?? []) ?? (tried ? st.traffic.pick(ctx, backend, []) : undefined);
           if (!ep) {
             result = { status: 0, error: 'no_healthy_upstream', sent: false };
           } else if (!(permit = st.traffic.acquire(ctx, backend, ep))) {

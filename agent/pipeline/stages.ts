@@ -71,6 +71,8 @@ export interface WeightedBackend {
   weight: number;
   /** per-backendRef request header edits (applied after the rule's) */
   requestHeaders?: HeaderEdits;
+  /** per-backendRef response header edits (applied after the rule's) */
+  responseHeaders?: HeaderEdits;
 }
 
 /** What one attempt came to: a response head, or a failure before any response byte. */

@@ -17,6 +17,9 @@ import type { DestinationResolver, Route } from './destination.js';
 import { endToEndRaw, rawPairs } from './headers.js';
 import { relay, resetEnd, type RelayOptions } from './relay.js';
 import type { Upstreams } from './upstream.js';
+import { chosenMirrors, shadowHost } from '../routing/mirror.js';
+import { ReplayBody } from '../routing/replay-body.js';
+import type { RoutedForward } from '../routing/router.js';
 
 export interface Http1Options {
   pipeline: Pipeline;
@@ -208,11 +211,15 @@ export function editRaw(raw: string[], e: HeaderEdits | undefined): string[] {
 
 /** One request's exchange over node:http: one attempt at a time, its response held until the pipeline commits. */
 class NodeHttpExchange implements UpstreamExchange {
-  readonly replayable: boolean;
+  /** no body at all: replayable as is */
+  private readonly bodyless: boolean;
+  /** the body kept for retries and mirrors (agent/routing/replay-body.ts), when it has one */
+  private readonly body: ReplayBody | undefined;
   private upReq: http.ClientRequest | undefined;
   private upRes: IncomingMessage | undefined;
   private settle: ((r: AttemptResult) => void) | undefined;
   private action: ForwardAction | undefined;
+  private wb: WeightedBackend | undefined;
   private bodySent = false;
   private done = false;
 
@@ -225,10 +232,49 @@ class NodeHttpExchange implements UpstreamExchange {
   ) {
     const cl = req.headers['content-length'];
     // No body can follow (RFC 9112 §6.3: a request without either field has none): replayable as is.
-    this.replayable = req.headers['transfer-encoding'] === undefined && (cl === undefined || cl === '0');
+    this.bodyless = req.headers['transfer-encoding'] === undefined && (cl === undefined || cl === '0');
+    this.body = this.bodyless ? undefined : new ReplayBody(cl === undefined ? undefined : Number(cl));
+  }
+
+  /** Bodyless, or the whole body (at most 64 KiB) has been kept: the request can be sent again. */
+  get replayable(): boolean {
+    return this.bodyless || (this.body?.replayable ?? false);
+  }
+
+  /** RequestMirror copies (fire-and-forget, response dropped); bodies only when kept (<= 64 KiB). */
+  private mirror(action: RoutedForward): void {
+    const targets = chosenMirrors(action.mirrors);
+    if (targets.length === 0) return;
+    const go = () => {
+      const body = this.bodyless ? undefined : this.body!.replayable ? this.body!.bytes() : null;
+      const st = this.o.pipeline.stages;
+      for (const m of targets) {
+        const ep = m.backend && body !== null ? st.traffic.pick(this.ctx, m.backend, []) : undefined;
+        if (!m.backend || !ep) {
+          m.count(body === null ? 'skipped' : 'failed');
+          continue;
+        }
+        const route = this.o.pipeline.routeTo(this.ctx.connection, ep, m.backend);
+        const headers = editRaw(endToEndRaw(this.req.rawHeaders), { set: [['Host', shadowHost(this.ctx.authority)]] });
+        if (body === undefined && this.req.headers['transfer-encoding']) headers.push('Content-Length', '0');
+        const up = http.request({ host: route.ip, port: route.port, method: this.req.method, path: action.rewrite?.path ?? this.req.url, headers: headers as unknown as http.OutgoingHttpHeaders, agent: this.proxy.agentFor(this.ctx.connection, route), setHost: false });
+        up.on('response', (r) => {
+          m.count('sent');
+          r.resume();
+        });
+        up.on('error', () => m.count('failed'));
+        up.end(body);
+      }
+    };
+    if (this.bodyless || this.body!.replayable) go();
+    else if (!this.body!.fits) for (const m of targets) m.count('skipped');
+    else this.req.once('end', () => setImmediate(go));
   }
 
   send(route: Route, action: ForwardAction, wb: WeightedBackend): Promise<AttemptResult> {
+    this.wb = wb;
+    if (!this.action && (action as RoutedForward).mirrors) this.mirror(action as RoutedForward);
+    this.wb = wb;
     this.action = action;
     const req = this.req;
     let headers = endToEndRaw(req.rawHeaders);
@@ -271,15 +317,21 @@ class NodeHttpExchange implements UpstreamExchange {
         const reason = (err as { reason?: string; code?: string }).reason ?? ((err as { code?: string }).code === 'ECONNREFUSED' ? 'connect_failed' : 'reset');
         this.settle?.({ status: 0, error: reason, sent });
       });
-      if (this.replayable) {
+      if (this.bodyless) {
         up.end();
       } else if (!this.bodySent) {
         this.bodySent = true;
+        const body = this.body!;
+        req.on('data', (chunk: Buffer) => body.add(chunk));
         req.pipe(up, { end: false });
         req.on('end', () => {
+          // Trailers cannot be replayed from the kept bytes: a body with trailers goes once.
           if (req.rawTrailers.length > 0) up.addTrailers(rawPairs(req.rawTrailers));
+          else body.end();
           up.end();
         });
+      } else if (this.body?.replayable) {
+        up.end(this.body.bytes());
       } else {
         up.destroy();
         this.settle?.({ status: 0, error: 'reset', sent: false });
@@ -297,6 +349,7 @@ class NodeHttpExchange implements UpstreamExchange {
       }
       let raw = endToEndRaw(ur.rawHeaders);
       if (this.action?.responseHeaders) raw = editRaw(raw, this.action.responseHeaders);
+      if (this.wb?.responseHeaders) raw = editRaw(raw, this.wb.responseHeaders);
       res.writeHead(ur.statusCode ?? 502, ur.statusMessage, raw as unknown as http.OutgoingHttpHeaders);
       // Forward the body by hand rather than pipe(): same backpressure, a fraction of pipe's listeners.
       ur.on('data', (chunk: Buffer) => {

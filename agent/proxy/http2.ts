@@ -153,6 +153,7 @@ class Http2Exchange implements UpstreamExchange {
   private trailers: IncomingHttpHeaders | undefined;
   private settle: ((r: AttemptResult) => void) | undefined;
   private action: ForwardAction | undefined;
+  private wb: WeightedBackend | undefined;
   private bodySent = false;
 
   constructor(
@@ -174,6 +175,7 @@ class Http2Exchange implements UpstreamExchange {
   }
 
   async send(route: Route, action: ForwardAction, wb: WeightedBackend): Promise<AttemptResult> {
+    this.wb = wb;
     this.action = action;
     let session: ClientHttp2Session;
     try {
@@ -250,6 +252,7 @@ class Http2Exchange implements UpstreamExchange {
       stream.once('close', () => resolve());
       const out = h2Headers(h) as Record<string, unknown>;
       editH2(out, this.action?.responseHeaders);
+      editH2(out, this.wb?.responseHeaders);
       const ended = this.responseEnded;
       const expectTrailers = !ended && (String(h['content-type'] ?? '').startsWith('application/grpc') || h['trailer'] !== undefined);
       stream.on('wantTrailers', () => {

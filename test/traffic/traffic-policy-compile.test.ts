@@ -71,7 +71,7 @@ t.test('every field not applied yet is refused, naming it', async (t) => {
     keys.slice(0, -1).forEach((k) => (o = (o[k] = {}) as Record<string, unknown>));
     // a value that passes the other checks: what matters is that the field is present
     const leaf = keys.at(-1)!;
-    o[leaf] = { retryBudget: {}, retries: {}, timeouts: {}, connectTimeout: '1s', idleTimeout: '1s' }[leaf] ?? 1;
+    o[leaf] = { retryBudget: {}, retries: {}, timeouts: {}, connectTimeout: '1s', idleTimeout: '1s', idle: '1s' }[leaf] ?? 1;
     t.throws(() => checkTrafficPolicy(tp(spec), 'TrafficPolicy shop/p'), { message: new RegExp(`field spec\\.${path.replace(/\./g, '\\.')}: is not applied by this version`) }, path);
   }
 });

@@ -18,10 +18,9 @@ export const NOT_YET_ENFORCED: Readonly<Record<string, string>> = {
   'connectionPool.http.http1MaxPendingRequests': 'a pending-request queue (issue 13: requests beyond maxConnections are refused at once)',
   'connectionPool.http.maxRequestsPerConnection': 'connection reuse limits (issue 13, needs the pools of issue 10)',
   'connectionPool.http.idleTimeout': 'upstream idle timeouts (issue 13, needs the pools of issue 10)',
-  // applied by the router (issue 12) once it takes them from the Service's TrafficPolicy
-  retryBudget: 'retry budgets (issue 12)',
-  retries: 'retries of Services without routes (issue 12)',
-  timeouts: 'timeouts of Services without routes (issue 12)',
+  // the idle timeout of connections to the Service (the router, issue 12, applies retries, retryBudget and
+  // timeouts.request)
+  'timeouts.idle': 'idle timeouts (issue 13, needs the pools of issue 10)',
 };
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'content-length']);
