@@ -65,8 +65,6 @@ export const MESH_SCRIPT = String.raw`
       b.addEventListener('click', function () {
         state.sort[kind] = [c[0], s[0] === c[0] ? -s[1] : (c[0] === 'name' ? 1 : -1)];
         renderStat();
-        var again = document.querySelector('#' + kind + '-table button[data-sort="' + c[0] + '"]');
-        if (again) again.focus();
       });
       th.appendChild(b);
       tr.appendChild(th);
@@ -129,10 +127,14 @@ export const MESH_SCRIPT = String.raw`
       return;
     }
     var t0 = performance.now();
+    // a periodic re-render must not throw a keyboard user's focus away: remember the focused header button
+    var f = document.activeElement, keep = null;
+    if (f && f.dataset && f.dataset.sort) { var tbl = f.closest('table'); if (tbl) keep = '#' + tbl.id + ' button[data-sort="' + f.dataset.sort + '"]'; }
     w.textContent = '';
     w.appendChild(goldenTable('workloads', state.stat.workloads || []));
     s.textContent = '';
     s.appendChild(goldenTable('services', state.stat.services || []));
+    if (keep) { var again = document.querySelector(keep); if (again) again.focus(); }
     document.body.setAttribute('data-stat-render-ms', String(Math.round(performance.now() - t0)));
     document.body.setAttribute('data-stat-at', state.stat.at || '');
   }
