@@ -97,7 +97,8 @@ test -s "$WORK/state/trust-bundle.pem" && echo "trust bundle written by the cont
 
 step "weft agent from the image, in the controller's network namespace, capture attached to a cgroup made for it"
 # the agent's eBPF programs attach at a cgroup this script creates (never the machine's root cgroup), its
-# pins go to a directory of the machine's bpffs made for it (the DaemonSet mounts /sys/fs/bpf the same way);
+# the container sees the machine's cgroup2 hierarchy (as the DaemonSet mounts /sys/fs/cgroup) and is told
+# to attach at that one cgroup; its pins go to a directory of the machine's bpffs made for it;
 # both are removed at the end (`weft agent --uninstall` from the image, then rmdir)
 CG_ROOT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
 BPF_ROOT=$(awk '$3 == "bpf" { print $2; exit }' /proc/self/mounts)
@@ -113,10 +114,10 @@ cleanup_agent() {
   rmdir "$CG" 2>/dev/null || true
 }
 trap 'cleanup_agent; cleanup' EXIT
-podman run -d --name "$AGENT" --privileged --network "container:$CTR" -v "$WORK:/work:Z" -v "$CG:/weft-cgroup" -v "$PINS:/run/weft-bpf" "$IMAGE" agent \
+podman run -d --name "$AGENT" --privileged --network "container:$CTR" -v "$WORK:/work:Z" -v "$CG_ROOT:/host-cgroup" -v "$PINS:/run/weft-bpf" "$IMAGE" agent \
   --node node-1 --node-ip 127.0.0.1 --outbound-ip 127.0.0.1 --controller 127.0.0.1:15012 \
   --controller-ca /work/state/trust-bundle.pem --token-file /work/node-1.token \
-  --cgroup-root /weft-cgroup --cgroup-layout sandbox --bpffs /run/weft-bpf --state-dir /work/agent >/dev/null
+  --cgroup-root "/host-cgroup/$(basename "$CG")" --cgroup-layout sandbox --bpffs /run/weft-bpf --state-dir /work/agent >/dev/null
 ready=""
 for i in $(seq 1 120); do
   if in_ctr "$AGENT" 15021/healthz/ready >/dev/null 2>&1; then ready=1; break; fi

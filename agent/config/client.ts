@@ -52,6 +52,8 @@ export class ConfigClient {
   private queue: Promise<void> = Promise.resolve();
   /** chunks of the update being received (a big update comes in ~256 KiB chunks, converted as they come) */
   private readonly assembler = new UpdateAssembler();
+  private saving: Promise<void> | undefined;
+  private pendingSave: { config: MeshConfig; trustBundlePem: string } | undefined;
   private st: ConfigClientStatus = { connected: false, configVersion: 0, lastReceivedVersion: 0, ack: 'PENDING' };
   private readonly versionWaiters = new Set<{ version: number; resolve: () => void }>();
 
@@ -132,6 +134,30 @@ export class ConfigClient {
     stream.write({ subscribe: { haveVersion: this.st.configVersion } });
   }
 
+  /**
+   * Saves the newest accepted config to disk without holding up the next update: one save at a time (in
+   * slices, last-good.ts), and a config accepted meanwhile replaces any not yet started.
+   */
+  private persist(c: { config: MeshConfig; trustBundlePem: string }): void {
+    if (!this.disk) return;
+    this.pendingSave = c;
+    if (this.saving) return;
+    const disk = this.disk;
+    this.saving = (async () => {
+      while (this.pendingSave) {
+        const next = this.pendingSave;
+        this.pendingSave = undefined;
+        await disk.save(next.config, next.trustBundlePem).catch((e: unknown) => this.log.warn('could not save last good config', { err: e }));
+      }
+      this.saving = undefined;
+    })();
+  }
+
+  /** resolves once the newest accepted config is on disk (tests, shutdown) */
+  async flushDisk(): Promise<void> {
+    while (this.saving) await this.saving;
+  }
+
   private async onUpdate(stream: grpc.ClientDuplexStream<ConfigRequest, ConfigUpdate__Output>, u: ConfigUpdate__Output): Promise<void> {
     if (this.stream !== stream) return; // a chunk of a stream that went down: its update is resent whole
     let next;
@@ -154,7 +180,7 @@ export class ConfigClient {
     this.st.ack = 'ACK';
     delete this.st.nackReason;
     if (this.stream === stream) stream.write({ ack: { version: u.version, accepted: true, error: '' } });
-    await this.disk?.save(next.config, next.trustBundlePem).catch((e: unknown) => this.log.warn('could not save last good config', { err: e }));
+    this.persist(next);
     for (const w of this.versionWaiters) {
       if (this.st.configVersion >= w.version) {
         this.versionWaiters.delete(w);
