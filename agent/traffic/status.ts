@@ -2,12 +2,13 @@
 // page, weft_traffic_* metrics): per backend the policy in force, circuit state and fallbacks; per endpoint
 // whether it is ejected (and until when), outstanding requests, peak-EWMA latency, requests, failures,
 // overloads; per token bucket the tokens left and the rejections per caller. Read from the runtime state
-// at request time, never on the data path.
+// at request time, never on the data path (an idle backend's due outlier sweeps run here).
 import type { MeshConfig } from '../../common/mesh.js';
 import type { TrafficEntry } from '../../common/policy.js';
 import type { RuntimeState } from '../pipeline/runtime.js';
 import type { BackendState } from './backend-state.js';
 import { circuitOpen } from './circuit.js';
+import { sweep } from './outlier.js';
 import type { TokenBucket } from './rate-limit.js';
 import { BACKEND_SPACE, BUCKET_SPACE } from './stages.js';
 import { TrafficTable } from './table.js';
@@ -67,6 +68,9 @@ export function trafficStatus(runtime: RuntimeState, config: MeshConfig, perfNow
   for (const key of keysOf(runtime, BACKEND_SPACE)) {
     const b = runtime.peek<BackendState>(BACKEND_SPACE, key)!;
     const p = table.forBackend(key);
+    // Sweeps run when the backend is used; an idle backend is swept here, so what operators see is current.
+    const od = p?.traffic.outlierDetection;
+    if (od) sweep(od, b, perfNow);
     backends.push({
       backend: key,
       policy: p?.name ?? null,

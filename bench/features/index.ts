@@ -1,8 +1,10 @@
 // The per-feature cost rows `npm run bench` measures (see bench/README.md, "Cost per feature"). One line per
 // feature; its scenario lives in its own file next to this one.
 import { authzTenPolicies } from './authz-ten-policies.js';
+import { trafficEveryPolicy } from './traffic-every-policy.js';
 import type { FeatureScenario } from './types.js';
 
 export const FEATURES: FeatureScenario[] = [
   authzTenPolicies,
+  trafficEveryPolicy,
 ];

@@ -47,16 +47,16 @@ interface Transfer {
   body: string;
 }
 
-const MARK = '@@%{http_code} %{time_total} o=%header{x-weft-overloaded} f=%header{x-weft-fallback} r=%header{retry-after}@@\\n';
+const MARK = '~~%{http_code} %{time_total} o=%header{x-weft-overloaded} f=%header{x-weft-fallback} r=%header{retry-after}~~\\n';
 
 /** curl (unmodified) from a pod: n requests (URL globbing), optionally in parallel; one Transfer each. */
 async function curl(pod: string, svc: string, n: number, opts: { parallel?: number; headers?: string[]; query?: string } = {}): Promise<Transfer[]> {
   const url = `http://${host(svc)}/?${opts.query ? `${opts.query}&` : ''}i=[1-${n}]`;
-  const argv = ['curl', '-s', '--max-time', '30', '-w', MARK.replace('\\n', '\n'), ...(opts.parallel ? ['-Z', '--parallel-immediate', '--parallel-max', String(opts.parallel)] : []), ...(opts.headers ?? []).flatMap((h) => ['-H', h]), url];
+  const argv = ['curl', '-s', '--max-time', '30', '-w', MARK, ...(opts.parallel ? ['-Z', '--parallel-immediate', '--parallel-max', String(opts.parallel)] : []), ...(opts.headers ?? []).flatMap((h) => ['-H', h]), url];
   const r = await sb.exec(`${NS}/${pod}`, argv, { timeoutMs: 300_000 });
   const out: Transfer[] = [];
   let last = 0;
-  for (const m of r.stdout.matchAll(/@@(\d+) ([\d.]+) o=(\S*) f=(\S*) r=(\S*)@@\n/g)) {
+  for (const m of r.stdout.matchAll(/~~(\d+) ([\d.]+) o=(\S*) f=(\S*) r=(\S*)~~\n/g)) {
     const body = r.stdout.slice(last, m.index);
     last = m.index + m[0].length;
     out.push({ code: Number(m[1]), seconds: Number(m[2]), pod: /"pod":"([^"]+)"/.exec(body)?.[1], overloaded: m[3]!, fallback: m[4]!, retryAfter: m[5]!, body });
