@@ -3,6 +3,7 @@
 // through the real object store, translator, publisher and gRPC server.
 //
 //   node dist/bench/controller-scale.js [--services 10000] [--endpoints 5] [--agents 50] [--nodes 50]
+//        [--storm-seconds 60] [--storm-services 100]   (the rollout storm; 0 seconds skips it)
 //
 // The controller runs in a child process (so its memory is its own, measured after a GC); the agents run
 // in this process, each on its own TCP connection through a byte-counting TCP relay, subscribe, and ACK
@@ -94,11 +95,19 @@ function* objects(): Generator<KubeObject> {
 }
 
 // ---------------------------------------------------------------- the controller (child process)
-type ToChild = { cmd: 'rollout'; services: number[]; seq: number } | { cmd: 'memory'; seq: number } | { cmd: 'stop' };
+type ToChild =
+  | { cmd: 'rollout'; services: number[]; seq: number }
+  | { cmd: 'storm'; services: number[] }
+  | { cmd: 'cpu'; seq: number }
+  | { cmd: 'memory'; seq: number }
+  | { cmd: 'stop' };
 type Ready = { ready: true; port: number; trustBundlePem: string; loadMs: number; objects: number; firstVersion: number };
 type Built = { seq: number; version: number; buildMs: number };
 type Memory = { seq: number; memory: NodeJS.MemoryUsage };
-type FromChild = Ready | Built | Memory;
+type Cpu = { seq: number; cpu: NodeJS.CpuUsage };
+/** every version the controller publishes during the storm, when it was built (controller clock = ours) */
+type Published = { published: true; version: number; at: number };
+type FromChild = Ready | Built | Memory | Cpu | Published;
 
 async function controllerMain(): Promise<void> {
   const { silentLogger } = await import('../common/log.js');
@@ -153,9 +162,24 @@ async function controllerMain(): Promise<void> {
   const port = await server.listen('127.0.0.1', 0, cert);
 
   let generation = 0;
+  let storming = false;
+  publisher.onConfig((v) => {
+    if (storming) send({ published: true, version: v.version, at: Date.now() });
+  });
   process.on('message', (m: ToChild) => {
     if (m.cmd === 'stop') {
       void server.close().then(() => process.exit(0));
+      return;
+    }
+    if (m.cmd === 'cpu') {
+      send({ seq: m.seq, cpu: process.cpuUsage() });
+      return;
+    }
+    if (m.cmd === 'storm') {
+      // a rollout step without waiting for its version: the storm drives changes faster than versions
+      storming = true;
+      generation++;
+      for (const s of m.services) for (const o of serviceBackends(s, generation)) store.upsert(o, 'bench');
       return;
     }
     if (m.cmd === 'memory') {
@@ -272,11 +296,13 @@ async function agentsMain(): Promise<void> {
     stdio: 'inherit',
   });
   let seq = 0;
+  const published: Published[] = [];
   const waiters = new Map<number, (m: FromChild) => void>();
   let ready!: (m: Ready) => void;
   const readyP = new Promise<Ready>((r) => (ready = r));
   child.on('message', (m: FromChild) => {
     if ('ready' in m) return ready(m);
+    if ('published' in m) return void published.push(m);
     waiters.get(m.seq)?.(m);
   });
   child.on('exit', (code) => {
@@ -423,6 +449,42 @@ async function agentsMain(): Promise<void> {
         `(new version built ${r.buildMs.toFixed(0)} ms after the change, incl. the 100 ms debounce); sent ${kib(bytes)} (${kib(bytes / AGENTS)} per agent)`,
     );
     results.push({ scenario: s.name, ms: Math.round(ms), buildMs: Math.round(r.buildMs), bytesToAgents: bytes, reconnects: agents.reduce((n, a) => n + a.reconnects, 0) });
+  }
+  // the rollout storm: STORM_SERVICES services (a different set each step) roll 10 times a second for
+  // STORM_SECONDS; every 50 ms, how far the slowest agent is behind: the age of the oldest version it has
+  // not ACKed yet (0 when it holds the newest)
+  const STORM_SECONDS = num('storm-seconds', 60);
+  const STORM_SERVICES = Math.min(num('storm-services', 100), SERVICES);
+  if (STORM_SECONDS > 0) {
+    const cpu0 = (await ask<Cpu>({ cmd: 'cpu', seq: ++seq })).cpu;
+    const t0s = Date.now();
+    let step = 0;
+    let maxBehind = 0;
+    const behindSamples: number[] = [];
+    while (Date.now() - t0s < STORM_SECONDS * 1000) {
+      if (Date.now() - t0s >= step * 100) {
+        child.send({ cmd: 'storm', services: Array.from({ length: STORM_SERVICES }, (_, k) => (step * STORM_SERVICES + k * 13) % SERVICES) });
+        step++;
+      }
+      const now = Date.now();
+      const minAcked = Math.min(...agents.map((a) => a.acked));
+      const pending = published.find((p) => p.version > minAcked);
+      const behind = pending ? now - pending.at : 0;
+      behindSamples.push(behind);
+      maxBehind = Math.max(maxBehind, behind);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const last = published.at(-1);
+    if (last) await allAcked(last.version, 120_000);
+    const cpu1 = (await ask<Cpu>({ cmd: 'cpu', seq: ++seq })).cpu;
+    const cpuS = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / 1e6;
+    const wall = (Date.now() - t0s) / 1000;
+    const sorted = [...behindSamples].sort((a, b) => a - b);
+    console.log(
+      `rollout storm: ${STORM_SERVICES} services rolled 10 times a second for ${STORM_SECONDS} s (${step} steps, ${published.length} versions): ` +
+        `slowest agent behind at most ${maxBehind} ms (p99 ${sorted[Math.floor(sorted.length * 0.99)] ?? 0} ms); controller CPU ${cpuS.toFixed(1)} s in ${wall.toFixed(1)} s (${((cpuS / wall) * 100).toFixed(0)}% of one core)`,
+    );
+    results.push({ scenario: 'rollout storm', steps: step, versions: published.length, maxBehindMs: maxBehind, controllerCpuSeconds: cpuS, wallSeconds: wall });
   }
   const memEnd = await mem();
   const a0 = agents[0]!;
