@@ -5,6 +5,7 @@ registerCommand('version', 'client, controller and agent versions: weft version 
 registerCommand('stat', 'golden metrics per workload and Service: weft stat [ns[/workload|svc]]', async () => (await import('./stat.js')).statCommand);
 registerCommand('config', 'what an agent holds: weft config dump [node] workloads|services|policies|routes|certs|connections', async () => (await import('./inspect.js')).configCommand);
 registerCommand('certs', 'workload certificates and trust bundle on every agent, with expiry', async () => (await import('./inspect.js')).certsCommand);
+registerCommand('check', 'is this machine ready (--pre), is the mesh healthy: agents, config ACK, certs, capture', async () => (await import('./check.js')).checkCommand);
 registerCommand('policy', 'policies and their status: weft policy status [ns]', async () => (await import('./inspect.js')).policyCommand);
 registerCommand('capture', 'inspect or remove the eBPF capture: capture status|uninstall [--bpffs DIR]', async () => (await import('../agent/redirect/cli.js')).captureCommand);
 registerCommand('sandbox', 'a real multi-node mesh on this machine: up, status, exec, logs, down', async () => (await import('../sandbox/cli.js')).sandboxCommand);

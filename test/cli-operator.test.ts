@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { capsCheck, kernelCheck, mountsCheck } from '../cli/check.js';
 import { table } from '../cli/output.js';
 import { findSandbox, resolveTarget } from '../cli/target.js';
 import { requestPath } from '../controller/web/server.js';
@@ -79,7 +80,7 @@ t.test('request paths: // and friends do not fail URL parsing', async (t) => {
 
 t.test('commands: help exits 0, bad flags exit non-zero naming the flag, unreachable controller says what to do', async (t) => {
   const run = (args: string[], env: Record<string, string> = {}) => spawnSync(process.execPath, [weftBin, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 30_000 });
-  for (const c of [['stat'], ['version'], ['certs'], ['config', 'dump'], ['policy', 'status']]) {
+  for (const c of [['stat'], ['version'], ['certs'], ['config', 'dump'], ['policy', 'status'], ['check']]) {
     const r = run([...c, '--help']);
     t.equal(r.status, 0, `${c.join(' ')} --help`);
     t.match(r.stdout, /^usage: weft /);
@@ -99,4 +100,18 @@ t.test('commands: help exits 0, bad flags exit non-zero naming the flag, unreach
   const dump = run(['config', 'dump', 'nothing']);
   t.equal(dump.status, 1);
   t.match(dump.stderr, /name what to dump: workloads\|services\|policies\|routes\|certs\|connections\|all/);
+});
+
+t.test('weft check: pre-install checks read the kernel, mounts and capabilities', async (t) => {
+  t.equal(kernelCheck('6.1.0-18-amd64').ok, true);
+  t.match(kernelCheck('5.4.0'), { ok: false, detail: /needs Linux 5\.7 or newer/ });
+  const m = mountsCheck('cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\nbpf /sys/fs/bpf bpf rw 0 0\n');
+  t.same(m.map((c) => [c.name, c.ok, c.detail]), [['cgroup v2', true, 'mounted at /sys/fs/cgroup'], ['bpffs', true, 'mounted at /sys/fs/bpf']]);
+  t.match(mountsCheck('cgroup /sys/fs/cgroup/cpu cgroup rw 0 0\n')[0], { ok: false, detail: /no cgroup2 mount/ });
+  t.equal(capsCheck('CapEff:\t000001ffffffffff\n').ok, true, 'root');
+  t.match(capsCheck('CapEff:\t0000000000000000\n'), { ok: false, detail: /missing CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_BPF/ });
+  const r = spawnSync(process.execPath, [weftBin, 'check', '--pre', '-o', 'json'], { encoding: 'utf8', timeout: 30_000 });
+  const checks = JSON.parse(r.stdout) as { name: string; ok: boolean }[];
+  t.same(checks.map((c) => c.name), ['kernel', 'cgroup v2', 'bpffs', 'privileges', 'ports']);
+  t.equal(r.status, checks.every((c) => c.ok) ? 0 : 1, 'exit code follows the checks');
 });

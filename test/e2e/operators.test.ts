@@ -90,8 +90,8 @@ interface Status {
   nodes: { name: string }[];
 }
 
-async function promQuery(url: string, q: string): Promise<{ metric: Record<string, string>; value: [number, string] }[]> {
-  const res = await fetch(`${url}/api/v1/query?query=${encodeURIComponent(q)}`);
+async function promQuery(url: string, q: string, at?: string): Promise<{ metric: Record<string, string>; value: [number, string] }[]> {
+  const res = await fetch(`${url}/api/v1/query?query=${encodeURIComponent(q)}${at ? `&time=${Date.parse(at) / 1000}` : ''}`);
   const body = (await res.json()) as { status: string; data: { result: { metric: Record<string, string>; value: [number, string] }[] } };
   if (body.status !== 'success') throw new Error(`prometheus: ${JSON.stringify(body)}`);
   return body.data.result;
@@ -131,10 +131,11 @@ t.test('a newcomer\'s commands on a two-node sandbox with Prometheus', async (t)
   for (const source of ['prometheus', 'agents']) {
     const r = run(['stat', 'shop/web', '--window', '30s', '--source', source, '-o', 'json']);
     t.equal(r.status, 0, `weft stat --source ${source}: ${r.stderr}`);
-    const promRps = Number((await promQuery(prom, `sum(rate(istio_requests_total{${sel}}[30s]))`))[0]?.value[1] ?? NaN);
-    const promOk = Number((await promQuery(prom, `sum(rate(istio_requests_total{${sel},response_code!~"5.."}[30s])) / sum(rate(istio_requests_total{${sel}}[30s]))`))[0]?.value[1] ?? NaN);
-    const promP50 = Number((await promQuery(prom, `histogram_quantile(0.5, sum by (le) (rate(istio_request_duration_milliseconds_bucket{${sel}}[30s])))`))[0]?.value[1] ?? NaN);
-    const stat = JSON.parse(r.stdout) as { source: string; workloads: { rps: number; success: number; p50: number; meshed: string }[] };
+    const stat = JSON.parse(r.stdout) as { source: string; at: string; workloads: { rps: number; success: number; p50: number; meshed: string }[] };
+    // Prometheus' own queries, evaluated at the end of the window weft stat used
+    const promRps = Number((await promQuery(prom, `sum(rate(istio_requests_total{${sel}}[30s]))`, stat.at))[0]?.value[1] ?? NaN);
+    const promOk = Number((await promQuery(prom, `sum(rate(istio_requests_total{${sel},response_code!~"5.."}[30s])) / sum(rate(istio_requests_total{${sel}}[30s]))`, stat.at))[0]?.value[1] ?? NaN);
+    const promP50 = Number((await promQuery(prom, `histogram_quantile(0.5, sum by (le) (rate(istio_request_duration_milliseconds_bucket{${sel}}[30s])))`, stat.at))[0]?.value[1] ?? NaN);
     const row = stat.workloads[0]!;
     t.equal(stat.source, source);
     t.equal(row.meshed, '2/2');
@@ -175,6 +176,11 @@ t.test('a newcomer\'s commands on a two-node sandbox with Prometheus', async (t)
   const ps = run(['policy', 'status']);
   t.equal(ps.status, 0, ps.stderr);
   t.match(ps.stdout, /2\/2 agents acknowledged/);
+  const check = run(['check']);
+  t.equal(check.status, 0, `weft check: ${check.stdout}${check.stderr}`);
+  t.match(check.stdout, /agents connected\s+ok\s+2 of 2/);
+  t.match(check.stdout, /config acknowledged\s+ok/);
+  t.match(check.stdout, /capture node-1\s+ok/);
   const yaml = run(['stat', 'shop', '-o', 'yaml']);
   t.match(yaml.stdout, /^window: 60s\n/m);
   t.match(yaml.stdout, /name: web/);
