@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
@@ -72,6 +72,7 @@ async function main(): Promise<number> {
       'cpu-prof': { type: 'boolean', default: false },
       features: { type: 'string' },
       baseline: { type: 'string' },
+      render: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -79,10 +80,12 @@ async function main(): Promise<number> {
     process.stdout.write(`usage: npm run bench [-- --quick] [--reps N] [--seconds S] [--paths direct,weft,nginx,haproxy]
                  [--out DIR] [--readme FILE | --no-readme] [--no-capture] [--cpu-prof]
                  [--features all|none|ID,ID] [--baseline RESULTS.json]
+       npm run bench -- --render RESULTS.json   re-evaluate the targets of a recorded run and rewrite the table
 features (per-feature cost rows, bench/features/): ${FEATURES.map((f) => f.id).join(', ') || 'none registered'}
 `);
     return 0;
   }
+  if (values.render) return render(values.render, values['no-readme'] ? undefined : values.readme!, values.baseline);
   if (process.platform !== 'linux' || process.getuid?.() !== 0) {
     say('the bench needs Linux and root (it builds a sandbox of network namespaces, cgroups and eBPF)');
     return 2;
@@ -322,6 +325,21 @@ features (per-feature cost rows, bench/features/): ${FEATURES.map((f) => f.id).j
       say(`table: ${values.readme}`);
     }
   }
+}
+
+/** Re-evaluates a recorded run's targets (e.g. after a target's definition changed) and rewrites its JSON and the table. */
+function render(file: string, readme: string | undefined, baselineFile: string | undefined): number {
+  const r = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown> & Parameters<typeof renderReport>[0] & { date: string; agentRssIdleKiB: Record<string, number> };
+  const unavailable = Object.fromEntries(r.paths.filter((p) => p.unavailable).map((p) => [p.key, p.unavailable!]));
+  // The baseline is the newest full run before this one.
+  const older = baselineFile ?? (readdirSync(dirname(file)).filter((f) => /^\d{4}-.*Z\.json$/.test(f) && f < basename(file)).sort().reverse().map((f) => join(dirname(file), f))[0]);
+  const baseline = older ? loadBaseline(older, dirname(file)) : undefined;
+  r.targets = evaluateTargets({ summary: r.summary, agentRssIdleKiB: r.agentRssIdleKiB, unavailable, ...(baseline ? { baseline } : {}) });
+  writeFileSync(file, JSON.stringify(r, null, 2) + '\n');
+  const section = renderReport({ ...r, resultsFile: relative(ROOT, file) });
+  process.stdout.write(section + '\n');
+  if (readme) writeFileSync(readme, spliceReadme(existsSync(readme) ? readFileSync(readme, 'utf8') : '# Weft benchmarks\n', section));
+  return 0;
 }
 
 /** The previous full run's results (the newest full-run JSON in the results directory), for "no regression" targets. */
