@@ -139,11 +139,26 @@ export function deltaUpdate(base: MeshConfig, next: MeshConfig, trustBundlePem: 
 
 export class DeltaBaseMismatchError extends Error {}
 
+/**
+ * `prev` with `remove` dropped and `upsert` replacing entries in place (new keys appended): the same result
+ * as rebuilding a keyed map of `prev`, but indexed by the changes, which are few next to the 50,000
+ * entries of a big mesh (one pass over `prev`, no map of it).
+ */
 function applyKeyed<T>(prev: T[], upsert: T[], remove: string[], key: (x: T) => string): T[] {
-  const m = new Map(prev.map((x) => [key(x), x]));
-  for (const k of remove) m.delete(k);
-  for (const x of upsert) m.set(key(x), x);
-  return [...m.values()];
+  if (upsert.length === 0 && remove.length === 0) return prev;
+  const up = new Map(upsert.map((x) => [key(x), x] as const));
+  const gone = new Set(remove);
+  const out: T[] = [];
+  for (const x of prev) {
+    const k = key(x);
+    const next = up.get(k);
+    if (next !== undefined) {
+      out.push(next);
+      up.delete(k);
+    } else if (!gone.has(k)) out.push(x);
+  }
+  for (const x of up.values()) out.push(x);
+  return out;
 }
 
 function policyFromWire(p: WirePolicy): CompiledPolicy {
