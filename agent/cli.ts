@@ -9,7 +9,8 @@ export async function agentCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const opts = parseAgentFlags(argv, process.env);
-  const log = createLogger({ component: 'agent', fields: opts.node ? { node: opts.node } : {} });
+  // the pid tells an agent from its successor while both run on the node during a restart
+  const log = createLogger({ component: 'agent', fields: opts.node ? { node: opts.node, pid: process.pid } : { pid: process.pid } });
   // One connection's bug must not take the node's traffic down with it: runAgent counts uncaught errors
   // (lifecycle/crash-budget.ts), logs them and keeps serving until a burst of them makes it not live.
   const agent = await runAgent(opts, log);

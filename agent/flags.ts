@@ -27,20 +27,24 @@ export interface AgentOptions {
   uninstall: boolean;
   /** connect to local pods from the caller's pod address (IP_TRANSPARENT + policy routing in this netns) */
   transparentSource: boolean;
+  /** SIGTERM: how long open connections (long TCP streams, WebSockets, gRPC streams) may finish (ms) */
+  drainTimeoutMs: number;
   /** listener addresses; defaults from the design's port table */
   listen: { outbound: number; inbound: number; admin: number; metrics: number; health: number };
 }
 
 export const AGENT_USAGE = `usage: weft agent --node NAME --node-ip IP --controller HOST:PORT --controller-ca FILE --token-file FILE
                   [--cgroup-root PATH] [--cgroup-layout sandbox|kubepods] [--bpffs DIR] [--state-dir DIR]
-                  [--outbound-ip IP] [--trust-domain DOMAIN] [--transparent-source]
+                  [--outbound-ip IP] [--trust-domain DOMAIN] [--transparent-source] [--drain-timeout SECONDS]
        weft agent --uninstall [--bpffs DIR]
 
 Runs the node agent: eBPF capture, the node proxy (15001 outbound, 15008 tunnel), metrics (15020),
-health (15021) and admin (127.0.0.1:15000). --node defaults to $NODE_NAME.
+health (15021) and admin (127.0.0.1:15000). --node defaults to $NODE_NAME. On SIGTERM the agent hands
+its listeners to a successor (or keeps accepting if there is none) and lets open connections finish for
+--drain-timeout seconds (default 20; keep it below the pod's terminationGracePeriodSeconds).
 `;
 
-const VALUE_FLAGS = new Set(['--node', '--node-ip', '--controller', '--controller-ca', '--token-file', '--cgroup-root', '--cgroup-layout', '--bpffs', '--state-dir', '--outbound-ip', '--trust-domain']);
+const VALUE_FLAGS = new Set(['--node', '--node-ip', '--controller', '--controller-ca', '--token-file', '--cgroup-root', '--cgroup-layout', '--bpffs', '--state-dir', '--outbound-ip', '--trust-domain', '--drain-timeout']);
 
 export function parseAgentFlags(argv: string[], env: Readonly<Record<string, string | undefined>>): AgentOptions {
   const v = new Map<string, string>();
@@ -66,7 +70,7 @@ export function parseAgentFlags(argv: string[], env: Readonly<Record<string, str
   const bpffs = v.get('--bpffs') ?? DEFAULT_PIN_DIR;
   const listen = { outbound: PORTS.outbound, inbound: PORTS.inboundTunnel, admin: PORTS.admin, metrics: PORTS.metrics, health: PORTS.health };
   if (uninstall) {
-    return { node: '', nodeIp: '', controller: '', controllerCaFile: '', tokenFile: '', cgroupRoot: undefined, cgroupLayout: 'sandbox', bpffs, stateDir: '', outboundIp: '', trustDomain: DEFAULT_TRUST_DOMAIN, uninstall, transparentSource, listen };
+    return { node: '', nodeIp: '', controller: '', controllerCaFile: '', tokenFile: '', cgroupRoot: undefined, cgroupLayout: 'sandbox', bpffs, stateDir: '', outboundIp: '', trustDomain: DEFAULT_TRUST_DOMAIN, uninstall, drainTimeoutMs: 20_000, transparentSource, listen };
   }
   const need = (flag: string, what: string) => {
     const x = v.get(flag);
@@ -88,6 +92,8 @@ export function parseAgentFlags(argv: string[], env: Readonly<Record<string, str
   }
   const layout = v.get('--cgroup-layout') ?? 'kubepods';
   if (layout !== 'sandbox' && layout !== 'kubepods') throw new WeftConfigError('--cgroup-layout', `"${layout}" is neither sandbox nor kubepods`);
+  const drain = Number(v.get('--drain-timeout') ?? 20);
+  if (!(drain >= 0 && drain <= 3600)) throw new WeftConfigError('--drain-timeout', `"${v.get('--drain-timeout')}" is not a number of seconds between 0 and 3600`);
   const cgroupRoot = v.get('--cgroup-root');
   if (layout === 'sandbox' && !cgroupRoot) throw new WeftConfigError('--cgroup-root', 'the sandbox layout needs the cgroup directory that holds the node\'s pods');
   return {
@@ -104,6 +110,7 @@ export function parseAgentFlags(argv: string[], env: Readonly<Record<string, str
     trustDomain: v.get('--trust-domain') ?? DEFAULT_TRUST_DOMAIN,
     uninstall,
     transparentSource,
+    drainTimeoutMs: drain * 1000,
     listen,
   };
 }

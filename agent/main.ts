@@ -172,13 +172,13 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
       outbound: { host: opts.outboundIp, port: opts.listen.outbound },
       inbound: { host: opts.nodeIp, port: opts.listen.inbound },
       listen: listenReuse,
+      limits: { drainTimeoutMs: opts.drainTimeoutMs },
     });
-    await proxy.start();
     cleanups.push(() => proxy.close());
     // Traffic policy state (balancer load, ejections, circuits, buckets, fallbacks): admin /traffic and weft_traffic_*
     const traffic = () => trafficStatus(proxy.pipeline.runtime, state.config);
     registerTrafficMetrics(registry, traffic);
-    let proxyListening = true;
+    let proxyListening = false;
     cleanups.push(() => {
       proxyListening = false;
     });
@@ -200,7 +200,7 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
 
     readiness.add('config', () => (state.version > 0 ? undefined : 'no mesh config yet (controller unreachable and nothing saved on disk)'));
     readiness.add('trust', () => (identity.trustBundlePem() ? undefined : 'no trust bundle'));
-    readiness.add('proxy', () => (proxyListening ? undefined : 'the proxy is not listening'));
+    readiness.add('proxy', () => (proxyListening ? undefined : 'the proxy is not listening (it binds once a mesh config is in force)'));
     readiness.add('capture', captureCheck({ kernelProxyPort: () => capture.captureConfig()?.proxyPort, lastError: () => captureSync.lastError }, opts.listen.outbound));
     readiness.add(
       'certificates',
@@ -233,6 +233,14 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
     cleanups.push(async () => {
       for (const l of listeners) await l.close();
     });
+
+    // The proxy binds its ports only once a config is in force. With SO_REUSEPORT the kernel spreads new
+    // connections over every listener of the port the moment one is bound, so a successor that listened
+    // before it knew the mesh would answer a share of the node's connections with 503s during a restart.
+    // A successor starts from the last good config on disk, so this wait is short.
+    await config.waitForVersion(1);
+    await proxy.start();
+    proxyListening = true;
 
     let lastCpu = process.cpuUsage();
     let lastAt = Date.now();

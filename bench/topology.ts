@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import '../cli/commands.js';
 import { COMMANDS } from '../cli/registry.js';
 import { down } from '../sandbox/down.js';
+import { agentPidOf } from '../sandbox/mesh.js';
 import { spawnIn } from '../sandbox/host/enter.js';
 import type { PodPlan } from '../sandbox/plan.js';
 import { podEnv, podTarget } from '../sandbox/pods.js';
@@ -139,7 +140,7 @@ export async function buildTopology(opts: { id: string; dir: string; say: (l: st
       'same-node': { pod: pod('bench', 'server-a'), vip: vip('server-a') },
       'cross-node': { pod: pod('bench', 'server-b'), vip: vip('server-b') },
     },
-    agentPid: (node) => state.pids.agents[node],
+    agentPid: (node) => agentPidOf(state.plan, node) ?? state.pids.agents[node],
   };
 }
 

@@ -17,6 +17,8 @@ import { DEFAULT_ID, readState, runDirFor, type SandboxState, validateId } from 
 import { formatStatus, sandboxStatus, type SandboxStatus } from './status.js';
 import { prometheusAvailable } from './prometheus.js';
 import { idFlag, up } from './up.js';
+import { readSupervisorStatus, superviseAgent, supervisorStatusFile } from './supervisor.js';
+import { pidAlive } from './state.js';
 
 /** sandbox/demo.yaml of this installation (dist/sandbox/cli.js -> ../../sandbox/demo.yaml). */
 export const DEMO_SPEC = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'sandbox', 'demo.yaml');
@@ -35,6 +37,10 @@ const USAGE = `usage: weft sandbox <command> [--id ID]
                       run a command in a pod's network, mount and UTS namespaces and cgroup
   logs <ns>/<pod> [-c CONTAINER] [-f]
                       a pod's output; \`logs controller\` and \`logs agent/node-1\` for the mesh's own
+  restart-agent <node> [--timeout SECONDS] [--wait-drain]
+                      upgrade a node's agent in place, as a DaemonSet with maxSurge would: the
+                      new agent starts beside the old one, takes over its ports, then the old
+                      one drains; --wait-drain returns once the old one has exited
   down                stop and remove everything the sandbox created (also after a crash)
 
 --id ID (or WEFT_SANDBOX_ID) picks the sandbox; the default is "${DEFAULT_ID}".
@@ -255,6 +261,54 @@ async function cmdDown(argv: string[]): Promise<number> {
   return 0;
 }
 
+async function cmdRestartAgent(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { id: { type: 'string' }, timeout: { type: 'string', default: '60' }, 'wait-drain': { type: 'boolean', default: false } },
+  });
+  const st = loadState(sandboxId(values.id));
+  const timeoutMs = Number(values.timeout) * 1000;
+  if (!(timeoutMs > 0)) throw new WeftConfigError('--timeout', `must be a positive number of seconds, got "${values.timeout}"`);
+  const name = positionals[0];
+  const node = st.plan.nodes.find((n) => n.name === name);
+  if (!node) throw new SandboxNotFoundError(name ?? '(none)', `name a node: ${st.plan.nodes.map((n) => n.name).join(', ')}`);
+  if (st.meshDisabled) throw new SandboxNotFoundError(node.name, `sandbox "${st.id}" runs without the mesh (${st.meshDisabled}): there is no agent to restart`);
+  const file = supervisorStatusFile(st.plan.paths.runDir, node.name);
+  const before = readSupervisorStatus(file);
+  if (!before || !pidAlive(before.supervisor)) throw new SandboxNotFoundError(node.name, `the agent supervisor of ${node.name} is not running (status file ${file}); see \`weft sandbox logs agent/${node.name}\``);
+  process.kill(before.supervisor, 'SIGHUP');
+  const deadline = Date.now() + timeoutMs;
+  let now = before;
+  while ((now = readSupervisorStatus(file) ?? now).upgrades <= before.upgrades) {
+    if (Date.now() > deadline) throw new Error(`the upgrade of ${node.name}'s agent did not finish within ${timeoutMs / 1000} s; see \`weft sandbox logs agent/${node.name}\``);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const u = now.lastUpgrade!;
+  if (!u.ok) {
+    process.stderr.write(`[sandbox ${st.id}] ${node.name}: upgrade failed, the old agent (pid ${u.oldPid}) keeps serving: ${u.error}\n`);
+    return 1;
+  }
+  process.stdout.write(`${node.name}: agent pid ${u.oldPid} -> ${u.newPid} (new agent ready in ${u.readyMs} ms; the old one hands over its listeners and drains)\n`);
+  if (values['wait-drain'] && u.oldPid) {
+    while (pidAlive(u.oldPid)) {
+      if (Date.now() > deadline) throw new Error(`the old agent (pid ${u.oldPid}) still drains after ${timeoutMs / 1000} s`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    process.stdout.write(`${node.name}: old agent ${u.oldPid} drained and exited\n`);
+  }
+  return 0;
+}
+
+/** Internal: the per-node agent supervisor the sandbox starts (sandbox/supervisor.ts). */
+async function cmdSuperviseAgent(argv: string[]): Promise<number> {
+  const [mine, agentArgv] = splitDashDash(argv);
+  const { values } = parseArgs({ args: mine, options: { status: { type: 'string' } } });
+  if (!values.status || agentArgv.length === 0) throw new WeftConfigError('supervise-agent', 'usage: weft sandbox supervise-agent --status FILE -- <agent argv>');
+  await superviseAgent({ argv: agentArgv, statusFile: values.status });
+  return 0;
+}
+
 export async function sandboxCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   switch (sub) {
@@ -268,6 +322,10 @@ export async function sandboxCommand(argv: string[]): Promise<number> {
       return cmdLogs(rest);
     case 'down':
       return cmdDown(rest);
+    case 'restart-agent':
+      return cmdRestartAgent(rest);
+    case 'supervise-agent':
+      return cmdSuperviseAgent(rest);
     case undefined:
     case '-h':
     case '--help':

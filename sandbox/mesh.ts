@@ -14,6 +14,7 @@ import { makeCgroup } from './host/cgroup.js';
 import { spawnIn } from './host/enter.js';
 import type { NodePlan, Plan } from './plan.js';
 import { pidAlive } from './state.js';
+import { readSupervisorStatus, supervisorStatusFile } from './supervisor.js';
 
 /** bin/weft.js of this installation (dist/sandbox/mesh.js -> ../../bin/weft.js). */
 export const WEFT_BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'weft.js');
@@ -106,6 +107,8 @@ export function agentArgv(plan: Plan, node: NodePlan, files: MeshFiles): string[
     '--outbound-ip', node.ip,
     // pods see their callers' addresses (policy routing in this node's netns, which Weft created)
     '--transparent-source',
+    // long-lived streams through an agent being restarted last this long (the DaemonSet's grace period)
+    '--drain-timeout', '60',
   ];
 }
 
@@ -115,10 +118,21 @@ export function startController(plan: Plan, files: MeshFiles, prometheusUrl?: st
   return launch(plan.controller.cgroup, plan.controller.netns, controllerArgv(plan, files, prometheusUrl, replica), log);
 }
 
+/**
+ * Starts the node's agent under its supervisor (sandbox/supervisor.ts: restarts an agent that exits,
+ * upgrades it in place on `weft sandbox restart-agent`). Returns the supervisor's pid; the agent's is in
+ * the supervisor's status file (agentPidOf).
+ */
 export function startAgent(plan: Plan, node: NodePlan, files: MeshFiles): number {
   mkdirSync(node.stateDir, { recursive: true });
   mkdirSync(node.bpffs, { recursive: true });
-  return launch(node.agentCgroup, node.netns, agentArgv(plan, node, files), files.agentLogs[node.name]!);
+  const argv = [process.execPath, WEFT_BIN, 'sandbox', 'supervise-agent', '--status', supervisorStatusFile(plan.paths.runDir, node.name), '--', ...agentArgv(plan, node, files)];
+  return launch(node.agentCgroup, node.netns, argv, files.agentLogs[node.name]!);
+}
+
+/** The pid of the agent serving `node` now (not its supervisor's), if it runs. */
+export function agentPidOf(plan: Plan, node: string): number | undefined {
+  return readSupervisorStatus(supervisorStatusFile(plan.paths.runDir, node))?.agent;
 }
 
 /** Listening TCP ports of the netns `pid` lives in, read from /proc (no connection into the sandbox). */

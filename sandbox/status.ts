@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { PORTS } from '../common/ports.js';
 import { meshFiles } from './mesh.js';
 import { prometheusFiles } from './prometheus.js';
+import { readSupervisorStatus, supervisorStatusFile } from './supervisor.js';
 import { portKey } from './plan.js';
 import { pidAlive, type SandboxState } from './state.js';
 
@@ -114,7 +115,8 @@ export function sandboxStatus(st: SandboxState): SandboxStatus {
       podCIDR: n.podCIDR,
       bridge: n.bridge,
       cgroup: n.cgroup,
-      agent: { ...alive(st.pids.agents[n.name]), metrics: fwd(`${n.name}-metrics`) && `${fwd(`${n.name}-metrics`)}/metrics`, health: fwd(`${n.name}-health`) && `${fwd(`${n.name}-health`)}/healthz/ready`, bpffs: n.bpffs, log: st.meshDisabled ? null : files.agentLogs[n.name]! },
+      // the agent serving now (its supervisor restarts and upgrades it); the supervisor's pid before it wrote its status
+      agent: { ...alive(readSupervisorStatus(supervisorStatusFile(plan.paths.runDir, n.name))?.agent ?? st.pids.agents[n.name]), metrics: fwd(`${n.name}-metrics`) && `${fwd(`${n.name}-metrics`)}/metrics`, health: fwd(`${n.name}-health`) && `${fwd(`${n.name}-health`)}/healthz/ready`, bpffs: n.bpffs, log: st.meshDisabled ? null : files.agentLogs[n.name]! },
     })),
     pods: plan.pods.map((p) => {
       const pids = st.pids.pods[`${p.namespace}/${p.name}`] ?? {};

@@ -36,6 +36,8 @@ export interface HandoverDrainOptions {
   /** accept this long after onLastOut, for connections steered here just before (ms) */
   lastOutGraceMs?: number;
   pollMs?: number;
+  /** after closing the listeners, wait this long before trusting the open-connection count (ms) */
+  settleMs?: number;
   listeners?: () => ProcListener[];
   now?: () => number;
 }
@@ -70,11 +72,15 @@ export async function drainForHandover(target: DrainTarget, o: HandoverDrainOpti
     target.stopAccepting();
     o.log.info('successor listening: listeners closed (queued connections migrate to it), draining open connections', { open: target.connections.size, deadlineMs: Math.max(0, deadline - now()) });
     await o.onHandover?.();
+    // Connections accepted just before the close may not be counted yet (the proxy tracks a connection once
+    // it has sniffed its first bytes); give them time to register before "nothing open" ends the drain.
+    await sleep(o.settleMs ?? 1000);
   } else {
     o.onLastOut?.();
     o.log.info('no successor: capture handed to the fail mode, closing listeners after a grace', { open: target.connections.size });
     await sleep(o.lastOutGraceMs ?? 300);
     target.stopAccepting();
+    await sleep(o.settleMs ?? 1000);
   }
   await target.finishDrain(Math.max(0, deadline - now()));
   return outcome;

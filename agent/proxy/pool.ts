@@ -69,13 +69,37 @@ export class TunnelPool {
     return ctx;
   }
 
-  /** Opens a CONNECT stream and waits for the peer's 200. Rejects with UpstreamError/TunnelPeerError. */
+  /**
+   * Opens a CONNECT stream and waits for the peer's 200. Rejects with UpstreamError/TunnelPeerError.
+   * A stream the peer refused unprocessed (REFUSED_STREAM: a GOAWAY from a peer agent handing over to its
+   * successor raced our request) is opened once more on a new connection; HTTP/2 guarantees the peer did
+   * nothing with it, so this is safe for any request.
+   */
   async connect(req: TunnelStreamRequest): Promise<ClientHttp2Stream> {
+    try {
+      return await this.connectOnce(req);
+    } catch (e) {
+      if (!(e instanceof RefusedUnprocessed)) throw e;
+      return this.connectOnce(req).catch((err: unknown) => {
+        throw err instanceof RefusedUnprocessed ? err.error : err;
+      });
+    }
+  }
+
+  private async connectOnce(req: TunnelStreamRequest): Promise<ClientHttp2Stream> {
     const session = await this.session(req.sourceId, req.destinationId, req.node);
+    if (session.closed || session.destroyed) {
+      this.forgetSession(req, session);
+      throw new RefusedUnprocessed(new UpstreamError('tunnel_stream', `tunnel connection to ${req.node.host}:${req.node.port} is closing`));
+    }
     const stream = buffersOnly(session.request({ ':method': 'CONNECT', ':authority': req.authority, ...req.headers }, { endStream: false }));
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => {
-        reject(new UpstreamError('tunnel_stream', `tunnel stream to ${req.authority} via ${req.node.host}:${req.node.port} failed: ${err.message}`, { cause: err }));
+        const e = new UpstreamError('tunnel_stream', `tunnel stream to ${req.authority} via ${req.node.host}:${req.node.port} failed: ${err.message}`, { cause: err });
+        // only after the peer's graceful GOAWAY: a peer that refused our certificate also refuses streams
+        // and on a connection that has carried a stream before (a peer rejecting us never did)
+        const unprocessed = stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM && gracefulGoaway.has(session) && proven.has(session);
+        reject(unprocessed ? new RefusedUnprocessed(e) : e);
       };
       stream.once('error', onError);
       // A session that dies (e.g. the server rejected our certificate after a TLS 1.3 handshake the client
@@ -84,12 +108,21 @@ export class TunnelPool {
       stream.once('response', (headers) => {
         stream.off('error', onError);
         const status = Number(headers[':status']);
-        if (status === 200) return resolve(stream);
+        if (status === 200) {
+          proven.add(session);
+          return resolve(stream);
+        }
         stream.close(http2.constants.NGHTTP2_CANCEL);
         const reason = status === 403 ? 'denied' : status === 421 ? 'misdirected' : 'refused';
         reject(new UpstreamError(reason, `peer proxy ${req.node.host}:${req.node.port} answered ${status} to CONNECT ${req.authority}`, { details: { status } }));
       });
     });
+  }
+
+  private forgetSession(req: TunnelStreamRequest, session: ClientHttp2Session): void {
+    const key = `${req.sourceId}|${req.destinationId}|${req.node.host}:${req.node.port}`;
+    const current = this.sessions.get(key);
+    current?.then((s) => s === session && this.sessions.get(key) === current && this.sessions.delete(key), () => {});
   }
 
   session(sourceId: string, destinationId: string, node: TunnelAddress): Promise<ClientHttp2Session> {
@@ -142,7 +175,10 @@ export class TunnelPool {
           current?.then((s) => s === session && this.sessions.get(key) === current && this.sessions.delete(key), () => {});
         };
         session.once('close', forget);
-        session.once('goaway', forget);
+        session.once('goaway', (code: number) => {
+          if (code === http2.constants.NGHTTP2_NO_ERROR) gracefulGoaway.add(session);
+          forget();
+        });
         resolve(session);
       });
     });
@@ -160,6 +196,18 @@ export class TunnelPool {
     const all = [...this.sessions.values()];
     this.sessions.clear();
     for (const s of all) s.then((session) => session.destroy(), () => {});
+  }
+}
+
+/** Sessions whose peer said GOAWAY without an error (it drains, e.g. hands over to a successor agent). */
+const gracefulGoaway = new WeakSet<ClientHttp2Session>();
+/** Sessions on which the peer accepted a CONNECT. */
+const proven = new WeakSet<ClientHttp2Session>();
+
+/** A tunnel stream the peer never processed: safe to open again on another connection. */
+class RefusedUnprocessed extends Error {
+  constructor(readonly error: UpstreamError) {
+    super(error.message);
   }
 }
 
