@@ -120,7 +120,9 @@ async function controllerMain(): Promise<void> {
   const { ObjectStore } = await import('../controller/store/object-store.js');
   const { ConfigPublisher } = await import('../controller/translate/publisher.js');
 
-  const send = (m: FromChild) => process.send!(m);
+  const send = (m: FromChild) => {
+    if (process.connected) process.send!(m);
+  };
   // never outlive the bench (the IPC channel closes when the parent exits or is killed)
   process.on('disconnect', () => process.exit(0));
   const testCa = await createTestCa({ trustDomain: TRUST_DOMAIN });
