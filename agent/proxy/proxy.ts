@@ -113,7 +113,7 @@ export class NodeProxy {
     });
     const upstreams = new Upstreams({ pool: this.pool, log, metrics: o.agentMetrics, connectTimeoutMs: limits.connectTimeoutMs, tunnelAddress, ...(o.podConnect ? { podConnect: o.podConnect } : {}) });
     const common = { pipeline: this.pipeline, upstreams, metrics: o.metrics, agentMetrics: o.agentMetrics, connections: this.connections };
-    this.http1 = new Http1Proxy({ ...common, resolver, log: log.child('http1'), relay: relayOpts, maxHeaderSize: limits.maxHeaderSize, keepAliveTimeoutMs: limits.keepAliveTimeoutMs, maxSocketsPerEndpoint: limits.maxSocketsPerEndpoint });
+    this.http1 = new Http1Proxy({ ...common, resolver, log: log.child('http1'), relay: relayOpts, maxHeaderSize: limits.maxHeaderSize, keepAliveTimeoutMs: limits.keepAliveTimeoutMs, connectTimeoutMs: limits.connectTimeoutMs, maxSocketsPerEndpoint: limits.maxSocketsPerEndpoint });
     this.http2 = new Http2Proxy({
       ...common,
       log: log.child('http2'),
