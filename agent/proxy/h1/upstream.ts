@@ -211,7 +211,9 @@ export class H1Upstream implements ParserHandler {
     sink?.upstreamError(reason, this.gotHead);
   }
 
+  /** Closes the connection; the exchange using it is not told (it asked for this). */
   destroy(): void {
+    this.sink = undefined;
     this.dead = true;
     clearTimeout(this.idleTimer);
     if (!this.socket.destroyed) this.socket.destroy();
