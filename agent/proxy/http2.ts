@@ -14,6 +14,7 @@ import type { Pipeline, UpstreamExchange } from '../pipeline/pipeline.js';
 import type { AttemptResult, ForwardAction, HeaderEdits, LocalResponse, WeightedBackend } from '../pipeline/stages.js';
 import type { Route } from './destination.js';
 import { h2Headers } from './headers.js';
+import { ReplayBody } from '../routing/replay-body.js';
 import { authority, type Upstreams } from './upstream.js';
 
 export interface Http2Options {
@@ -146,7 +147,8 @@ function editH2(h: Record<string, unknown>, e: HeaderEdits | undefined): void {
 
 /** One stream's exchange: one upstream stream per attempt, its response held until the pipeline commits. */
 class Http2Exchange implements UpstreamExchange {
-  readonly replayable: boolean;
+  /** the request body kept for retries (a gRPC unary call's message; agent/routing/replay-body.ts) */
+  private readonly body: ReplayBody | undefined;
   private up: http2.ClientHttp2Stream | undefined;
   private responseHead: IncomingHttpHeaders | undefined;
   private responseEnded = false;
@@ -164,7 +166,8 @@ class Http2Exchange implements UpstreamExchange {
     private readonly headers: IncomingHttpHeaders,
     private readonly endStream: boolean,
   ) {
-    this.replayable = endStream;
+    const cl = headers['content-length'];
+    this.body = endStream ? undefined : new ReplayBody(cl === undefined ? undefined : Number(cl));
     // A client cancel (gRPC deadline, RST_STREAM) cancels upstream.
     stream.once('close', () => {
       const up = this.up;
@@ -172,6 +175,11 @@ class Http2Exchange implements UpstreamExchange {
       if (stream.rstCode && stream.rstCode !== NGHTTP2_NO_ERROR) ctx.outcome.flags.push('DC');
       this.settle?.({ status: 0, error: 'reset', sent: true });
     });
+  }
+
+  /** No body, or the whole body (at most 64 KiB) has been kept: the stream can be sent again. */
+  get replayable(): boolean {
+    return this.endStream || (this.body?.replayable ?? false);
   }
 
   async send(route: Route, action: ForwardAction, wb: WeightedBackend): Promise<AttemptResult> {
@@ -231,10 +239,14 @@ class Http2Exchange implements UpstreamExchange {
       });
       if (!this.endStream) {
         if (this.bodySent) {
+          if (this.body?.replayable) return void up.end(this.body.bytes());
           up.close(NGHTTP2_CANCEL);
           return this.settle?.({ status: 0, error: 'reset', sent: false });
         }
         this.bodySent = true;
+        const body = this.body!;
+        stream.on('data', (c: Buffer) => body.add(c));
+        stream.once('end', () => body.end());
         stream.pipe(up);
       }
     });
