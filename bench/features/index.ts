@@ -2,9 +2,11 @@
 // feature; its scenario lives in its own file next to this one.
 import { authzTenPolicies } from './authz-ten-policies.js';
 import { trafficEveryPolicy } from './traffic-every-policy.js';
+import { routeTenRules } from './route-ten-rules.js';
 import type { FeatureScenario } from './types.js';
 
 export const FEATURES: FeatureScenario[] = [
   authzTenPolicies,
   trafficEveryPolicy,
+  routeTenRules,
 ];
