@@ -42,7 +42,11 @@ spec:
   targetRef: { group: "", kind: Service, name: ${name} }
 ${spec}`;
 
-export const OUTLIER = policy('trio', `  outlierDetection: { consecutive5xxErrors: 3, interval: 1s, baseEjectionTime: 8s, maxEjectionPercent: 34 }
+// Round robin, so the failing replica gets its third of the requests and trips quickly each time it is back;
+// a 3 s interval, so it is ejected again before a sweep could lower its multiplier (Envoy: one step per
+// interval spent in service).
+export const OUTLIER = policy('trio', `  loadBalancer: { simple: ROUND_ROBIN }
+  outlierDetection: { consecutive5xxErrors: 3, interval: 3s, baseEjectionTime: 8s, maxEjectionPercent: 34 }
 `);
 export const SPEC = [
   `apiVersion: v1
@@ -77,7 +81,7 @@ metadata: { name: ${NS}, labels: { weft.io/mesh: enabled } }
   policy('lim', `  rateLimit: { requestsPerSecond: 5, burst: 5 }
 `),
   policy('faulty', `  fault:
-    delay: { fixedDelay: 300ms, percentage: { value: 10 } }
+    delay: { fixedDelay: 1500ms, percentage: { value: 10 } }
     abort: { httpStatus: 418, percentage: { value: 5 } }
 `),
   policy('nobody', `  fallback: { response: { status: 200, headers: { content-type: text/plain }, body: "generic answer" }, on: [no-healthy-endpoint] }
