@@ -175,8 +175,17 @@ t.test('Upgrade (WebSocket handshake) then raw bytes both ways', async (t) => {
     t.match(echo, /^web-[ab]:ping$/);
     pods.add(echo.split(':')[0]!);
     s.end();
+    await new Promise((r) => s.once('close', r));
   }
   t.equal(pods.size, 2, 'upgrades were balanced too (one same node, one cross node)');
+  // Each upgraded connection is counted closed once its relay ends (the e2e WebSocket checks rely on it).
+  let closed = 0;
+  for (let i = 0; i < 40 && closed < 2; i++) {
+    const m = await mesh.a.registry.getSingleMetric('istio_tcp_connections_closed_total')?.get();
+    closed = (m?.values ?? []).filter((v) => v.labels.request_protocol === 'http').reduce((n, v) => n + v.value, 0);
+    if (closed < 2) await new Promise((r) => setTimeout(r, 50));
+  }
+  t.equal(closed, 2, 'both upgraded connections counted as closed');
 });
 
 t.test('request headers over the limit get 431 and are counted', async (t) => {
