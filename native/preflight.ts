@@ -1,8 +1,8 @@
 // Can this machine run Weft's capture? Checks, in order, with an actionable error for the first failure:
 // privileges, a cgroup v2 mount, bpffs at the pin directory (mounted on demand when we may), and kernel
 // support for the program types and helpers the objects use.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 
 import { cgroup2Mount, readMounts, type MountEntry } from './cgroup.js';
 import { CgroupError, PreflightError } from './errors.js';
@@ -104,9 +104,36 @@ export function ensureBpffs(pinDir: string, mount = true): { mount: string; moun
     if (c.mount('bpf', DEFAULT_BPFFS, 'bpf', 0, null) < 0) {
       throw new PreflightError('bpffs', `mounting bpffs at ${DEFAULT_BPFFS} failed; mount it yourself: mount -t bpf bpf ${DEFAULT_BPFFS}`, { errno: c.errno() });
     }
+    // Remember that Weft mounted it, so the last one out (sandbox down, capture uninstall) can unmount it.
+    mkdirSync(dirname(BPFFS_MARKER), { recursive: true });
+    writeFileSync(BPFFS_MARKER, `${process.pid}\n`);
     return { mount: DEFAULT_BPFFS, mounted: true };
   }
   return { mount: DEFAULT_BPFFS, mounted: false };
+}
+
+/** Written when Weft mounts bpffs at /sys/fs/bpf itself; a bpffs someone else mounted is never unmounted. */
+export const BPFFS_MARKER = '/run/weft/bpffs-mounted-by-weft';
+
+/** What a fresh bpffs holds on its own (the kernel's preloaded iterators): not ours, gone with the mount. */
+const KERNEL_ENTRIES = new Set(['progs.debug', 'maps.debug']);
+
+/**
+ * Unmounts the bpffs at /sys/fs/bpf when Weft mounted it (the marker) and nothing but the kernel's own
+ * iterators is left on it: the machine is back as it was. Another sandbox's or agent's pins keep it mounted.
+ * Returns true when it unmounted.
+ */
+export function releaseBpffs(): boolean {
+  if (!existsSync(BPFFS_MARKER)) return false;
+  const m = mountOf(DEFAULT_BPFFS);
+  if (m?.fstype !== 'bpf' || m.target !== DEFAULT_BPFFS) {
+    rmSync(BPFFS_MARKER, { force: true });
+    return false;
+  }
+  if (readdirSync(DEFAULT_BPFFS).some((e) => !KERNEL_ENTRIES.has(e))) return false;
+  if (libc().umount2(DEFAULT_BPFFS, 0) < 0) return false;
+  rmSync(BPFFS_MARKER, { force: true });
+  return true;
 }
 
 export function checkKernel(): void {

@@ -3,6 +3,7 @@
 // process (cgroup.kill on the sandbox's cgroup subtree, then anything still inside its namespaces),
 // every netns (their veths and bridges go with them), the pods' namespace mounts, bpffs pins, the run dir.
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { releaseBpffs } from '../native/preflight.js';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -95,6 +96,8 @@ export async function down(id: string, opts: DownOptions = {}): Promise<DownResu
   await removeNamespaceDir(join(runDir, 'ns'));
   rmSync(bpffs, { recursive: true, force: true });
   rmSync(runDir, { recursive: true, force: true });
+  // the agents' preflight mounted bpffs when the machine had none: unmount it once nothing of anyone's is pinned
+  releaseBpffs();
   return result;
 }
 

@@ -2,6 +2,7 @@
 // uninstall` and `weft agent --uninstall`; needs no running agent and is safe to repeat.
 import { WeftConfigError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
+import { releaseBpffs } from '../../native/preflight.js';
 import { DEFAULT_PIN_PARENT, uninstallPins, type UninstallReport } from './pins.js';
 
 export const DEFAULT_INSTANCE = 'default';
@@ -16,7 +17,10 @@ export function pinDirFor(instance: string = DEFAULT_INSTANCE): string {
 }
 
 export function uninstallCapture(pinDir: string, logger: Logger): UninstallReport {
-  return uninstallPins(pinDir, logger);
+  const report = uninstallPins(pinDir, logger);
+  // a bpffs the agent mounted itself goes too, once nothing of anyone's is pinned on it
+  if (releaseBpffs()) logger.info('unmounted the bpffs Weft had mounted', { mount: '/sys/fs/bpf' });
+  return report;
 }
 
 export type { UninstallReport };
