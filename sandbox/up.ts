@@ -8,7 +8,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { WeftConfigError } from '../common/errors.js';
 import { PORTS } from '../common/ports.js';
-import { bpffsDirFor, BPFFS_ROOT, down, sandboxNetns } from './down.js';
+import { ensureBpffs } from '../native/preflight.js';
+import { bpffsDirFor, down, sandboxNetns } from './down.js';
 import { SandboxExistsError, SandboxHostError, SandboxStepError } from './errors.js';
 import { type ForwardSpec, startForward } from './forward.js';
 import { PROMETHEUS_PORT, prometheusFiles, startPrometheus } from './prometheus.js';
@@ -91,13 +92,6 @@ function refuseExisting(id: string, runDir: string): void {
 
 export function idFlag(id: string): string {
   return id === 'dev' ? '' : ` --id ${id}`;
-}
-
-function mountedFs(path: string, type: string): boolean {
-  return readFileSync('/proc/mounts', 'utf8').split('\n').some((l) => {
-    const f = l.split(' ');
-    return f[1] === path && f[2] === type;
-  });
 }
 
 export async function up(opts: UpOptions): Promise<SandboxState> {
@@ -203,7 +197,8 @@ export async function up(opts: UpOptions): Promise<SandboxState> {
     }
     if (!opts.meshDisabled) {
       await step('agents', `weft agent on ${plan.nodes.map((n) => n.name).join(', ')} ready (config in force, eBPF attached at each node's cgroup)`, async () => {
-        if (!mountedFs(BPFFS_ROOT, 'bpf')) await run('mount', ['-t', 'bpf', 'bpf', BPFFS_ROOT]);
+        // the preflight's mount: it marks a bpffs it mounted, so `down` unmounts it again once nothing is pinned
+        ensureBpffs(plan.paths.bpffsDir);
         for (const n of plan.nodes) state.pids.agents[n.name] = startAgent(plan, n, files);
         save();
         await parallel(plan.nodes, conc, async (n) => {
