@@ -14,7 +14,9 @@ import type { Pipeline, UpstreamExchange } from '../pipeline/pipeline.js';
 import type { AttemptResult, ForwardAction, HeaderEdits, LocalResponse, WeightedBackend } from '../pipeline/stages.js';
 import type { Route } from './destination.js';
 import { h2Headers } from './headers.js';
+import { chosenMirrors, shadowHost } from '../routing/mirror.js';
 import { ReplayBody } from '../routing/replay-body.js';
+import type { RoutedForward } from '../routing/router.js';
 import { authority, type Upstreams } from './upstream.js';
 
 export interface Http2Options {
@@ -183,6 +185,7 @@ class Http2Exchange implements UpstreamExchange {
   }
 
   async send(route: Route, action: ForwardAction, wb: WeightedBackend): Promise<AttemptResult> {
+    if (!this.action && (action as RoutedForward).mirrors) this.mirror(action as RoutedForward);
     this.wb = wb;
     this.action = action;
     let session: ClientHttp2Session;
@@ -250,6 +253,54 @@ class Http2Exchange implements UpstreamExchange {
         stream.pipe(up);
       }
     });
+  }
+
+  /**
+   * RequestMirror copies, as on HTTP/1 (h1/exchange.ts): fire-and-forget on the mirror backend's pooled
+   * session, the response read and dropped; a body only when kept whole (<= 64 KiB), else the copy is skipped.
+   */
+  private mirror(action: RoutedForward): void {
+    const targets = chosenMirrors(action.mirrors);
+    if (targets.length === 0) return;
+    const go = () => {
+      const body = this.endStream ? undefined : this.body!.replayable ? this.body!.bytes() : null;
+      for (const m of targets) {
+        const ep = m.backend && body !== null ? this.o.pipeline.stages.traffic.pick(this.ctx, m.backend, []) : undefined;
+        if (!m.backend || !ep) {
+          m.count(body === null ? 'skipped' : 'failed');
+          continue;
+        }
+        const route = this.o.pipeline.routeTo(this.ctx.connection, ep, m.backend);
+        const h = h2Headers(this.headers) as Record<string, unknown>;
+        h[':authority'] = shadowHost(String(this.headers[':authority'] ?? this.ctx.authority));
+        if (action.rewrite?.path) h[':path'] = action.rewrite.path;
+        this.proxy.upstreamSession(this.ctx.connection, route).then(
+          (session) => {
+            let copy: http2.ClientHttp2Stream;
+            try {
+              copy = session.request(h as http2.OutgoingHttpHeaders, { endStream: body === undefined });
+            } catch {
+              return m.count('failed');
+            }
+            let answered = false;
+            copy.on('error', () => {});
+            copy.once('response', () => {
+              answered = true;
+              m.count('sent');
+            });
+            copy.once('close', () => {
+              if (!answered) m.count('failed');
+            });
+            copy.resume();
+            if (body !== undefined) copy.end(body);
+          },
+          () => m.count('failed'),
+        );
+      }
+    };
+    if (this.endStream) return go();
+    // after the whole request body is in (and kept, when it fits)
+    this.stream.once('end', () => setImmediate(go));
   }
 
   commit(): Promise<void> {

@@ -119,3 +119,73 @@ t.test('GRPCRoute by method; retry on unavailable', async (t) => {
   }
   t.equal(await metricValue(registry, 'weft_retries_total', { destination_service: 'grpc.default.svc.cluster.local', policy: 'traffic-policy' }), 5);
 });
+
+t.test('RequestMirror over HTTP/2: a copy with the -shadow authority and the body, response dropped', async (t) => {
+  const seen: { pod: string; authority: string; path: string; body: string }[] = [];
+  const servers: http2.Http2Server[] = [];
+  const serve = (pod: string) => {
+    const s = http2.createServer();
+    s.on('stream', (stream, h) => {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        seen.push({ pod, authority: String(h[':authority']), path: String(h[':path']), body: Buffer.concat(chunks).toString() });
+        stream.respond({ ':status': 200 });
+        stream.end(pod);
+      });
+    });
+    servers.push(s);
+    return s;
+  };
+  const port = await listen(serve('g1'), '127.0.21.2');
+  await new Promise<void>((r) => serve('g2').listen(port, '127.0.21.3', r));
+  const registry = new Registry();
+  const mesh = await startMesh(
+    PODS,
+    [
+      { name: 'web', vip: VIP, port: 8080, targetPort: port, pods: ['g1'], appProtocol: 'kubernetes.io/h2c' },
+      { name: 'web-shadow', vip: '127.0.97.41', port: 8080, targetPort: port, pods: ['g2'], appProtocol: 'kubernetes.io/h2c' },
+    ],
+    { stages: { router: routingRouter({ metrics: new RoutingMetrics(registry) }) } },
+  );
+  t.teardown(async () => {
+    await mesh.close();
+    for (const s of servers) s.close();
+  });
+  const store = new ObjectStore(new KindRegistry(BUILTIN_KINDS), silentLogger);
+  const route = {
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'HTTPRoute',
+    metadata: { name: 'mirror', namespace: 'default' },
+    spec: {
+      parentRefs: [{ group: '', kind: 'Service', name: 'web' }],
+      rules: [{ filters: [{ type: 'RequestMirror', requestMirror: { backendRef: { name: 'web-shadow', port: 8080 } } }], backendRefs: [{ name: 'web', port: 8080 }] }],
+    },
+  };
+  store.upsert(route as unknown as KubeObject, 'test');
+  const policies = compilePolicies(store, { trustDomain: 'cluster.local', rootNamespace: 'weft-system', workloads: mesh.config.workloads, services: mesh.config.services });
+  const cfg = { ...mesh.config, version: 2, policies };
+  mesh.a.state.update(cfg);
+  mesh.b.state.update(cfg);
+  mesh.route('client', VIP, 8080);
+  const session = http2.connect('http://web.default:8080', { createConnection: () => net.connect({ host: mesh.a.outbound.host, port: mesh.a.outbound.port, localAddress: '127.0.21.1' }) });
+  t.teardown(() => session.close());
+  const answer = await new Promise<string>((resolve, reject) => {
+    const req = session.request({ ':method': 'POST', ':path': '/m?x=1' });
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks).toString()));
+    req.on('error', reject);
+    req.end('mirror me');
+  });
+  t.equal(answer, 'g1', 'the client gets the primary answer');
+  for (let i = 0; i < 100 && !seen.some((x) => x.pod === 'g2'); i++) await new Promise((r) => setTimeout(r, 20));
+  const copy = seen.find((x) => x.pod === 'g2');
+  t.same(copy && [copy.authority, copy.path, copy.body], ['web.default-shadow:8080', '/m?x=1', 'mirror me'], 'the mirror got the copy, body included, marked -shadow');
+  let sent = 0;
+  for (let i = 0; i < 50 && sent < 1; i++) {
+    sent = await metricValue(registry, 'weft_mirrored_requests_total', { mirror: 'default/web-shadow:8080', result: 'sent' });
+    if (sent < 1) await new Promise((r) => setTimeout(r, 20));
+  }
+  t.equal(sent, 1, 'counted as sent');
+});
