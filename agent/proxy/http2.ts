@@ -13,7 +13,7 @@ import { RequestContext, type ConnectionContext } from '../pipeline/context.js';
 import type { Pipeline, UpstreamExchange } from '../pipeline/pipeline.js';
 import type { AttemptResult, ForwardAction, HeaderEdits, LocalResponse, WeightedBackend } from '../pipeline/stages.js';
 import type { Route } from './destination.js';
-import { h2Headers } from './headers.js';
+import { h2Headers } from './h2-headers.js';
 import { chosenMirrors, shadowHost } from '../routing/mirror.js';
 import { ReplayBody } from '../routing/replay-body.js';
 import type { RoutedForward } from '../routing/router.js';
