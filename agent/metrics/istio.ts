@@ -191,16 +191,22 @@ export class IstioMetrics {
     this.tcp(peer, protocol).close(received, sent);
   }
 
-  /** Sums for the controller report, without rendering anything. */
+  /**
+   * Sums for the controller report, without rendering anything: what this node's proxy handled, each request
+   * and connection once. A same-node exchange is reported by both reporters (source and destination,
+   * plaintext); one that arrived through the tunnel (mutual_tls) only by the destination here.
+   */
   totals(): { requests: number; requestErrors: number; connectionsOpened: number } {
+    const once = (l: Labels) => l.reporter !== 'destination' || l.connection_security_policy === 'mutual_tls';
     let requests = 0;
     let requestErrors = 0;
     for (const s of this.requestSeries) {
+      if (!once(s.labels)) continue;
       requests += s.count;
       if (s.code >= 500 || s.code === 0) requestErrors += s.count;
     }
     let connectionsOpened = 0;
-    for (const c of this.tcpSeries.opened) connectionsOpened += c.opened;
+    for (const c of this.tcpSeries.opened) if (once(c.labels)) connectionsOpened += c.opened;
     return { requests, requestErrors, connectionsOpened };
   }
 

@@ -104,6 +104,8 @@ export class RequestContext {
   destinationPort: number;
   /** metric labels of the current attempt's peer (set when an endpoint is picked, or by the destination adapter) */
   labels: PeerLabels | undefined;
+  /** same node: the destination half's labels (reporter="destination"), reported too when set */
+  destinationLabels: PeerLabels | undefined;
 
   constructor(
     readonly connection: ConnectionContext,
@@ -120,6 +122,7 @@ export class RequestContext {
     this.destination = connection.destination;
     this.destinationPort = connection.destinationPort;
     this.labels = undefined;
+    this.destinationLabels = undefined;
   }
 
   get source(): SourceInfo {

@@ -73,6 +73,9 @@ const FAILURE_STATUS: Record<string, [number, ResponseFlag | undefined]> = {
   no_backend: [500, 'NR'],
 };
 
+/** What the destination half sends to the pod: the request as it came (the source applied the route's edits). */
+const DELIVER_ACTION: ForwardAction = Object.freeze({ kind: 'forward', backends: Object.freeze([Object.freeze({ backend: undefined, weight: 1 })]) });
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class Pipeline {
@@ -144,6 +147,44 @@ export class Pipeline {
       return { status: 403, body: DENIED_BODY, flag: 'UAEX', policy: d.policy };
     }
     return st.traffic.admit(ctx);
+  }
+
+  /**
+   * The destination half for a request that came through the tunnel (the source node parsed it, routed it
+   * and picked this pod): authorize and admit it here, then send it to the pod, one attempt (retries and
+   * timeouts are the source's). Its outcome is reported with `route.labels` (reporter="destination").
+   */
+  async deliver(ctx: RequestContext, ex: UpstreamExchange, route: Route): Promise<void> {
+    const st = this.current;
+    const o = ctx.outcome;
+    ctx.labels = route.labels;
+    try {
+      const refusal = this.destinationRequest(ctx, st);
+      if (refusal) return this.reply(ctx, ex, refusal);
+      o.endpoint = `${route.ip}:${route.port}`;
+      o.attempts = 1;
+      const unregister = this.live.add({ ctx, close: () => ex.abort() });
+      try {
+        const r = await ex.send(route, DELIVER_ACTION, DELIVER_ACTION.backends[0]!);
+        if (r.status > 0) {
+          o.status = r.status;
+          if (r.grpcStatus !== undefined) o.grpcStatus = r.grpcStatus;
+          await ex.commit();
+          return;
+        }
+        const [status, flag] = FAILURE_STATUS[r.error ?? 'reset'] ?? [503, 'UF'];
+        if (flag) o.flags.push(flag);
+        this.o.log.warn('http request failed at the pod', { reason: r.error ?? null, endpoint: o.endpoint, source: ctx.source.principal ?? null });
+        this.reply(ctx, ex, { status });
+      } finally {
+        unregister();
+      }
+    } catch (err) {
+      this.o.log.error('request pipeline failed unexpectedly', { error: err });
+      if (o.status === 0) this.reply(ctx, ex, { status: 500 });
+    } finally {
+      this.finish(ctx, st);
+    }
   }
 
   // ---- source half, L4 ---------------------------------------------------------------------------
@@ -240,6 +281,7 @@ export class Pipeline {
             ctx.destination = route.workload;
             ctx.destinationPort = route.port;
             ctx.labels = route.labels;
+            ctx.destinationLabels = route.destinationLabels;
             o.endpoint = ep.id;
             if (route.kind === 'local' && route.workload) {
               // Same node: the destination half runs here, on the same parsed request.
@@ -340,6 +382,7 @@ export class Pipeline {
       ctx.destination = route.workload;
       ctx.destinationPort = route.port;
       ctx.labels = route.labels;
+      ctx.destinationLabels = route.destinationLabels;
       if (route.kind === 'local' && route.workload) {
         const refusal = this.destinationRequest(ctx, st);
         if (refusal) {
@@ -375,7 +418,12 @@ export class Pipeline {
     o.status = r.status;
     if (r.flag) o.flags.push(r.flag);
     if (r.policy) o.policyName = r.policy;
-    if (ctx.protocol === 'grpc' && r.grpcStatus !== undefined) o.grpcStatus = r.grpcStatus;
+    if (ctx.protocol === 'grpc' && r.grpcStatus !== undefined) {
+      // gRPC answers an error as HTTP 200 with grpc-status (a trailers-only response): response_code is what
+      // went on the wire, as Istio reports it.
+      o.grpcStatus = r.grpcStatus;
+      o.status = 200;
+    }
     ex.reply(r);
   }
 
@@ -383,7 +431,11 @@ export class Pipeline {
   finish(ctx: RequestContext, st: CompiledStages = this.current): void {
     const o = ctx.outcome;
     o.endMs = performance.now();
-    if (ctx.labels && o.status > 0) this.o.metrics.request(ctx.labels, ctx.protocol === 'grpc' ? 'grpc' : 'http', o.status, o.endMs - o.startMs);
+    if (o.status > 0) {
+      const protocol = ctx.protocol === 'grpc' ? 'grpc' : 'http';
+      if (ctx.labels) this.o.metrics.request(ctx.labels, protocol, o.status, o.endMs - o.startMs);
+      if (ctx.destinationLabels) this.o.metrics.request(ctx.destinationLabels, protocol, o.status, o.endMs - o.startMs);
+    }
     for (const obs of st.observers) {
       try {
         obs.request?.(ctx);

@@ -19,6 +19,8 @@ export interface Route {
   node: NodeInfo | undefined;
   destinationId: string | undefined;
   labels: PeerLabels;
+  /** local only: the labels this node's destination half reports with (reporter="destination") */
+  destinationLabels?: PeerLabels;
 }
 
 const UNKNOWN = 'unknown';
@@ -49,7 +51,10 @@ export class DestinationResolver {
     else if (w?.meshed && nodeName && (node = state.node(nodeName))) kind = 'tunnel';
     const destinationId = w ? state.identityOf(w) : undefined;
     const security: SecurityPolicy = kind === 'tunnel' ? 'mutual_tls' : 'none';
-    return { kind, ip: ep.ip, port: ep.port, workload: w, node, destinationId, labels: this.labels('source', source.workload, w, service, security) };
+    const labels = this.labels('source', source.workload, w, service, security);
+    if (kind !== 'local' || !w) return { kind, ip: ep.ip, port: ep.port, workload: w, node, destinationId, labels };
+    // Same node, this proxy is also the destination's: it reports both sides, as two sidecars would.
+    return { kind, ip: ep.ip, port: ep.port, workload: w, node, destinationId, labels, destinationLabels: this.labels('destination', source.workload, w, service, security, source.principal) };
   }
 
   /** Peer label sets are shared objects, so the metrics layer can cache its children by identity. */

@@ -114,7 +114,8 @@ export class Http1Proxy implements H1ServerHandler, UpstreamSource {
     }
     let up: Duplex;
     try {
-      up = await this.o.upstreams.open(cctx, route, 'tcp');
+      // Through the tunnel as HTTP/1, so the destination's proxy decides the upgrade request itself.
+      up = await this.o.upstreams.open(cctx, route, route.kind === 'tunnel' ? 'http1' : 'tcp');
     } catch (err) {
       permit.release();
       this.o.log.warn('upgrade refused upstream', { destination: `${cctx.original.ip}:${cctx.original.port}`, error: err });

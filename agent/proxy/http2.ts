@@ -14,6 +14,7 @@ import type { Pipeline, UpstreamExchange } from '../pipeline/pipeline.js';
 import type { AttemptResult, ForwardAction, HeaderEdits, LocalResponse, WeightedBackend } from '../pipeline/stages.js';
 import type { Route } from './destination.js';
 import { h2Headers } from './h2-headers.js';
+import { resetStream } from './h2-reset.js';
 import { chosenMirrors, shadowHost } from '../routing/mirror.js';
 import { ReplayBody } from '../routing/replay-body.js';
 import type { RoutedForward } from '../routing/router.js';
@@ -35,7 +36,7 @@ export interface Http2Options {
 
 const { NGHTTP2_FLAG_END_STREAM, NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR, NGHTTP2_NO_ERROR } = http2.constants;
 
-export class Http2Proxy {
+export class Http2Proxy implements SessionSource {
   readonly server: http2.Http2Server;
   private readonly conns = new WeakMap<Http2Session, ConnectionContext>();
   private pending: ConnectionContext | undefined;
@@ -147,8 +148,13 @@ function editH2(h: Record<string, unknown>, e: HeaderEdits | undefined): void {
   }
 }
 
+/** Where an exchange gets the upstream HTTP/2 session for a route (pooled per source pod, or one per tunnel stream). */
+export interface SessionSource {
+  upstreamSession(ctx: ConnectionContext, route: Route): Promise<ClientHttp2Session>;
+}
+
 /** One stream's exchange: one upstream stream per attempt, its response held until the pipeline commits. */
-class Http2Exchange implements UpstreamExchange {
+export class Http2Exchange implements UpstreamExchange {
   /** the request body kept for retries (a gRPC unary call's message; agent/routing/replay-body.ts) */
   private readonly body: ReplayBody | undefined;
   private up: http2.ClientHttp2Stream | undefined;
@@ -161,8 +167,8 @@ class Http2Exchange implements UpstreamExchange {
   private bodySent = false;
 
   constructor(
-    private readonly proxy: Http2Proxy,
-    private readonly o: Http2Options,
+    private readonly proxy: SessionSource,
+    private readonly o: Pick<Http2Options, 'pipeline' | 'log'>,
     private readonly ctx: RequestContext,
     private readonly stream: ServerHttp2Stream,
     private readonly headers: IncomingHttpHeaders,
@@ -325,14 +331,16 @@ class Http2Exchange implements UpstreamExchange {
       });
       stream.respond(out as http2.OutgoingHttpHeaders, { endStream: ended, waitForTrailers: expectTrailers });
       if (!ended) {
-        up.pipe(stream);
+        // Not ended by the pipe: a reset upstream also emits 'end', and the client must see the reset.
+        up.pipe(stream, { end: false });
         up.resume();
       }
-      // An upstream reset after the response started is passed back with its code.
+      // The response ends when the upstream stream closes: cleanly, or passed back as a reset with its code.
       up.once('close', () => {
         if (stream.destroyed || stream.closed) return;
         const code = up.rstCode ?? NGHTTP2_NO_ERROR;
-        if (code !== NGHTTP2_NO_ERROR) stream.close(code === NGHTTP2_CANCEL ? NGHTTP2_CANCEL : NGHTTP2_INTERNAL_ERROR);
+        if (code !== NGHTTP2_NO_ERROR) resetStream(stream, code === NGHTTP2_CANCEL ? NGHTTP2_CANCEL : NGHTTP2_INTERNAL_ERROR);
+        else if (!ended && !stream.writableEnded) stream.end();
       });
     });
   }
@@ -349,15 +357,18 @@ class Http2Exchange implements UpstreamExchange {
       if (up && !up.closed) up.close(NGHTTP2_CANCEL);
       this.settle({ status: 0, error: 'timeout', sent: true });
     } else if (!this.stream.closed) {
+      // Unpiped and reset first: closing `up` first would end the piped client stream cleanly (END_STREAM),
+      // and a client must see a cut response as a reset, not as a complete one.
+      up?.unpipe(this.stream);
+      if (this.stream.headersSent) resetStream(this.stream, NGHTTP2_CANCEL);
       if (up && !up.closed) up.close(NGHTTP2_CANCEL);
-      if (this.stream.headersSent) this.stream.close(NGHTTP2_CANCEL);
     }
   }
 
   reply(r: LocalResponse): void {
     const stream = this.stream;
     if (stream.destroyed || stream.closed) return;
-    if (stream.headersSent) return void stream.close(NGHTTP2_INTERNAL_ERROR);
+    if (stream.headersSent) return void resetStream(stream, NGHTTP2_INTERNAL_ERROR);
     const h: Record<string, string> = {};
     for (const [n, v] of r.headers ?? []) h[n.toLowerCase()] = v;
     if (this.ctx.protocol === 'grpc' && r.grpcStatus !== undefined) {

@@ -3,6 +3,7 @@
 // presents the certificate of the identity the client asked for in SNI (the destination workload's),
 // verifies the client's against the trust bundle, checks policy, then connects to the pod.
 import http2, { type Http2SecureServer, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { Duplex } from 'node:stream';
 import tls, { type SecureContext, type TLSSocket } from 'node:tls';
 import type { CertificateProvider } from '../../common/identity.js';
 import type { Logger } from '../../common/log.js';
@@ -17,7 +18,15 @@ import { TunnelPeerError } from './errors.js';
 import { relay, type RelayOptions } from './relay.js';
 import { handshakeReason, sniFor, spiffeIdsOf, trustDomainOf } from './spiffe.js';
 import type { PodConnector } from './transparent.js';
-import { connectTcp } from './upstream.js';
+import { connectTcp, PROTOCOL_HEADER } from './upstream.js';
+import type { Route } from './destination.js';
+import type { Delivery } from './inbound-http1.js';
+
+/** Serves one tunnel stream that carries HTTP (inbound-http1.ts, inbound-http2.ts). */
+export interface TunnelHttp {
+  serve(stream: Duplex, delivery: Delivery, pod: Duplex): Promise<void>;
+  drain(): void;
+}
 
 export interface InboundOptions {
   state: MeshState;
@@ -32,6 +41,9 @@ export interface InboundOptions {
   connectTimeoutMs: number;
   /** connects to the local pod (transparent.ts: from the caller's address); default plain TCP from the node */
   podConnect?: PodConnector;
+  /** the destination half per request for streams that carry HTTP/1 and HTTP/2 */
+  http1: TunnelHttp;
+  http2: TunnelHttp;
   streamWindow: number;
   connectionWindow: number;
   maxFrameSize: number;
@@ -163,11 +175,13 @@ export class InboundTunnel {
     }
     const socket = stream.session!.socket;
     const forwarded = this.forwardedSource(headers['forwarded'], peer.principal);
+    // What the stream carries (the source proxy says): HTTP is decided here request by request, anything
+    // else as one connection on its L4 attributes.
+    const announced = headers[PROTOCOL_HEADER];
+    const http = announced === 'http1' ? this.o.http1 : announced === 'h2' ? this.o.http2 : undefined;
     const ctx = newConnectionContext({
       side: 'destination',
-      // Until this side parses the requests a stream carries (headers[PROTOCOL_HEADER] says which), every
-      // stream is decided as a connection, on its L4 attributes.
-      protocol: 'tcp',
+      protocol: http ? (announced === 'h2' ? 'http2' : 'http1') : 'tcp',
       // The source is known by its certificate (cross node); its address from Forwarded when the peer may speak for it.
       source: sourceFromPeer(peer.principal, forwarded ?? socket?.remoteAddress ?? ''),
       original: { ip, port },
@@ -175,8 +189,10 @@ export class InboundTunnel {
       destination: w,
       destinationPort: port,
     });
-    const refusal = this.o.pipeline.destinationConnection(ctx);
-    if (refusal) return this.refuse(stream, refusal.status, refusal.status === 403 ? 'denied' : 'rate_limited', { authority, principal: peer.principal, policy: refusal.policy ?? null });
+    if (!http) {
+      const refusal = this.o.pipeline.destinationConnection(ctx);
+      if (refusal) return this.refuse(stream, refusal.status, refusal.status === 403 ? 'denied' : 'rate_limited', { authority, principal: peer.principal, policy: refusal.policy ?? null });
+    }
 
     const bag = parseBaggage(headers['baggage']);
     const srcNs = bag['k8s.namespace.name'];
@@ -186,15 +202,24 @@ export class InboundTunnel {
     const svc = bag['service.name'] ? `${bag['service.name']}.svc.${state.trustDomain}` : undefined;
     const labels = this.o.resolver.labels('destination', src, w, svc, 'mutual_tls', peer.principal);
 
+    // transparent (when enabled): from the caller's pod address, when the peer may speak for it
+    const connect = () => (this.o.podConnect ? this.o.podConnect({ sourceIp: forwarded, ip, port, timeoutMs: this.o.connectTimeoutMs }) : connectTcp(ip, port, this.o.connectTimeoutMs));
     let pod;
     try {
-      // transparent (when enabled): from the caller's pod address, when the peer may speak for it
-      pod = this.o.podConnect ? await this.o.podConnect({ sourceIp: forwarded, ip, port, timeoutMs: this.o.connectTimeoutMs }) : await connectTcp(ip, port, this.o.connectTimeoutMs);
+      // Opened before the CONNECT is answered, HTTP too: a pod that refuses fails the stream at the source.
+      pod = await connect();
     } catch (err) {
       return this.refuse(stream, 503, 'connect_failed', { authority, error: err });
     }
     if (stream.destroyed) return void pod.destroy();
     stream.respond({ ':status': 200 });
+    if (http) {
+      const done = this.o.connections.track('inbound', { peer: peer.principal, destination: authority, protocol: ctx.protocol }, () => stream.destroy());
+      const route: Route = { kind: 'local', ip, port, workload: w, node: undefined, destinationId: dstId, labels };
+      await http.serve(stream, { ctx, route, connect }, pod);
+      done();
+      return;
+    }
     this.o.metrics.tcpOpen(labels);
     const done = this.o.connections.track('inbound', { peer: peer.principal, destination: authority }, () => pod.destroy());
     const unregister = this.o.pipeline.live.add({ ctx, close: () => pod.resetAndDestroy() });
@@ -221,6 +246,8 @@ export class InboundTunnel {
   /** GOAWAY to every tunnel client: streams in flight finish, new ones go elsewhere. */
   drain(): void {
     for (const s of this.sessions) s.close();
+    this.o.http1.drain();
+    this.o.http2.drain();
   }
 
   close(): void {

@@ -121,11 +121,13 @@ export class Outbound {
     // Same node, this proxy admitted the connection for the destination: a policy change re-evaluates it.
     const unregister = route.kind === 'local' ? this.o.pipeline.live.add({ ctx, close: () => socket.resetAndDestroy() }) : undefined;
     this.o.metrics.tcpOpen(route.labels);
+    if (route.destinationLabels) this.o.metrics.tcpOpen(route.destinationLabels);
     await relay(socket, up, this.o.relay);
     unregister?.();
     permit.release();
     done();
     this.o.metrics.tcpClose(route.labels, socket.bytesRead, socket.bytesWritten);
+    if (route.destinationLabels) this.o.metrics.tcpClose(route.destinationLabels, socket.bytesRead, socket.bytesWritten);
     this.o.pipeline.finishConnection(ctx, socket.bytesRead, socket.bytesWritten);
   }
 }

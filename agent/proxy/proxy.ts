@@ -18,6 +18,8 @@ import { ListenError } from './errors.js';
 import { Http1Proxy } from './http1.js';
 import { Http2Proxy } from './http2.js';
 import { InboundTunnel } from './inbound.js';
+import { InboundHttp1 } from './inbound-http1.js';
+import { InboundHttp2 } from './inbound-http2.js';
 import { Outbound } from './outbound.js';
 import { TunnelPool, type TunnelAddress } from './pool.js';
 import type { KernelSplicer, RelayOptions } from './relay.js';
@@ -154,6 +156,24 @@ export class NodeProxy {
       connectionWindow: limits.connectionWindow,
       maxFrameSize: limits.maxFrameSize,
       maxConcurrentStreams: limits.maxConcurrentStreams,
+      http1: new InboundHttp1({
+        pipeline: this.pipeline,
+        agentMetrics: o.agentMetrics,
+        log: log.child('inbound-http1'),
+        relay: relayOpts,
+        // The source pools these streams and closes idle ones after keepAliveTimeoutMs: this side waits
+        // longer, so a stream is never closed here just as the source reuses it.
+        server: { maxHeaderSize: limits.maxHeaderSize, headersTimeoutMs: 60_000, keepAliveTimeoutMs: 2 * limits.keepAliveTimeoutMs, idleTimeoutMs: limits.idleTimeoutMs },
+      }),
+      http2: new InboundHttp2({
+        pipeline: this.pipeline,
+        log: log.child('inbound-http2'),
+        maxHeaderSize: limits.maxHeaderSize,
+        streamWindow: limits.streamWindow,
+        connectionWindow: limits.connectionWindow,
+        maxConcurrentStreams: limits.maxConcurrentStreams,
+        idleTimeoutMs: limits.idleTimeoutMs,
+      }),
     });
   }
 

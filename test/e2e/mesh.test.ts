@@ -107,10 +107,10 @@ for (const dest of ['near', 'far'] as const) {
     const out = await counted(
       t,
       [
-        // connection_security_policy tells same node (none) from through the tunnel (mutual_tls). The
-        // destination node's count is checked where a new tunnel stream is certain (TCP, capture): HTTP
-        // requests may reuse a pooled one.
+        // connection_security_policy tells same node (none) from through the tunnel (mutual_tls). Across
+        // nodes the destination's proxy parses each request too, and reports it (reporter="destination").
         { node: 'node-1', name: 'istio_requests_total', labels: { ...src, request_protocol: 'http', response_code: '200' }, atLeast: 2 },
+        ...(dst ? [{ node: 'node-2', name: 'istio_requests_total', labels: { ...dst, request_protocol: 'http', response_code: '200' }, atLeast: 2 }] : []),
       ],
       () => exec(`${NS}/client`, ['curl', '-sS', '--max-time', '60', '-D', '-', '-w', '##connects=%{num_connects} version=%{http_version}\n', `http://${host}/`, `http://${host}/chunked`]),
     );
@@ -200,7 +200,7 @@ t.test('underlay capture: a cross-node request is TLS 1.3 on 15008 and its marke
     t,
     [
       { node: 'node-1', name: 'istio_requests_total', labels: { ...src, request_protocol: 'http', response_code: '200' }, atLeast: 1 },
-      { node: 'node-2', name: 'istio_tcp_connections_opened_total', labels: dst!, atLeast: 1 },
+      { node: 'node-2', name: 'istio_requests_total', labels: { ...dst!, request_protocol: 'http', response_code: '200' }, atLeast: 1 },
     ],
     () => exec(`${NS}/prober`, ['curl', '-sS', '--max-time', '60', '-H', `x-marker: ${marker}`, '--data-binary', marker, `http://${fqdn('far')}/echo`]),
   );

@@ -285,7 +285,7 @@ t.test('retries: 50% 503 upstream, attempts 3 codes [503], budget raised', async
   // the outcome is recorded when the response has closed, a moment after the client read it
   let istio = 0;
   for (let i = 0; i < 40 && istio < 200; i++) {
-    istio = await metricValue(mesh.a.registry, 'istio_requests_total', { destination_service: 'flaky.default.svc.cluster.local' });
+    istio = await metricValue(mesh.a.registry, 'istio_requests_total', { reporter: 'source', destination_service: 'flaky.default.svc.cluster.local' });
     if (istio < 200) await new Promise((res) => setTimeout(res, 50));
   }
   t.equal(istio, 200, 'istio_requests_total counts one per client request');

@@ -211,6 +211,18 @@ export class H1Upstream implements ParserHandler {
     sink?.upstreamError(reason, this.gotHead);
   }
 
+  /** Hands an idle connection over (an upgrade relays bytes on it from now on): the codec lets go of it. */
+  detach(): Duplex {
+    clearTimeout(this.idleTimer);
+    this.sink = undefined;
+    this.dead = true;
+    this.socket.off('data', this.onData);
+    this.socket.off('end', this.onEnd);
+    this.socket.off('close', this.onClose);
+    this.parser.destroy();
+    return this.socket;
+  }
+
   /** Closes the connection; the exchange using it is not told (it asked for this). */
   destroy(): void {
     this.sink = undefined;
