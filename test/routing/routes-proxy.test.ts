@@ -160,7 +160,9 @@ t.test('weighted split, weight 0, and a split moved to 100/0', async (t) => {
     const who = r.body.split(' ')[0]!;
     count[who] = (count[who] ?? 0) + 1;
   }
-  t.ok(Math.abs((count.v1 ?? 0) / 500 - 0.7) <= 0.05, `70/30 within ±5% over 500: ${JSON.stringify(count)}`);
+  // Backends are drawn at random per request (as Envoy's weighted clusters): one standard deviation over 500
+  // is 2%, so ±7% (3.4 sigma) fails about once in 1,500 runs, where ±5% failed about once in 70.
+  t.ok(Math.abs((count.v1 ?? 0) / 500 - 0.7) <= 0.07, `70/30 within ±7% over 500: ${JSON.stringify(count)}`);
   t.equal(count.flaky, undefined, 'weight 0 gets none');
   t.equal((count.v1 ?? 0) + (count.v2 ?? 0), 500);
   apply([route('split', 'echo', [{ backendRefs: [be('echo-v1', 100), be('echo-v2', 0)] }])]);
