@@ -273,7 +273,7 @@ async function withPolicy(t: Test, yaml: string, body: () => Promise<void>, cli 
 const near = `http://${fqdn('near')}/`;
 const far = `http://${fqdn('far')}/`;
 
-t.test('ALLOW by principal: one service account 200, another 403 (same node: per request; cross node)', async (t) => {
+t.test('ALLOW by principal: one service account 200, another 403 (per request, same node and cross node)', async (t) => {
   const yaml = policy('near-from-client', `  selector: { matchLabels: { app: near } }
   action: ALLOW
   rules:
@@ -284,6 +284,7 @@ t.test('ALLOW by principal: one service account 200, another 403 (same node: per
   rules:
     - from: [{ source: { principals: ["spiffe://cluster.local/ns/${NS}/sa/client"] } }]`);
   await withPolicy(t, yaml, async () => {
+    const before = await scrapeAll(metricsUrls);
     t.equal((await curl(`${NS}/client`, near)).code, 200, 'client → near (same node): 200');
     const denied = await curl(`${NS}/prober`, near);
     t.equal(denied.code, 403, 'prober → near (same node): 403');
@@ -292,26 +293,31 @@ t.test('ALLOW by principal: one service account 200, another 403 (same node: per
     const farDenied = await curl(`${NS}/prober`, far);
     t.equal(farDenied.code, 403, 'prober → far (cross node, refused by the destination node): 403');
     t.equal(farDenied.body, 'RBAC: access denied');
-    t.match(agentLog('node-2'), /inbound stream refused.*"reason":"denied"/, 'the destination node refused it');
+    await sleep(300);
+    const after = await scrapeAll(metricsUrls);
+    const denied403 = { reporter: 'destination', response_code: '403', destination_workload: 'far' };
+    t.ok(sum(after['node-2']!, 'istio_requests_total', denied403) - sum(before['node-2']!, 'istio_requests_total', denied403) >= 1, 'the destination node refused it (its own report)');
   }, true);
   t.equal((await curl(`${NS}/prober`, near)).code, 200, 'deleted: prober → near 200 again');
 });
 
-t.test('DENY by path and by method; a when on a request header (same node, per request on one connection)', async (t) => {
-  const yaml = policy('near-deny', `  selector: { matchLabels: { app: near } }
-  action: DENY
+t.test('DENY by path and by method; a when on a request header (per request on one connection, same node and cross node)', async (t) => {
+  const rules = `  action: DENY
   rules:
     - to: [{ operation: { paths: [/admin, /admin/*] } }]
     - to: [{ operation: { methods: [DELETE] } }]
-    - when: [{ key: "request.headers[x-debug]", values: ["1"] }]`);
+    - when: [{ key: "request.headers[x-debug]", values: ["1"] }]`;
+  const yaml = policy('near-deny', `  selector: { matchLabels: { app: near } }\n${rules}`) + '---\n' + policy('far-deny', `  selector: { matchLabels: { app: far } }\n${rules}`);
   await withPolicy(t, yaml, async () => {
-    // one curl, one kept-alive connection, four requests: each is judged on its own
-    const r = await sb.exec(`${NS}/client`, ['curl', '-sS', '--max-time', '10', '-w', '%{http_code} %{num_connects}\n', ...[near, `${near}admin/x`, near, `${near}admin`].flatMap((u) => ['-o', '/dev/null', u])], { timeoutMs: 30_000 });
-    t.same(r.stdout.trim().split('\n'), ['200 1', '403 0', '200 0', '403 0'], 'GET / 200, /admin/x 403, / 200, /admin 403 on one connection');
-    t.equal((await curl(`${NS}/client`, near, ['-X', 'DELETE'])).code, 403, 'DELETE 403');
-    t.equal((await curl(`${NS}/client`, near, ['-X', 'POST', '-d', 'x'])).code, 200, 'POST 200');
-    t.equal((await curl(`${NS}/client`, near, ['-H', 'x-debug: 1'])).code, 403, 'x-debug: 1 → 403');
-    t.equal((await curl(`${NS}/client`, near, ['-H', 'x-debug: 2'])).code, 200, 'x-debug: 2 → 200');
+    for (const [url, where] of [[near, 'same node'], [far, 'cross node']] as const) {
+      // one curl, one kept-alive connection, four requests: each is judged on its own
+      const r = await sb.exec(`${NS}/client`, ['curl', '-sS', '--max-time', '10', '-w', '%{http_code} %{num_connects}\n', ...[url, `${url}admin/x`, url, `${url}admin`].flatMap((u) => ['-o', '/dev/null', u])], { timeoutMs: 30_000 });
+      t.same(r.stdout.trim().split('\n'), ['200 1', '403 0', '200 0', '403 0'], `${where}: GET / 200, /admin/x 403, / 200, /admin 403 on one connection`);
+      t.equal((await curl(`${NS}/client`, url, ['-X', 'DELETE'])).code, 403, `${where}: DELETE 403`);
+      t.equal((await curl(`${NS}/client`, url, ['-X', 'POST', '-d', 'x'])).code, 200, `${where}: POST 200`);
+      t.equal((await curl(`${NS}/client`, url, ['-H', 'x-debug: 1'])).code, 403, `${where}: x-debug: 1 → 403`);
+      t.equal((await curl(`${NS}/client`, url, ['-H', 'x-debug: 2'])).code, 200, `${where}: x-debug: 2 → 200`);
+    }
   });
 });
 
@@ -374,6 +380,42 @@ t.test('live: an open TCP connection is closed within 1 s of a denying policy; d
     const again = await back.done;
     t.ok(again.bannerAt, `${where}: access restored`);
     t.ok(again.bannerAt! - deleted < 1000, `${where}: restored ${again.bannerAt! - deleted} ms after the delete`);
+  }
+});
+
+t.test('live: an open HTTP/2 stream is reset within 1 s of a denying policy (cross node and same node, curl)', async (t) => {
+  for (const [dest, where] of [['far', 'cross node'], ['near', 'same node']] as const) {
+    const yaml = policy(`deny-drip-${dest}`, `  selector: { matchLabels: { app: ${dest} } }
+  action: DENY
+  rules:
+    - to: [{ operation: { paths: [/drip] } }]`);
+    // curl holds one HTTP/2 stream open, the server writing a line every 200 ms
+    const child = spawn(NODE, [weftBin, 'sandbox', 'exec', '--id', id, `${NS}/client`, '--', 'curl', '-sS', '-N', '--http2-prior-knowledge', '--max-time', '40', `http://${fqdn(dest)}:81/drip`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    let firstAt = 0;
+    const first = new Promise<void>((resolve) => {
+      child.stdout.setEncoding('utf8').on('data', (d: string) => {
+        out += d;
+        if (!firstAt && out.includes('drip 1')) {
+          firstAt = Date.now();
+          resolve();
+        }
+      });
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    const exited = new Promise<{ code: number | null; at: number }>((resolve) => child.on('close', (code) => resolve({ code, at: Date.now() })));
+    await Promise.race([first, exited]);
+    t.ok(firstAt > 0, `${where}: the stream is open and streaming (${out.split('\n').length - 1} lines)`);
+    const applied = await kubectl('apply', yaml);
+    const end = await exited;
+    const ms = end.at - applied;
+    t.ok(ms < 1000, `${where}: the stream ended ${ms} ms after the controller accepted the policy`);
+    t.not(end.code, 0, `${where}: curl saw a reset, not a complete response (exit ${end.code}: ${err.trim()})`);
+    const node = dest === 'far' ? 'node-2' : 'node-1';
+    t.match(agentLog(node), new RegExp(`open request closed: now denied by policy.*"policy":"${NS}/deny-drip-${dest}"`), `${where}: log line names the policy`);
+    await kubectl('delete', yaml);
+    await settle();
   }
 });
 
