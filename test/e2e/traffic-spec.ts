@@ -63,7 +63,7 @@ metadata: { name: ${NS}, labels: { weft.io/mesh: enabled } }
   serverPod('lim-0', 'node-1', { lim: 'yes' }),
   serverPod('unavailable', 'node-2', {}, { STATUS: 503 }),
   sleeper('client', 'node-1'),
-  sleeper('client2', 'node-1'),
+  sleeper('client2', 'node-2'),
   service('trio', { trio: 'yes' }),
   service('duo', { duo: 'yes' }),
   service('hashy', { hash: 'yes' }),

@@ -181,7 +181,7 @@ t.test('maxConnections 1: of 20 concurrent slow requests the excess is answered 
   t.ok((await metricAtLeast('node-1', 'weft_traffic_overloaded_total', { backend: 'tr/gate:80' }, 18)) >= 18, 'counted');
 });
 
-t.test('local rate limit: the destination pod bucket is shared by two callers, 429 + retry-after, counted per caller', async (t) => {
+t.test('local rate limit: the destination pod bucket is shared by two callers on two nodes, 429 + retry-after, counted per caller', async (t) => {
   const t0 = Date.now();
   const [a, b] = await Promise.all([curl('client', 'lim', 40, { parallel: 2 }), curl('client2', 'lim', 40, { parallel: 2 })]);
   const elapsed = (Date.now() - t0) / 1000;
@@ -189,7 +189,7 @@ t.test('local rate limit: the destination pod bucket is shared by two callers, 4
   const passed = count(all, (x) => x.code === 200);
   const limited = all.filter((x) => x.code === 429);
   t.equal(passed + limited.length, 80, 'every request answered 200 or 429');
-  t.ok(passed <= 5 + Math.ceil(5 * elapsed) + 1, `${passed} passed in ${elapsed.toFixed(1)} s: at most 5/s + burst 5, summed over both callers`);
+  t.ok(passed <= 5 + Math.ceil(5 * elapsed) + 1, `${passed} passed in ${elapsed.toFixed(1)} s: at most 5/s + burst 5, summed over both callers (same node and cross node)`);
   t.ok(passed >= 5, 'at least the burst passed');
   t.ok(count(a, (x) => x.code === 429) > 0 && count(b, (x) => x.code === 429) > 0, 'both callers were limited');
   t.ok(limited.every((x) => Number(x.retryAfter) >= 1), '429s carry retry-after');
