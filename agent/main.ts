@@ -39,6 +39,7 @@ import { IstioMetrics } from './metrics/istio.js';
 import { serveMetrics } from './metrics/server.js';
 import { NodeProxy } from './proxy/proxy.js';
 import { transparentPodConnector, type PodConnector } from './proxy/transparent.js';
+import { accessLogObserver } from './observe/access-log.js';
 import { setupTransparentRouting } from './proxy/transparent-routing.js';
 import { connectTcp } from './proxy/upstream.js';
 import { RedirectManager } from './redirect/manager.js';
@@ -161,7 +162,7 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
     const plainPodConnect: PodConnector = (c) => connectTcp(c.ip, c.port, c.timeoutMs);
     const routing = new RoutingMetrics(registry);
     const proxy = new NodeProxy({
-      stages: { authorizer: authzStage(authz), router: routingRouter({ metrics: routing }), observers: [...STAGE_FACTORIES.observers, routingObserver(routing, () => state.trustDomain)] },
+      stages: { authorizer: authzStage(authz), router: routingRouter({ metrics: routing }), observers: [...STAGE_FACTORIES.observers, routingObserver(routing, () => state.trustDomain), accessLogObserver(log.child('access'))] },
       ...(opts.transparentSource ? { podConnect: transparentPodConnector(capture, plainPodConnect) } : {}),
       state,
       lookup: capture,

@@ -31,6 +31,8 @@ export interface Workload {
   portMtls?: Record<string, MtlsMode>;
   /** name of the owning Deployment/ReplicaSet-derived workload, for metrics (source_workload) */
   workloadName: string;
+  /** access log opt-in (annotation weft.io/access-log on the Pod, else its Namespace): JSON lines */
+  accessLog?: 'json';
 }
 
 export interface ServicePort {
@@ -86,4 +88,7 @@ export function spiffeId(trustDomain: string, namespace: string, serviceAccount:
 
 export const MESH_NAMESPACE_LABEL = 'weft.io/mesh';
 export const MESH_NAMESPACE_ENABLED = 'enabled';
+/** Pod or Namespace annotation: `json` turns the proxies' access log on for its pods, `off` turns it off */
+export const ACCESS_LOG_ANNOTATION = 'weft.io/access-log';
+export const ACCESS_LOG_VALUES = ['json', 'off'] as const;
 export const DEFAULT_TRUST_DOMAIN = 'cluster.local';

@@ -17,7 +17,7 @@ export function policyKey(p: CompiledPolicy): string {
 }
 
 function workloadToWire(w: Workload): WireWorkload {
-  return { ...w, labels: { ...w.labels }, portMtls: { ...(w.portMtls ?? {}) } };
+  return { ...w, labels: { ...w.labels }, portMtls: { ...(w.portMtls ?? {}) }, accessLog: w.accessLog ?? '' };
 }
 
 function workloadFromWire(w: WireWorkload): Workload {
@@ -34,6 +34,7 @@ function workloadFromWire(w: WireWorkload): Workload {
     mtlsMode: (w.mtlsMode || 'PERMISSIVE') as MtlsMode,
     ...(w.portMtls && Object.keys(w.portMtls).length > 0 ? { portMtls: { ...w.portMtls } as Record<string, MtlsMode> } : {}),
     workloadName: w.workloadName,
+    ...(w.accessLog === 'json' ? { accessLog: 'json' as const } : {}),
   };
 }
 

@@ -124,6 +124,7 @@ function writeWorkload(w: Writer, x: Workload, withLabels: boolean): void {
       e.element(2, v);
     });
   }
+  if (x.accessLog) w.string(13, x.accessLog);
 }
 
 function writeService(w: Writer, s: Service): void {

@@ -200,9 +200,10 @@ export class Pipeline {
     const permit = st.traffic.acquire(ctx, backend, endpoint);
     if (!permit) return { error: 'overloaded' };
     const route = this.routeTo(ctx, endpoint, backend);
+    // the picked pod (L4: known from here on, whichever node it is on)
+    ctx.destination = route.workload;
+    ctx.destinationPort = route.port;
     if (route.kind === 'local' && route.workload) {
-      ctx.destination = route.workload;
-      ctx.destinationPort = route.port;
       const refusal = this.destinationConnection(ctx, st);
       if (refusal) {
         if (refusal.flag === 'UAEX') this.o.agentMetrics.refused.inc({ direction: 'inbound', reason: 'denied' });

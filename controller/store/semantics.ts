@@ -9,6 +9,7 @@ import { checkGrpcRoute } from './semantics/grpcroute.js';
 import { checkHttpRoute } from './semantics/httproute.js';
 import { checkAuthorizationPolicy } from './semantics/authorization-policy.js';
 import { checkPeerAuthentication } from './semantics/peer-authentication.js';
+import { checkAccessLogAnnotation } from './semantics/access-log.js';
 
 /** Throws WeftConfigError(`${where}, field <path>`, why) for the first problem; returns when fine. */
 export type SemanticCheck = (obj: KubeObject, where: string) => void;
@@ -19,4 +20,6 @@ export const SEMANTIC_CHECKS: Readonly<Record<string, readonly SemanticCheck[]>>
   GRPCRoute: [checkGrpcRoute],
   AuthorizationPolicy: [checkAuthorizationPolicy],
   PeerAuthentication: [checkPeerAuthentication],
+  Namespace: [checkAccessLogAnnotation],
+  Pod: [checkAccessLogAnnotation],
 };

@@ -103,6 +103,7 @@ export class IncrementalTranslator {
   private readonly slicesBySvc = new Map<string, Set<string>>();
   private readonly svcsByEndpointIp = new Map<string, Set<string>>();
   private readonly nsLabels = new Map<string, Labels>();
+  private readonly nsAnnotations = new Map<string, Labels>();
   private readonly nodeObjs = new Map<string, NodeInfo>();
   private mtls: MtlsIndex;
   private readonly policyObjs = new Map<string, { obj: KubeObject; entries: string[]; namespaces: Set<string> }>();
@@ -171,8 +172,13 @@ export class IncrementalTranslator {
     // namespaces and PeerAuthentications only re-mark pods
     for (const ns of this.dirtyNamespaces) {
       const o = this.store.get('v1', 'Namespace', undefined, ns);
-      if (o) this.nsLabels.set(ns, o.metadata.labels ?? {});
-      else this.nsLabels.delete(ns);
+      if (o) {
+        this.nsLabels.set(ns, o.metadata.labels ?? {});
+        this.nsAnnotations.set(ns, o.metadata.annotations ?? {});
+      } else {
+        this.nsLabels.delete(ns);
+        this.nsAnnotations.delete(ns);
+      }
       for (const k of this.podsByNs.get(ns) ?? []) this.dirtyPods.add(k);
     }
     this.dirtyNamespaces.clear();
@@ -185,7 +191,7 @@ export class IncrementalTranslator {
 
     // pods -> workloads
     const dirtySvcs = new Set<string>();
-    const ctx = { opts: this.opts, nsLabels: (ns: string) => this.nsLabels.get(ns), mtls: this.mtls };
+    const ctx = { opts: this.opts, nsLabels: (ns: string) => this.nsLabels.get(ns), nsAnnotations: (ns: string) => this.nsAnnotations.get(ns), mtls: this.mtls };
     for (const key of this.dirtyPods) {
       const prev = this.pods.get(key);
       const next = this.store.getByKey(key);

@@ -17,7 +17,11 @@ export type { TranslateOptions } from './objects.js';
 
 export function translate(store: ObjectStore, opts: TranslateOptions, version: number): MeshConfig {
   const nsLabels = new Map<string, Labels>();
-  for (const ns of store.list('Namespace')) nsLabels.set(ns.metadata.name, ns.metadata.labels ?? {});
+  const nsAnnotations = new Map<string, Labels>();
+  for (const ns of store.list('Namespace')) {
+    nsLabels.set(ns.metadata.name, ns.metadata.labels ?? {});
+    nsAnnotations.set(ns.metadata.name, ns.metadata.annotations ?? {});
+  }
   const mtls = new MtlsIndex(store.list('PeerAuthentication'), opts.rootNamespace);
 
   const nodes = new Map<string, NodeInfo>();
@@ -31,7 +35,7 @@ export function translate(store: ObjectStore, opts: TranslateOptions, version: n
   // only, not every pod of the namespace (10,000 services over 50,000 pods must not be 5e8 comparisons)
   const podsByLabel = new Map<string, KubeObject[]>();
   const podByIp = new Map<string, Workload>();
-  const ctx = { opts, nsLabels: (ns: string) => nsLabels.get(ns), mtls };
+  const ctx = { opts, nsLabels: (ns: string) => nsLabels.get(ns), nsAnnotations: (ns: string) => nsAnnotations.get(ns), mtls };
   for (const pod of store.list('Pod')) {
     if (!podIsWorkload(pod)) continue;
     const spec = pod.spec as PodSpec;

@@ -2,7 +2,7 @@
 // selected Pods) -> Service, Node -> NodeInfo, PeerAuthentications -> each workload's mTLS mode. Pure
 // functions shared by the full translation (mesh-config.ts, the reference) and the incremental one
 // (incremental.ts), so both give the same objects for the same inputs.
-import { MESH_NAMESPACE_ENABLED, MESH_NAMESPACE_LABEL } from '../../common/mesh.js';
+import { ACCESS_LOG_ANNOTATION, MESH_NAMESPACE_ENABLED, MESH_NAMESPACE_LABEL } from '../../common/mesh.js';
 import type { Endpoint, MtlsMode, NodeInfo, Service, ServicePort, Workload } from '../../common/mesh.js';
 import type { KubeObject } from '../sources/types.js';
 
@@ -110,6 +110,7 @@ const portLevelOf = (p: KubeObject) => (p.spec as { portLevelMtls?: Record<strin
 export interface WorkloadContext {
   opts: TranslateOptions;
   nsLabels(ns: string): Labels | undefined;
+  nsAnnotations(ns: string): Labels | undefined;
   mtls: MtlsIndex;
 }
 
@@ -136,7 +137,13 @@ export function workloadOf(pod: KubeObject, ctx: WorkloadContext): Workload | un
     mtlsMode: mtls.mode,
     ...(mtls.ports ? { portMtls: mtls.ports } : {}),
     workloadName: workloadNameOf(pod),
+    ...(accessLogOf(pod.metadata.annotations, ctx.nsAnnotations(ns)) ? { accessLog: 'json' as const } : {}),
   };
+}
+
+/** The Pod's weft.io/access-log annotation, else its Namespace's (values checked when applied: json, off). */
+function accessLogOf(pod: Labels | undefined, ns: Labels | undefined): boolean {
+  return (pod?.[ACCESS_LOG_ANNOTATION] ?? ns?.[ACCESS_LOG_ANNOTATION]) === 'json';
 }
 
 /** Node -> NodeInfo (its InternalIP, else its first address); undefined without an address */

@@ -498,6 +498,9 @@ t.test('source address preserved: the destination pod sees the caller\'s pod IP'
   const same = await curl(`${NS}/client`, `http://${fqdn('near-raw')}:8080/`);
   t.equal(same.code, 200);
   t.equal(seen(same.body), clientIp, `near (same node, L4) sees ${clientIp}`);
+  const sameL7 = await curl(`${NS}/client`, near);
+  t.equal(sameL7.code, 200);
+  t.equal(seen(sameL7.body), clientIp, `near (same node, HTTP through the proxy's pool) sees ${clientIp}`);
   // and STRICT still admits the proxy's connections, known by their 4-tuple rather than their source address
   const yaml = `apiVersion: weft.io/v1alpha1
 kind: PeerAuthentication

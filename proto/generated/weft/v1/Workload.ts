@@ -15,6 +15,7 @@ export interface Workload {
   'mtlsMode'?: (string);
   'workloadName'?: (string);
   'portMtls'?: ({[key: string]: string});
+  'accessLog'?: (string);
 }
 
 export interface Workload__Output {
@@ -30,4 +31,5 @@ export interface Workload__Output {
   'mtlsMode': (string);
   'workloadName': (string);
   'portMtls': ({[key: string]: string});
+  'accessLog': (string);
 }
