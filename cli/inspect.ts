@@ -198,13 +198,41 @@ export const POLICY_HELP = `usage: weft policy status [NAMESPACE] [-o json|yaml]
 Every AuthorizationPolicy, HTTPRoute, GRPCRoute and TrafficPolicy the controller holds, with its status:
 Enforced (compiled and acknowledged by every agent), Propagating, NACKed (an agent refused the config),
 Refused (the controller rejected the object: the reason says which field). Exits 1 unless all are Enforced.
+For an AuthorizationPolicy also: the pods it selects, the nodes they run on where it is in force (that
+node's agent acknowledged the config), and the requests and connections it allowed and denied (summed over
+the agents since they started; ? when the controller has no metrics source).
 
 ${TARGET_HELP}`;
 
 interface PolicyStatus {
   configVersion: number;
   agents: { total: number; acked: number; nacks: { node: string; reason: string }[] };
-  policies: { kind: string; namespace: string; name: string; status: string; reason?: string }[];
+  policies: {
+    kind: string;
+    namespace: string;
+    name: string;
+    status: string;
+    reason?: string;
+    /** AuthorizationPolicy: what it selects, where it is in force, what it decided */
+    selected?: number;
+    nodes?: { node: string; inForce: boolean }[];
+    decisions?: { allow: number; deny: number; audit: number; dryRunAllow: number; dryRunDeny: number } | null;
+  }[];
+}
+
+/** SELECTS, IN FORCE, ALLOW, DENY columns of an AuthorizationPolicy row ('-' for other kinds). */
+function authzColumns(p: PolicyStatus['policies'][number]): string[] {
+  if (p.selected === undefined) return ['-', '-', '-', '-'];
+  const nodes = p.nodes ?? [];
+  const inForce = nodes.filter((n) => n.inForce).map((n) => n.node);
+  const d = p.decisions;
+  const dry = d && d.dryRunAllow + d.dryRunDeny > 0 ? ` (dry run ${d.dryRunAllow}/${d.dryRunDeny})` : '';
+  return [
+    `${p.selected} pod${p.selected === 1 ? '' : 's'}`,
+    nodes.length ? `${inForce.length}/${nodes.length}${inForce.length ? ` ${inForce.join(',')}` : ''}` : '-',
+    d ? String(d.allow + d.audit) : '?',
+    d ? `${d.deny}${dry}` : '?',
+  ];
 }
 
 export async function policyCommand(argv: string[]): Promise<number> {
@@ -221,7 +249,11 @@ export async function policyCommand(argv: string[]): Promise<number> {
     if (format === 'json' || format === 'yaml') o.write(structured(format, { ...s, policies: ps }));
     else {
       const color = (st: string) => (st === 'Enforced' ? 'green' : st === 'Propagating' ? 'yellow' : 'red') as 'green' | 'yellow' | 'red';
-      o.write(ps.length ? table(o, ['NAMESPACE', 'NAME', 'KIND', 'STATUS', 'REASON'], ps.map((p) => [p.namespace, p.name, p.kind, { text: p.status, color: color(p.status) }, p.reason ?? ''])) : `no policies${ns ? ` in ${ns}` : ''}\n`);
+      o.write(
+        ps.length
+          ? table(o, ['NAMESPACE', 'NAME', 'KIND', 'STATUS', 'SELECTS', 'IN FORCE', 'ALLOWED', 'DENIED', 'REASON'], ps.map((p) => [p.namespace, p.name, p.kind, { text: p.status, color: color(p.status) }, ...authzColumns(p), p.reason ?? '']))
+          : `no policies${ns ? ` in ${ns}` : ''}\n`,
+      );
       o.write(`config version ${s.configVersion}: ${s.agents.acked}/${s.agents.total} agents acknowledged${s.agents.nacks.length ? `; NACK from ${s.agents.nacks.map((n) => `${n.node} (${n.reason})`).join(', ')}` : ''}\n`);
     }
     return ps.every((p) => p.status === 'Enforced') ? 0 : 1;

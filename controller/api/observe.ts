@@ -17,6 +17,9 @@ import type { MeshConfig } from '../../common/mesh.js';
 import type { AgentRegistry } from '../agents/registry.js';
 import { backendRows, callerRows, edges, outboundRows, serviceRows, workloadRows, type WorkloadInfo } from '../telemetry/golden.js';
 import type { PrometheusClient } from '../telemetry/prometheus.js';
+import { AUTHZ_DECISIONS } from '../telemetry/scraper.js';
+import type { Sample } from '../telemetry/exposition.js';
+import { authzStatus } from './policy-status.js';
 import type { AgentScraper } from '../telemetry/scraper.js';
 import type { WindowData } from '../telemetry/window.js';
 
@@ -118,8 +121,16 @@ export function createObserveHandler(o: ObserveOptions): Handler {
     };
   }
 
-  function policies(): unknown {
+  /** weft_authz_decisions_total per series: from this controller's scrapes of the agents, else Prometheus */
+  async function authzDecisions(): Promise<Sample[] | null> {
+    if (o.scraper) return o.scraper.latest(AUTHZ_DECISIONS);
+    if (o.prometheus) return o.prometheus.query(`sum by (policy, decision) (${AUTHZ_DECISIONS})`, AUTHZ_DECISIONS).catch(() => null);
+    return null;
+  }
+
+  async function policies(): Promise<unknown> {
     const cfg = o.config();
+    const decisions = cfg.policies.some((p) => p.kind === 'AuthorizationPolicy') ? await authzDecisions() : null;
     const compiled = new Map(cfg.policies.map((p) => [`${p.kind}/${p.namespace}/${p.name}`, p]));
     const refusals = o.refusals?.() ?? {};
     const agents = o.registry.list();
@@ -134,7 +145,8 @@ export function createObserveHandler(o: ObserveOptions): Handler {
         const refused = refusals[k];
         const c = compiled.get(k);
         const status = refused ? 'Refused' : !c ? 'Pending' : nacks.length ? 'NACKed' : acked < agents.length ? 'Propagating' : 'Enforced';
-        return { kind: p.kind, namespace: p.namespace, name: p.name, status, ...(refused ? { reason: refused } : {}), ...(c ? { compiled: c } : {}) };
+        const authz = c?.kind === 'AuthorizationPolicy' ? authzStatus(c, cfg, agents, decisions) : undefined;
+        return { kind: p.kind, namespace: p.namespace, name: p.name, status, ...(refused ? { reason: refused } : {}), ...(authz ?? {}), ...(c ? { compiled: c } : {}) };
       }),
     };
   }
@@ -163,7 +175,7 @@ export function createObserveHandler(o: ObserveOptions): Handler {
           send(res, 200, mesh(), head);
           break;
         case '/api/v1/policies':
-          send(res, 200, policies(), head);
+          send(res, 200, await policies(), head);
           break;
         case '/api/v1/version':
           send(res, 200, { controller: WEFT_VERSION, configVersion: o.config().version }, head);

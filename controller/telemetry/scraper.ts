@@ -6,7 +6,8 @@ import type { Logger } from '../../common/log.js';
 import { parseExposition, seriesKey, type Sample } from './exposition.js';
 import { DURATION_BUCKET, REQUEST_BYTES_SUM, REQUESTS, RESPONSE_BYTES_SUM, TCP_CLOSED, TCP_OPENED, type WindowData } from './window.js';
 
-const KEEP = new Set([REQUESTS, DURATION_BUCKET, REQUEST_BYTES_SUM, RESPONSE_BYTES_SUM, TCP_OPENED, TCP_CLOSED]);
+export const AUTHZ_DECISIONS = 'weft_authz_decisions_total';
+const KEEP = new Set([REQUESTS, DURATION_BUCKET, REQUEST_BYTES_SUM, RESPONSE_BYTES_SUM, TCP_OPENED, TCP_CLOSED, AUTHZ_DECISIONS]);
 
 interface Snapshot {
   at: number;
@@ -91,6 +92,17 @@ export class AgentScraper {
     );
   }
 
+  /** The latest value of every series named `name`, per node (counters since each agent started). */
+  latest(name: string): Sample[] {
+    const out: Sample[] = [];
+    for (const [node, h] of this.history) {
+      const last = h[h.length - 1];
+      if (!last) continue;
+      for (const s of last.samples.values()) if (s.name === name) out.push({ name: s.name, labels: { ...s.labels, node }, value: s.value });
+    }
+    return out;
+  }
+
   /** per node: the last scrape error, if the last scrape failed */
   scrapeErrors(): Record<string, string> {
     return Object.fromEntries(this.errors);
@@ -119,6 +131,7 @@ export class AgentScraper {
       nodes++;
       end = Math.max(end, last.at);
       for (const [k, s] of last.samples) {
+        if (s.name === AUTHZ_DECISIONS) continue;
         if (s.name === TCP_OPENED) tcpOpened.push(s);
         else if (s.name === TCP_CLOSED) tcpClosed.push(s);
         else {

@@ -243,7 +243,7 @@ export const MESH_SCRIPT = String.raw`
     var table = el('table', 'golden');
     table.id = 'policies-table';
     var hr = el('tr');
-    ['Namespace', 'Name', 'Kind', 'Status', 'Reason'].forEach(function (h) { var th = el('th', '', h); th.setAttribute('scope', 'col'); hr.appendChild(th); });
+    ['Namespace', 'Name', 'Kind', 'Status', 'Selects', 'In force on', 'Allowed', 'Denied', 'Reason'].forEach(function (h) { var th = el('th', '', h); th.setAttribute('scope', 'col'); hr.appendChild(th); });
     var th0 = el('thead'); th0.appendChild(hr); table.appendChild(th0);
     var tb = el('tbody');
     (p.policies || []).forEach(function (x) {
@@ -253,6 +253,13 @@ export const MESH_SCRIPT = String.raw`
       tr.appendChild(el('td', 'node', x.name));
       tr.appendChild(el('td', '', x.kind));
       tr.appendChild(el('td', x.status === 'Enforced' ? 'ok' : x.status === 'Propagating' ? 'warnc' : 'bad', x.status));
+      var authz = x.selected !== undefined;
+      var nodes = x.nodes || [];
+      var d = x.decisions;
+      tr.appendChild(el('td', 'num', authz ? String(x.selected) + (x.selected === 1 ? ' pod' : ' pods') : ''));
+      tr.appendChild(el('td', '', authz ? nodes.filter(function (n) { return n.inForce; }).map(function (n) { return n.node; }).join(', ') + (nodes.some(function (n) { return !n.inForce; }) ? ' (not yet: ' + nodes.filter(function (n) { return !n.inForce; }).map(function (n) { return n.node; }).join(', ') + ')' : '') : ''));
+      tr.appendChild(el('td', 'num', authz && d ? String(d.allow + d.audit) : ''));
+      tr.appendChild(el('td', 'num', authz && d ? String(d.deny) : ''));
       tr.appendChild(el('td', '', x.reason || ''));
       tb.appendChild(tr);
     });

@@ -318,6 +318,21 @@ t.test('DENY by path and by method; a when on a request header (per request on o
       t.equal((await curl(`${NS}/client`, url, ['-H', 'x-debug: 1'])).code, 403, `${where}: x-debug: 1 → 403`);
       t.equal((await curl(`${NS}/client`, url, ['-H', 'x-debug: 2'])).code, 200, `${where}: x-debug: 2 → 200`);
     }
+    // weft policy status: what far-deny selects, where it is in force, what it denied (the agents' counters,
+    // through the sandbox's Prometheus: polled, it scrapes every 5 s)
+    type Row = { name: string; status: string; selected?: number; selects?: string[]; nodes?: { node: string; inForce: boolean }[]; decisions?: { deny: number } | null };
+    let row: Row | undefined;
+    for (let i = 0; i < 30; i++) {
+      const r = weft(['policy', 'status', NS, '-o', 'json', '--controller', controllerUrl], { timeoutMs: 30_000 });
+      row = (JSON.parse(r.stdout) as { policies: Row[] }).policies.find((p) => p.name === 'far-deny');
+      if ((row?.decisions?.deny ?? 0) >= 4) break;
+      await sleep(500);
+    }
+    t.match(row, { status: 'Enforced', selected: 1, selects: [`${NS}/far`], nodes: [{ node: 'node-2', inForce: true }] }, 'far-deny selects the far pod, in force on node-2');
+    t.ok((row?.decisions?.deny ?? 0) >= 4, `far-deny's denials counted (${row?.decisions?.deny})`);
+    const table = weft(['policy', 'status', NS, '--controller', controllerUrl], { timeoutMs: 30_000 });
+    t.match(table.stdout, /NAMESPACE\s+NAME\s+KIND\s+STATUS\s+SELECTS\s+IN FORCE\s+ALLOWED\s+DENIED/);
+    t.match(table.stdout, new RegExp(`${NS}\\s+far-deny\\s+AuthorizationPolicy\\s+Enforced\\s+1 pod\\s+1/1 node-2\\s+\\d+\\s+\\d+`));
   });
 });
 
@@ -417,6 +432,48 @@ t.test('live: an open HTTP/2 stream is reset within 1 s of a denying policy (cro
     await kubectl('delete', yaml);
     await settle();
   }
+});
+
+t.test('access log: one request across two nodes, a line on each node with one trace id, naming the deciding policy', async (t) => {
+  const annotated = (on: boolean) => `apiVersion: v1
+kind: Namespace
+metadata: { name: ${NS}, labels: { weft.io/mesh: enabled }${on ? ", annotations: { weft.io/access-log: json }" : ''} }
+`;
+  const yaml = policy('far-deny-logged', `  selector: { matchLabels: { app: far } }
+  action: DENY
+  rules:
+    - to: [{ operation: { paths: [/logged-denied] } }]`);
+  const bad = `apiVersion: v1
+kind: Namespace
+metadata: { name: ${NS}, labels: { weft.io/mesh: enabled }, annotations: { weft.io/access-log: text } }
+`;
+  await t.rejects(kubectl('apply', bad), /weft\.io\/access-log: "text" is not supported/, 'a value the proxies do not act on is refused, naming the object and field');
+  await kubectl('apply', annotated(true));
+  await withPolicy(t, yaml, async () => {
+    const trace = `${Date.now().toString(16).padStart(16, '0')}${process.pid.toString(16).padStart(16, '0')}`.slice(-32);
+    const ok = await curl(`${NS}/client`, `${far}logged-ok`, ['-H', `traceparent: 00-${trace}-00f067aa0ba902b7-01`]);
+    t.equal(ok.code, 200);
+    const denied = await curl(`${NS}/client`, `${far}logged-denied`, ['-H', `traceparent: 00-${trace}-00f067aa0ba902b7-01`]);
+    t.equal(denied.code, 403);
+    await sleep(500);
+    const lines = (node: string) =>
+      agentLog(node)
+        .split('\n')
+        .filter((l) => l.includes('"component":"access"') && l.includes(trace))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const n1 = lines('node-1');
+    const n2 = lines('node-2');
+    t.same(n1.map((l) => [l.direction, l.path, l.status]), [['outbound', '/logged-ok', 200], ['outbound', '/logged-denied', 403]], 'node-1: the caller\'s side');
+    t.same(n2.map((l) => [l.direction, l.path, l.status]), [['inbound', '/logged-ok', 200], ['inbound', '/logged-denied', 403]], 'node-2: the destination\'s side');
+    t.match(n2[1], { 'src.workload': 'client', 'src.identity': `spiffe://cluster.local/ns/${NS}/sa/client`, 'dst.workload': 'far', 'dst.namespace': NS, policy: `${NS}/far-deny-logged`, response_flags: 'UAEX', trace_id: trace, method: 'GET' }, 'the denial names its policy');
+    t.match(n1[0], { 'src.addr': podIp(NS, 'client'), 'dst.service': `far.${NS}.svc.cluster.local`, 'dst.workload': 'far', trace_id: trace });
+  });
+  await kubectl('apply', annotated(false));
+  await settle();
+  const after = await curl(`${NS}/client`, `${far}logged-after`);
+  t.equal(after.code, 200);
+  await sleep(300);
+  t.notOk(agentLog('node-1').includes('"path":"/logged-after"'), 'annotation removed: no more lines');
 });
 
 t.test('AUDIT and dry run change nothing but are reported', async (t) => {
