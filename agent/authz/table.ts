@@ -5,6 +5,7 @@
 import type { Workload } from '../../common/mesh.js';
 import type { AuthzEntry, CompiledPolicy } from '../../common/policy.js';
 import type { AuthzAction, CompiledCondition, CompiledOperation, CompiledRule, CompiledSource, StringMatch } from '../../common/policy/authz.js';
+import { scopeSelects } from '../../common/policy/authz.js';
 import { prepareCidr, type PreparedCidr } from './match.js';
 
 export interface PreparedSource {
@@ -116,10 +117,7 @@ export function preparePolicy(e: AuthzEntry): PreparedPolicy {
 }
 
 function selects(e: AuthzEntry, w: Workload): boolean {
-  const s = e.authz.scope;
-  if (!s.meshWide && s.namespace !== w.namespace) return false;
-  if (s.matchLabels) for (const [k, v] of Object.entries(s.matchLabels)) if (w.labels[k] !== v) return false;
-  return true;
+  return scopeSelects(e.authz.scope, w);
 }
 
 export class AuthzTable {

@@ -84,3 +84,10 @@ export interface CompiledAuthz {
 export const HTTP_ONLY_OPERATION_FIELDS = ['hosts', 'notHosts', 'methods', 'notMethods', 'paths', 'notPaths'] as const;
 
 export const DRY_RUN_ANNOTATION = 'weft.io/dry-run';
+
+/** Istio's scope: the policy's namespace (every namespace from the root namespace), matchLabels or all. */
+export function scopeSelects(s: AuthzScope, w: { namespace: string; labels: Record<string, string> }): boolean {
+  if (!s.meshWide && s.namespace !== w.namespace) return false;
+  if (s.matchLabels) for (const [k, v] of Object.entries(s.matchLabels)) if (w.labels[k] !== v) return false;
+  return true;
+}

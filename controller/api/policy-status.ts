@@ -5,6 +5,7 @@
 // weft_authz_decisions_total (since each agent started). Pure: the API handler passes the inputs in.
 import type { MeshConfig, Workload } from '../../common/mesh.js';
 import type { AuthzEntry } from '../../common/policy.js';
+import { scopeSelects } from '../../common/policy/authz.js';
 import type { AgentRecord } from '../agents/registry.js';
 import type { Sample } from '../telemetry/exposition.js';
 
@@ -21,11 +22,7 @@ export interface AuthzStatus {
 const SELECT_LIST = 50;
 
 function selects(e: AuthzEntry, w: Workload): boolean {
-  const s = e.authz.scope;
-  if (!w.meshed) return false;
-  if (!s.meshWide && s.namespace !== w.namespace) return false;
-  if (s.matchLabels) for (const [k, v] of Object.entries(s.matchLabels)) if (w.labels[k] !== v) return false;
-  return true;
+  return w.meshed && scopeSelects(e.authz.scope, w);
 }
 
 export function authzStatus(e: AuthzEntry, cfg: MeshConfig, agents: AgentRecord[], decisions: Sample[] | null): AuthzStatus {
