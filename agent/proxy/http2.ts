@@ -36,6 +36,27 @@ export interface Http2Options {
 
 const { NGHTTP2_FLAG_END_STREAM, NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR, NGHTTP2_NO_ERROR } = http2.constants;
 
+export type H2Limits = Pick<Http2Options, 'maxHeaderSize' | 'streamWindow' | 'connectionWindow' | 'maxConcurrentStreams' | 'idleTimeoutMs'>;
+
+/** The non-listening HTTP/2 server that terminates client sessions (a pod's on the source side, a peer proxy's in the tunnel). */
+export function h2Server(o: H2Limits): http2.Http2Server {
+  const server = http2.createServer({
+    maxHeaderListPairs: 256,
+    maxSendHeaderBlockLength: o.maxHeaderSize,
+    settings: { enablePush: false, maxConcurrentStreams: o.maxConcurrentStreams, initialWindowSize: o.streamWindow, maxHeaderListSize: o.maxHeaderSize },
+  });
+  server.setTimeout(o.idleTimeoutMs);
+  return server;
+}
+
+/** One incoming stream's RequestContext: gRPC by content-type, the raw header list without pseudo-headers. */
+export function h2RequestContext(conn: ConnectionContext, headers: IncomingHttpHeaders, rawHeaders: string[]): RequestContext {
+  const grpc = String(headers['content-type'] ?? '').startsWith('application/grpc');
+  const regular: string[] = [];
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.charCodeAt(0) !== 58 /* ':' */) regular.push(rawHeaders[i]!, rawHeaders[i + 1]!);
+  return new RequestContext(conn, grpc ? 'grpc' : 'http2', String(headers[':method'] ?? ''), String(headers[':path'] ?? ''), String(headers[':authority'] ?? headers['host'] ?? ''), headers[':scheme'] === 'https' ? 'https' : 'http', regular);
+}
+
 export class Http2Proxy implements SessionSource {
   readonly server: http2.Http2Server;
   private readonly conns = new WeakMap<Http2Session, ConnectionContext>();
@@ -45,11 +66,7 @@ export class Http2Proxy implements SessionSource {
   private readonly sessions = new Set<Http2Session>();
 
   constructor(private readonly o: Http2Options) {
-    this.server = http2.createServer({
-      maxHeaderListPairs: 256,
-      maxSendHeaderBlockLength: o.maxHeaderSize,
-      settings: { enablePush: false, maxConcurrentStreams: o.maxConcurrentStreams, initialWindowSize: o.streamWindow, maxHeaderListSize: o.maxHeaderSize },
-    });
+    this.server = h2Server(o);
     this.server.on('session', (session) => {
       // 'connection' → 'session' is synchronous, so the context set by handle() is this session's.
       if (this.pending) this.conns.set(session, this.pending);
@@ -62,7 +79,6 @@ export class Http2Proxy implements SessionSource {
     // Node passes the raw header list as a fourth argument (its types stop at three).
     const onStream = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void this.onStream(stream, headers, flags, rawHeaders);
     this.server.on('stream', onStream as unknown as (s: ServerHttp2Stream, h: IncomingHttpHeaders, f: number) => void);
-    this.server.setTimeout(o.idleTimeoutMs);
   }
 
   handle(socket: Socket, ctx: ConnectionContext): void {
@@ -117,10 +133,7 @@ export class Http2Proxy implements SessionSource {
     stream.on('error', () => {});
     const conn = this.conns.get(stream.session!);
     if (!conn) return void (stream.destroyed || stream.respond({ ':status': 503 }, { endStream: true }));
-    const grpc = String(headers['content-type'] ?? '').startsWith('application/grpc');
-    const regular: string[] = [];
-    for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.charCodeAt(0) !== 58 /* ':' */) regular.push(rawHeaders[i]!, rawHeaders[i + 1]!);
-    const ctx = new RequestContext(conn, grpc ? 'grpc' : 'http2', String(headers[':method'] ?? ''), String(headers[':path'] ?? ''), String(headers[':authority'] ?? headers['host'] ?? ''), headers[':scheme'] === 'https' ? 'https' : 'http', regular);
+    const ctx = h2RequestContext(conn, headers, rawHeaders);
     const ex = new Http2Exchange(this, this.o, ctx, stream, headers, (flags & NGHTTP2_FLAG_END_STREAM) !== 0);
     return this.o.pipeline.forward(ctx, ex);
   }

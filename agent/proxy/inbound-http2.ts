@@ -8,21 +8,16 @@
 import http2, { type ClientHttp2Session, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../common/log.js';
-import { RequestContext, type ConnectionContext } from '../pipeline/context.js';
+import type { ConnectionContext } from '../pipeline/context.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import type { Route } from './destination.js';
-import { Http2Exchange, type SessionSource } from './http2.js';
+import { h2RequestContext, h2Server, Http2Exchange, type H2Limits, type SessionSource } from './http2.js';
 import type { Delivery } from './inbound-http1.js';
 import { authority } from './upstream.js';
 
-export interface InboundHttp2Options {
+export interface InboundHttp2Options extends H2Limits {
   pipeline: Pipeline;
   log: Logger;
-  maxHeaderSize: number;
-  streamWindow: number;
-  connectionWindow: number;
-  maxConcurrentStreams: number;
-  idleTimeoutMs: number;
 }
 
 const { NGHTTP2_FLAG_END_STREAM } = http2.constants;
@@ -42,11 +37,7 @@ export class InboundHttp2 implements SessionSource {
   private pending: SessionState | undefined;
 
   constructor(private readonly o: InboundHttp2Options) {
-    this.server = http2.createServer({
-      maxHeaderListPairs: 256,
-      maxSendHeaderBlockLength: o.maxHeaderSize,
-      settings: { enablePush: false, maxConcurrentStreams: o.maxConcurrentStreams, initialWindowSize: o.streamWindow, maxHeaderListSize: o.maxHeaderSize },
-    });
+    this.server = h2Server(o);
     this.server.on('session', (session: Http2Session) => {
       // 'connection' → 'session' is synchronous: the state set by serve() is this session's.
       const s = this.pending;
@@ -60,7 +51,6 @@ export class InboundHttp2 implements SessionSource {
     });
     const onStream = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => this.onStream(stream, headers, flags, rawHeaders);
     this.server.on('stream', onStream as unknown as (s: ServerHttp2Stream, h: IncomingHttpHeaders, f: number) => void);
-    this.server.setTimeout(o.idleTimeoutMs);
   }
 
   /** Serves a tunnel stream whose pod connection `pod` is already open; resolves when the stream is over. */
@@ -116,10 +106,7 @@ export class InboundHttp2 implements SessionSource {
     stream.on('error', () => {});
     const s = this.sessions.get(stream.session!);
     if (!s) return void (stream.destroyed || stream.respond({ ':status': 503 }, { endStream: true }));
-    const grpc = String(headers['content-type'] ?? '').startsWith('application/grpc');
-    const regular: string[] = [];
-    for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.charCodeAt(0) !== 58 /* ':' */) regular.push(rawHeaders[i]!, rawHeaders[i + 1]!);
-    const ctx = new RequestContext(s.delivery.ctx, grpc ? 'grpc' : 'http2', String(headers[':method'] ?? ''), String(headers[':path'] ?? ''), String(headers[':authority'] ?? headers['host'] ?? ''), headers[':scheme'] === 'https' ? 'https' : 'http', regular);
+    const ctx = h2RequestContext(s.delivery.ctx, headers, rawHeaders);
     const ex = new Http2Exchange(this, this.o, ctx, stream, headers, (flags & NGHTTP2_FLAG_END_STREAM) !== 0);
     void this.o.pipeline.deliver(ctx, ex, s.delivery.route);
   }
