@@ -200,6 +200,7 @@ export class Pipeline {
     const permit = st.traffic.acquire(ctx, backend, endpoint);
     if (!permit) return { error: 'overloaded' };
     const route = this.routeTo(ctx, endpoint, backend);
+    if (permit.upstream) route.limits = permit.upstream;
     // the picked pod (L4: known from here on, whichever node it is on)
     ctx.destination = route.workload;
     ctx.destinationPort = route.port;
@@ -279,6 +280,7 @@ export class Pipeline {
             result = { status: 0, error: 'overloaded', sent: false };
           } else {
             const route = this.routeTo(ctx.connection, ep, backend);
+            if (permit.upstream) route.limits = permit.upstream;
             ctx.destination = route.workload;
             ctx.destinationPort = route.port;
             ctx.labels = route.labels;
@@ -380,6 +382,7 @@ export class Pipeline {
       o.endpoint = ep.id;
       o.attempts++;
       const route = this.routeTo(ctx.connection, ep, fb.backend);
+      if (permit.upstream) route.limits = permit.upstream;
       ctx.destination = route.workload;
       ctx.destinationPort = route.port;
       ctx.labels = route.labels;

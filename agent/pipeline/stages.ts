@@ -164,8 +164,18 @@ export interface FaultAction {
 }
 
 /** A circuit-breaker slot: released exactly once when the request (or connection) is done. */
+/** The Service's upstream connection settings (TrafficPolicy connectionPool) for the attempt holding a permit. */
+export interface UpstreamLimits {
+  connectTimeoutMs?: number;
+  /** requests or streams per upstream connection; absent: no limit */
+  maxRequestsPerConnection?: number;
+  idleTimeoutMs?: number;
+}
+
 export interface Permit {
   release(): void;
+  /** set when the Service's TrafficPolicy sets any of them; the adapters apply them to the connections they open */
+  readonly upstream?: UpstreamLimits;
 }
 
 /** Per-request attribute (ctx.setAttr) a stage sets to add response header edits to the answer (e.g. a sticky cookie). */

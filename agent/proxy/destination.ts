@@ -2,7 +2,7 @@
 // through the tunnel, anything else (a pod outside the mesh) is reached directly in plaintext, as it would
 // be without the mesh. Also the metric label sets, built once per (source, destination) and shared.
 import type { SourceInfo } from '../pipeline/context.js';
-import type { EndpointRef } from '../pipeline/stages.js';
+import type { EndpointRef, UpstreamLimits } from '../pipeline/stages.js';
 import type { NodeInfo, Workload } from '../../common/mesh.js';
 import type { MeshState, ServiceMatch } from '../state/mesh-state.js';
 import type { PeerLabels, SecurityPolicy } from '../metrics/istio.js';
@@ -21,6 +21,8 @@ export interface Route {
   labels: PeerLabels;
   /** local only: the labels this node's destination half reports with (reporter="destination") */
   destinationLabels?: PeerLabels;
+  /** the Service's connection settings (TrafficPolicy connectionPool), when it sets any */
+  limits?: UpstreamLimits;
 }
 
 const UNKNOWN = 'unknown';

@@ -40,6 +40,13 @@ export interface Http1Options {
 
 const STATUS_LINE: Record<number, string> = { 403: '403 Forbidden', 429: '429 Too Many Requests', 503: '503 Service Unavailable' };
 
+/** The Service's connection settings in force now (TrafficPolicy connectionPool), also on a pooled connection. */
+function withLimits(up: H1Upstream, route: Route): H1Upstream {
+  up.maxUses = route.limits?.maxRequestsPerConnection ?? 0;
+  up.idleTimeoutMs = route.limits?.idleTimeoutMs;
+  return up;
+}
+
 export class Http1Proxy implements H1ServerHandler, UpstreamSource {
   readonly pipeline: Pipeline;
   private readonly conns = new Map<H1ServerConn, ConnectionContext>();
@@ -82,11 +89,11 @@ export class Http1Proxy implements H1ServerHandler, UpstreamSource {
         : `${conn.source.poolKey}|d|${route.ip}:${route.port}`;
     if (!fresh) {
       const up = this.pool.take(key);
-      if (up) return { up, reused: true };
+      if (up) return { up: withLimits(up, route), reused: true };
     }
     // Same node: from the caller's own address when transparent sockets are available (upstream.ts).
     const socket: Duplex = await this.o.upstreams.open(conn, route, 'http1');
-    return { up: new H1Upstream(socket, key, this.pool.put), reused: false };
+    return { up: withLimits(new H1Upstream(socket, key, this.pool.put), route), reused: false };
   }
 
   /** Upgrade and CONNECT: send the request head as received, then relay bytes both ways. */

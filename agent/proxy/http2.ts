@@ -19,6 +19,7 @@ import { chosenMirrors, shadowHost } from '../routing/mirror.js';
 import { ReplayBody } from '../routing/replay-body.js';
 import type { RoutedForward } from '../routing/router.js';
 import { authority, type Upstreams } from './upstream.js';
+import { UpstreamError } from './errors.js';
 
 export interface Http2Options {
   pipeline: Pipeline;
@@ -89,6 +90,7 @@ export class Http2Proxy implements SessionSource {
     this.pending = undefined;
   }
 
+  /** The pooled session for a route; each call is for one stream (the caller opens it at once). */
   upstreamSession(ctx: ConnectionContext, route: Route): Promise<ClientHttp2Session> {
     const svc = ctx.service ? `${ctx.service.service.namespace}/${ctx.service.service.name}` : '';
     const key = `${ctx.source.poolKey}|${route.kind}|${route.ip}:${route.port}|${svc}`;
@@ -103,8 +105,22 @@ export class Http2Proxy implements SessionSource {
         s.on('error', () => {});
       }, forget);
     }
+    const max = route.limits?.maxRequestsPerConnection;
+    if (max) {
+      // maxRequestsPerConnection: the session that carries its max-th stream leaves the pool and is closed
+      // gracefully once that stream is open (setImmediate runs after the caller's request() on it).
+      const n = (this.streamsOn.get(p) ?? 0) + 1;
+      this.streamsOn.set(p, n);
+      if (n >= max) {
+        if (this.upstream.get(key) === p) this.upstream.delete(key);
+        p.then((s) => setImmediate(() => s.close()), () => {});
+      }
+    }
     return p;
   }
+
+  /** streams opened on each pooled session, counted only for Services with maxRequestsPerConnection */
+  private readonly streamsOn = new WeakMap<Promise<ClientHttp2Session>, number>();
 
   /** How many upstream sessions are pooled (tests). */
   get upstreamSessions(): number {
@@ -120,12 +136,27 @@ export class Http2Proxy implements SessionSource {
     } else {
       session = http2.connect(`http://${authority(route.ip, route.port)}`, { settings });
     }
+    const connectMs = route.kind === 'tunnel' ? undefined : route.limits?.connectTimeoutMs;
     await new Promise<void>((resolve, reject) => {
-      session.once('connect', () => resolve());
-      session.on('error', reject);
+      const timer =
+        connectMs === undefined
+          ? undefined
+          : setTimeout(() => {
+              session.destroy();
+              reject(new UpstreamError('connect_timeout', `HTTP/2 connection to ${route.ip}:${route.port}: not connected after ${connectMs} ms (TrafficPolicy connectionPool.tcp.connectTimeout)`));
+            }, connectMs);
+      session.once('connect', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      session.on('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
     });
     session.setLocalWindowSize(this.o.connectionWindow);
-    session.setTimeout(this.o.idleTimeoutMs, () => session.close());
+    // idle: no stream for this long (TrafficPolicy connectionPool.http.idleTimeout, else the proxy's own)
+    session.setTimeout(route.limits?.idleTimeoutMs ?? this.o.idleTimeoutMs, () => session.close());
     return session;
   }
 

@@ -56,13 +56,16 @@ export class Upstreams {
   /** Opens a CONNECT stream through the tunnel to a route's pod, announcing what it carries (x-weft-protocol). */
   tunnelStream(ctx: ConnectionContext, route: Route, protocol: 'tcp' | 'http1' | 'h2'): Promise<Duplex> {
     if (!ctx.source.principal) return Promise.reject(new UpstreamError('unknown_source', `no identity for the source of a connection to ${route.ip}:${route.port}: its cgroup is not an enrolled pod`));
-    return this.opts.pool.connect({
+    const stream = this.opts.pool.connect({
       sourceId: ctx.source.principal,
       destinationId: route.destinationId!,
       node: this.opts.tunnelAddress(route.node!),
       authority: authority(route.ip, route.port),
       headers: { baggage: this.baggage(ctx), [PROTOCOL_HEADER]: protocol, ...forwardedFor(ctx, route.ip) },
     });
+    // A Service's connectTimeout covers the whole CONNECT: its 200 comes once the peer reached the pod.
+    const ms = route.limits?.connectTimeoutMs;
+    return ms === undefined ? stream : withDeadline(stream, ms, `tunnel stream to ${route.ip}:${route.port}`);
   }
 
   /**
@@ -71,9 +74,32 @@ export class Upstreams {
    */
   open(ctx: ConnectionContext, route: Route, protocol: 'tcp' | 'http1' | 'h2' = 'tcp'): Promise<Duplex> {
     if (route.kind === 'tunnel') return this.tunnelStream(ctx, route, protocol);
-    if (route.kind === 'local' && this.opts.podConnect) return this.opts.podConnect({ sourceIp: sourceIpFor(ctx, route.ip), ip: route.ip, port: route.port, timeoutMs: this.opts.connectTimeoutMs });
-    return connectTcp(route.ip, route.port, this.opts.connectTimeoutMs);
+    const timeoutMs = route.limits?.connectTimeoutMs ?? this.opts.connectTimeoutMs;
+    if (route.kind === 'local' && this.opts.podConnect) return this.opts.podConnect({ sourceIp: sourceIpFor(ctx, route.ip), ip: route.ip, port: route.port, timeoutMs });
+    return connectTcp(route.ip, route.port, timeoutMs);
   }
+}
+
+/** `p`, or a connect_timeout failure after `ms`; a stream that `p` still yields after that is closed. */
+export function withDeadline<T extends { destroy(): unknown }>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let late = false;
+    const timer = setTimeout(() => {
+      late = true;
+      reject(new UpstreamError('connect_timeout', `${what}: not connected after ${ms} ms (TrafficPolicy connectionPool.tcp.connectTimeout)`));
+    }, ms);
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        if (late) v.destroy();
+        else resolve(v);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        if (!late) reject(err);
+      },
+    );
+  });
 }
 
 /** CONNECT request header saying what the stream carries, so the destination proxy can parse HTTP heads. */

@@ -2,8 +2,11 @@
 // a request is answered at once (503 + x-weft-overloaded: true) and a TCP connection is refused — there is
 // no queue at all, so nothing waits without bound. http2MaxRequests bounds concurrent requests (any HTTP
 // version, as Envoy's max_requests); maxConnections bounds TCP connections, and HTTP/1.1 requests in flight
-// (each holds one upstream connection); maxRetries bounds retries in flight.
+// (each holds one upstream connection); maxRetries bounds retries in flight. The settings for the
+// connections themselves (connectTimeout, maxRequestsPerConnection, idleTimeout) ride on the slot to the
+// adapter that opens and pools them (Permit.upstream).
 import type { CompiledConnectionPool } from '../../common/policy/traffic.js';
+import type { UpstreamLimits } from '../pipeline/stages.js';
 import type { BackendState } from './backend-state.js';
 import type { EndpointState } from './endpoint-state.js';
 
@@ -11,6 +14,26 @@ export type SlotKind = 'tcp' | 'http1' | 'http2';
 
 export interface Slot {
   release(): void;
+  readonly upstream?: UpstreamLimits;
+}
+
+const LIMITS = new WeakMap<CompiledConnectionPool, UpstreamLimits | null>();
+
+/** The connection settings a pool sets, or undefined when it sets none (the proxy's defaults apply); once per compiled pool. */
+export function upstreamLimits(p: CompiledConnectionPool | undefined): UpstreamLimits | undefined {
+  if (!p) return undefined;
+  let l = LIMITS.get(p);
+  if (l === undefined) LIMITS.set(p, (l = limitsOf(p)));
+  return l ?? undefined;
+}
+
+function limitsOf(p: CompiledConnectionPool): UpstreamLimits | null {
+  if (p.connectTimeoutMs === undefined && !p.maxRequestsPerConnection && p.idleTimeoutMs === undefined) return null;
+  return Object.freeze({
+    ...(p.connectTimeoutMs !== undefined ? { connectTimeoutMs: p.connectTimeoutMs } : {}),
+    ...(p.maxRequestsPerConnection ? { maxRequestsPerConnection: p.maxRequestsPerConnection } : {}),
+    ...(p.idleTimeoutMs !== undefined ? { idleTimeoutMs: p.idleTimeoutMs } : {}),
+  });
 }
 
 class Held implements Slot {
@@ -20,6 +43,7 @@ class Held implements Slot {
     private readonly e: EndpointState,
     private readonly kind: SlotKind,
     private readonly retry: boolean,
+    readonly upstream: UpstreamLimits | undefined,
   ) {}
 
   release(): void {
@@ -61,7 +85,7 @@ export function acquire(p: CompiledConnectionPool | undefined, b: BackendState, 
   e.outstanding++;
   e.requests++;
   e.lastUsedMs = now;
-  return new Held(b, e, kind, retry);
+  return new Held(b, e, kind, retry, upstreamLimits(p));
 }
 
 /** Whether any limit is reached now (the "circuit open" the admin page shows). */

@@ -16,13 +16,15 @@ export type CompiledLoadBalancer =
 /** Limits of one node proxy towards the Service; an absent limit is unlimited (Istio's default). */
 export interface CompiledConnectionPool {
   maxConnections?: number;
-  connectTimeoutMs: number;
+  /** tcp.connectTimeout; absent: the proxy's own (10 s, Istio's default) */
+  connectTimeoutMs?: number;
   http1MaxPendingRequests?: number;
   http2MaxRequests?: number;
-  /** 0: no limit */
-  maxRequestsPerConnection: number;
+  /** requests (HTTP/1.1) or streams (HTTP/2) on one upstream connection, then a new one; absent or 0: no limit */
+  maxRequestsPerConnection?: number;
   maxRetries?: number;
-  idleTimeoutMs: number;
+  /** http.idleTimeout: an upstream connection with no request for this long is closed; absent: the proxy's own */
+  idleTimeoutMs?: number;
 }
 
 /** Envoy's consecutive-error outlier detection, as Istio configures it. */

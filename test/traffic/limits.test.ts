@@ -13,7 +13,7 @@ import { TrafficTable } from '../../agent/traffic/table.js';
 import { seeded } from './seeded.js';
 
 t.test('circuit: over a limit refused at once and counted; release frees exactly once', async (t) => {
-  const p = { maxConnections: 1, connectTimeoutMs: 1, maxRequestsPerConnection: 0, idleTimeoutMs: 1 };
+  const p = { maxConnections: 1 };
   const b = new BackendState('k');
   const e = b.endpoint('a');
   const s1 = acquire(p, b, e, 'tcp', false, 0)!;
@@ -27,7 +27,7 @@ t.test('circuit: over a limit refused at once and counted; release frees exactly
   t.equal(e.outstanding, 0);
   const h = Array.from({ length: 20 }, () => acquire(p, b, e, 'http1', false, 0));
   t.equal(h.filter(Boolean).length, 1, 'HTTP/1.1: one request in flight per allowed connection, 19 refused');
-  const p2 = { http2MaxRequests: 3, maxRetries: 1, connectTimeoutMs: 1, maxRequestsPerConnection: 0, idleTimeoutMs: 1 };
+  const p2 = { http2MaxRequests: 3, maxRetries: 1 };
   const b2 = new BackendState('k2');
   const e2 = b2.endpoint('a');
   t.equal([1, 2, 3, 4].map(() => acquire(p2, b2, e2, 'http2', false, 0)).filter(Boolean).length, 3);

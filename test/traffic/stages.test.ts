@@ -118,7 +118,7 @@ t.test('fallback to a Service; not for conditions it is not listed for', async (
 });
 
 t.test('circuit: maxConnections 1 for TCP and HTTP/1.1', async (t) => {
-  const { stages, input, state } = setup(config(1, [entry({ connectionPool: { maxConnections: 1, connectTimeoutMs: 10_000, maxRequestsPerConnection: 0, idleTimeoutMs: 1000 } })]));
+  const { stages, input, state } = setup(config(1, [entry({ connectionPool: { maxConnections: 1 } })]));
   const b = input.backends.service('shop/cart', 80)!;
   const c = conn(state, 'tcp');
   const p1 = stages.acquire(c, b, b.endpoints[0]!);

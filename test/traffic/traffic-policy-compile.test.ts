@@ -98,7 +98,9 @@ t.test('compile: defaults, durations, principals, gRPC names, fallback resolutio
   const c = compileTrafficSpec(full, 'shop', 0, ctx);
   t.same(c.port, 80);
   t.same(c.loadBalancer, { kind: 'HASH_COOKIE', cookie: 'sticky', ttlMs: 3_600_000 });
-  t.same(c.connectionPool, { maxConnections: 1, connectTimeoutMs: 10_000, http2MaxRequests: 10, maxRequestsPerConnection: 0, idleTimeoutMs: 3_600_000 });
+  t.same(c.connectionPool, { maxConnections: 1, http2MaxRequests: 10 }, 'connection settings left unset: the proxy\'s own apply');
+  const pooled = compileTrafficSpec({ ...full, connectionPool: { tcp: { connectTimeout: '250ms' }, http: { maxRequestsPerConnection: 3, idleTimeout: '2s' } } }, 'shop', 0, ctx);
+  t.same(pooled.connectionPool, { connectTimeoutMs: 250, maxRequestsPerConnection: 3, idleTimeoutMs: 2000 });
   t.same(c.outlierDetection, { consecutive5xxErrors: 5, consecutiveGatewayErrors: 2, intervalMs: 10_000, baseEjectionTimeMs: 30_000, maxEjectionPercent: 10, maxEjectionTimeMs: 300_000 });
   t.same(c.rateLimit, { requestsPerSecond: 10, burst: 0, perPrincipal: [{ principals: ['spiffe://cluster.local/ns/a/sa/b'], requestsPerSecond: 1, burst: 2 }] });
   t.same(c.fault, { delay: { delayMs: 300, percent: 10 }, abort: { grpcStatus: 14, percent: 0 } }, 'no percentage: never (Istio)');

@@ -35,6 +35,9 @@ export class H1Upstream implements ParserHandler {
   /** requests sent on this connection */
   uses = 0;
   idleTimer: NodeJS.Timeout | undefined;
+  /** TrafficPolicy connectionPool: requests on this connection before it is closed (0: no limit), idle timeout */
+  maxUses = 0;
+  idleTimeoutMs: number | undefined;
 
   constructor(
     readonly socket: Duplex,
@@ -261,9 +264,14 @@ export class H1Pool {
       }
       return;
     }
+    if (u.maxUses > 0 && u.uses >= u.maxUses) {
+      // maxRequestsPerConnection reached: closed rather than pooled (the next request opens a new one)
+      u.destroy();
+      return;
+    }
     if (!list) this.idle.set(u.key, (list = []));
     list.push(u);
-    u.idleTimer = setTimeout(() => u.destroy(), this.idleTimeoutMs);
+    u.idleTimer = setTimeout(() => u.destroy(), u.idleTimeoutMs ?? this.idleTimeoutMs);
     u.idleTimer.unref?.();
   };
 

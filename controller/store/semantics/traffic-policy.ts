@@ -12,12 +12,8 @@ import type { KubeObject } from '../../sources/types.js';
  * each with who applies it when it lands. A policy setting one is refused, naming the field.
  */
 export const NOT_YET_ENFORCED: Readonly<Record<string, string>> = {
-  // connection pool settings of the upstream pools (agent/proxy, issue 10): no queue exists to bound, and
-  // pooled connections are not yet timed or counted per connection
-  'connectionPool.tcp.connectTimeout': 'per-Service connect timeouts (issue 13, needs the pools of issue 10)',
+  // no pending-request queue exists to bound: requests beyond maxConnections are refused at once
   'connectionPool.http.http1MaxPendingRequests': 'a pending-request queue (issue 13: requests beyond maxConnections are refused at once)',
-  'connectionPool.http.maxRequestsPerConnection': 'connection reuse limits (issue 13, needs the pools of issue 10)',
-  'connectionPool.http.idleTimeout': 'upstream idle timeouts (issue 13, needs the pools of issue 10)',
   // the idle timeout of connections to the Service (the router, issue 12, applies retries, retryBudget and
   // timeouts.request)
   'timeouts.idle': 'idle timeouts (issue 13, needs the pools of issue 10)',

@@ -99,12 +99,12 @@ export function compileTrafficSpec(spec: TrafficSpec, ns: string, createdMs: num
   if (cp) {
     out.connectionPool = {
       ...opt('maxConnections', cp.tcp?.maxConnections),
-      connectTimeoutMs: ms(cp.tcp?.connectTimeout, D.connectTimeoutMs),
+      ...(cp.tcp?.connectTimeout !== undefined ? { connectTimeoutMs: ms(cp.tcp.connectTimeout, 0) } : {}),
       ...opt('http1MaxPendingRequests', cp.http?.http1MaxPendingRequests),
       ...opt('http2MaxRequests', cp.http?.http2MaxRequests),
-      maxRequestsPerConnection: cp.http?.maxRequestsPerConnection ?? 0,
+      ...(cp.http?.maxRequestsPerConnection ? { maxRequestsPerConnection: cp.http.maxRequestsPerConnection } : {}),
       ...opt('maxRetries', cp.http?.maxRetries),
-      idleTimeoutMs: ms(cp.http?.idleTimeout, D.idleTimeoutMs),
+      ...(cp.http?.idleTimeout !== undefined ? { idleTimeoutMs: ms(cp.http.idleTimeout, 0) } : {}),
     };
   }
   if (od) {
