@@ -298,7 +298,11 @@ export class Http2Exchange implements UpstreamExchange {
         }
         this.bodySent = true;
         const body = this.body!;
-        stream.on('data', (c: Buffer) => body.add(c));
+        const o = this.ctx.outcome;
+        stream.on('data', (c: Buffer) => {
+          o.bytesReceived += c.length;
+          body.add(c);
+        });
         stream.once('end', () => body.end());
         stream.pipe(up);
       }
@@ -376,6 +380,8 @@ export class Http2Exchange implements UpstreamExchange {
       stream.respond(out as http2.OutgoingHttpHeaders, { endStream: ended, waitForTrailers: expectTrailers });
       if (!ended) {
         // Not ended by the pipe: a reset upstream also emits 'end', and the client must see the reset.
+        const o = this.ctx.outcome;
+        up.on('data', (c: Buffer) => (o.bytesSent += c.length));
         up.pipe(stream, { end: false });
         up.resume();
       }

@@ -447,7 +447,7 @@ metadata: { name: ${NS}, labels: { weft.io/mesh: enabled }${on ? ", annotations:
 kind: Namespace
 metadata: { name: ${NS}, labels: { weft.io/mesh: enabled }, annotations: { weft.io/access-log: text } }
 `;
-  await t.rejects(kubectl('apply', bad), /weft\.io\/access-log: "text" is not supported/, 'a value the proxies do not act on is refused, naming the object and field');
+  await t.rejects(kubectl('apply', bad), /Namespace e2e, field metadata\.annotations\.weft\.io\/access-log: \\?"text\\?" is not supported/, 'a value the proxies do not act on is refused, naming the object and field');
   await kubectl('apply', annotated(true));
   await withPolicy(t, yaml, async () => {
     const trace = `${Date.now().toString(16).padStart(16, '0')}${process.pid.toString(16).padStart(16, '0')}`.slice(-32);
@@ -459,7 +459,7 @@ metadata: { name: ${NS}, labels: { weft.io/mesh: enabled }, annotations: { weft.
     const lines = (node: string) =>
       agentLog(node)
         .split('\n')
-        .filter((l) => l.includes('"component":"access"') && l.includes(trace))
+        .filter((l) => /"component":"[a-z.]*access"/.test(l) && l.includes(trace))
         .map((l) => JSON.parse(l) as Record<string, unknown>);
     const n1 = lines('node-1');
     const n2 = lines('node-2');
