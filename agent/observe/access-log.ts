@@ -18,8 +18,11 @@ export function accessLogObserver(log: Logger): (input: StageInput) => Observer 
   return (input) => {
     const { state } = input;
     const here = state.nodeName;
-    if (!input.config.workloads.some((w) => w.accessLog === 'json' && w.node === here)) return {};
-    const on = (w: Workload | undefined) => w?.accessLog === 'json' && w.node === here;
+    // by uid, from this version's config: a connection opened before the annotation changed holds the
+    // workload object of its own time
+    const opted = new Set(input.config.workloads.filter((w) => w.accessLog === 'json' && w.node === here).map((w) => w.uid));
+    if (opted.size === 0) return {};
+    const on = (w: Workload | undefined) => w !== undefined && opted.has(w.uid);
     return {
       request(ctx) {
         const c = ctx.connection;

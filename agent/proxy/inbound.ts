@@ -7,6 +7,7 @@ import type { Duplex } from 'node:stream';
 import tls, { type SecureContext, type TLSSocket } from 'node:tls';
 import type { CertificateProvider } from '../../common/identity.js';
 import type { Logger } from '../../common/log.js';
+import type { Workload } from '../../common/mesh.js';
 import type { MeshState } from '../state/mesh-state.js';
 import type { AgentMetrics } from '../metrics/agent-health.js';
 import type { IstioMetrics } from '../metrics/istio.js';
@@ -174,7 +175,8 @@ export class InboundTunnel {
       return this.refuse(stream, 403, 'identity_mismatch', { authority, served: peer.servedId, destination: dstId, principal: peer.principal });
     }
     const socket = stream.session!.socket;
-    const forwarded = this.forwardedSource(headers['forwarded'], peer.principal);
+    const fwd = this.forwardedSource(headers['forwarded'], peer.principal);
+    const forwarded = fwd?.ip;
     // What the stream carries (the source proxy says): HTTP is decided here request by request, anything
     // else as one connection on its L4 attributes.
     const announced = headers[PROTOCOL_HEADER];
@@ -183,7 +185,7 @@ export class InboundTunnel {
       side: 'destination',
       protocol: http ? (announced === 'h2' ? 'http2' : 'http1') : 'tcp',
       // The source is known by its certificate (cross node); its address from Forwarded when the peer may speak for it.
-      source: sourceFromPeer(peer.principal, forwarded ?? socket?.remoteAddress ?? ''),
+      source: sourceFromPeer(peer.principal, forwarded ?? socket?.remoteAddress ?? '', fwd?.workload),
       original: { ip, port },
       service: undefined,
       destination: w,
@@ -231,16 +233,16 @@ export class InboundTunnel {
   }
 
   /**
-   * The source pod's address from the peer proxy's Forwarded header, believed only when it belongs to a pod
+   * The source pod (its address from the peer proxy's Forwarded header), believed only when that address belongs to a pod
    * whose identity is the one the peer proved with its certificate (a proxy can only speak for its own pods).
    */
-  private forwardedSource(v: string | string[] | undefined, principal: string): string | undefined {
+  private forwardedSource(v: string | string[] | undefined, principal: string): { ip: string; workload: Workload } | undefined {
     const s = Array.isArray(v) ? v[0] : v;
     const m = s ? /(?:^|[;,\s])for="?\[?([0-9A-Fa-f.:]+)\]?"?/.exec(s) : null;
     const ip = m?.[1];
     if (!ip) return undefined;
     const w = this.o.state.workloadByIp(ip);
-    return w && this.o.state.identityOf(w) === principal ? ip : undefined;
+    return w && this.o.state.identityOf(w) === principal ? { ip, workload: w } : undefined;
   }
 
   /** GOAWAY to every tunnel client: streams in flight finish, new ones go elsewhere. */

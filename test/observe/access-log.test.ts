@@ -54,8 +54,25 @@ t.test('request and connection lines, outbound and inbound, same node and across
   });
   // sleep and both api pods opt in; quiet does not
   const cfg: MeshConfig = { ...mesh.config, version: 2, workloads: mesh.config.workloads.map((w) => (w.name === 'quiet' ? w : { ...w, accessLog: 'json' as const })) };
+  // a kept-alive connection opened before the opt-in: its requests are logged from then on
+  const agentBefore = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agentBefore.destroy());
+  mesh.route('sleep', VIP_B, 80);
+  const early = () =>
+    new Promise<number>((resolve, reject) => {
+      const req = http.get({ host: mesh.a.outbound.host, port: mesh.a.outbound.port, localAddress: '127.0.10.1', path: '/early', agent: agentBefore }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+    });
+  t.equal(await early(), 200);
+  t.equal(lines.length, 0, 'nothing logged before the opt-in');
   mesh.a.state.update(cfg);
   mesh.b.state.update(cfg);
+  t.equal(await early(), 200);
+  await new Promise((r) => setTimeout(r, 100));
+  t.same(lines.filter((l) => l.path === '/early').map((l) => [l.node, l.direction]).sort(), [['node-a', 'outbound'], ['node-b', 'inbound']], 'the connection from before the opt-in is logged on both nodes');
 
   const get = (from: string, path: string, headers: Record<string, string> = {}) =>
     new Promise<number>((resolve, reject) => {
