@@ -19,7 +19,6 @@ import { chosenMirrors, shadowHost } from '../routing/mirror.js';
 import { ReplayBody } from '../routing/replay-body.js';
 import type { RoutedForward } from '../routing/router.js';
 import { authority, type Upstreams } from './upstream.js';
-import { UpstreamError } from './errors.js';
 
 export interface Http2Options {
   pipeline: Pipeline;
@@ -129,30 +128,13 @@ export class Http2Proxy implements SessionSource {
 
   private async connectUpstream(ctx: ConnectionContext, route: Route): Promise<ClientHttp2Session> {
     const settings = { enablePush: false, initialWindowSize: this.o.streamWindow };
-    let session: ClientHttp2Session;
-    if (route.kind === 'tunnel') {
-      const stream = await this.o.upstreams.tunnelStream(ctx, route, 'h2');
-      session = http2.connect(`http://${authority(route.ip, route.port)}`, { settings, createConnection: () => stream });
-    } else {
-      session = http2.connect(`http://${authority(route.ip, route.port)}`, { settings });
-    }
-    const connectMs = route.kind === 'tunnel' ? undefined : route.limits?.connectTimeoutMs;
+    // The same upstreams as HTTP/1: a CONNECT stream through the tunnel, or a TCP connection to a pod on this
+    // node (from the caller's address when transparent) or outside the mesh, with the Service's connectTimeout.
+    const socket = await this.o.upstreams.open(ctx, route, 'h2');
+    const session = http2.connect(`http://${authority(route.ip, route.port)}`, { settings, createConnection: () => socket });
     await new Promise<void>((resolve, reject) => {
-      const timer =
-        connectMs === undefined
-          ? undefined
-          : setTimeout(() => {
-              session.destroy();
-              reject(new UpstreamError('connect_timeout', `HTTP/2 connection to ${route.ip}:${route.port}: not connected after ${connectMs} ms (TrafficPolicy connectionPool.tcp.connectTimeout)`));
-            }, connectMs);
-      session.once('connect', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      session.on('error', (err) => {
-        clearTimeout(timer);
-        reject(err);
-      });
+      session.once('connect', () => resolve());
+      session.on('error', reject);
     });
     session.setLocalWindowSize(this.o.connectionWindow);
     // idle: no stream for this long (TrafficPolicy connectionPool.http.idleTimeout, else the proxy's own)

@@ -558,6 +558,11 @@ t.test('source address preserved: the destination pod sees the caller\'s pod IP'
   const sameL7 = await curl(`${NS}/client`, near);
   t.equal(sameL7.code, 200);
   t.equal(seen(sameL7.body), clientIp, `near (same node, HTTP through the proxy's pool) sees ${clientIp}`);
+  const sameH2 = await curl(`${NS}/client`, `http://${fqdn('near')}:81/`, ['--http2-prior-knowledge']);
+  t.equal(sameH2.code, 200);
+  t.equal(seen(sameH2.body), clientIp, `near (same node, HTTP/2 session of the proxy's pool) sees ${clientIp}`);
+  const crossH2 = await curl(`${NS}/client`, `http://${fqdn('far')}:81/`, ['--http2-prior-knowledge']);
+  t.equal(seen(crossH2.body), clientIp, `far (cross node, HTTP/2 parsed at the destination) sees ${clientIp}`);
   // and STRICT still admits the proxy's connections, known by their 4-tuple rather than their source address
   const yaml = `apiVersion: weft.io/v1alpha1
 kind: PeerAuthentication

@@ -136,7 +136,7 @@ for (const dest of ['near', 'far'] as const) {
     });
     t.equal(out.curl.code, 0, `curl: ${out.curl.stderr}`);
     t.match(out.curl.stdout, /##version=2\n$/, 'curl spoke HTTP/2');
-    t.same(JSON.parse(out.curl.stdout.split('##')[0]!), { pod: dest, path: '/a', httpVersion: '2.0' }, 'the server saw HTTP/2');
+    t.match(JSON.parse(out.curl.stdout.split('##')[0]!), { pod: dest, path: '/a', httpVersion: '2.0' }, 'the server saw HTTP/2');
     t.equal(out.h2load.code, 0, `h2load: ${out.h2load.stderr}`);
     t.match(out.h2load.stdout, /requests: 40 total, 40 started, 40 done, 40 succeeded, 0 failed, 0 errored/, 'h2load: 40 multiplexed requests succeeded');
     t.match(out.h2load.stdout, /status codes: 40 2xx/);
