@@ -27,6 +27,7 @@ t.test('the built-in TrafficPolicy schema is the CRD manifest', async (t) => {
   t.throws(() => store.validate(tp({ loadBalancer: { algorithm: 'RANDOM' } })), { code: 'WEFT_ERR_CONFIG', message: /TrafficPolicy shop\/p, field spec\.loadBalancer\.algorithm: is not a known field/ });
   t.throws(() => store.validate(tp({ timeout: '3s' })), { message: /field spec\.timeout: is not a known field/ });
   t.doesNotThrow(() => store.validate(tp({})));
+  t.doesNotThrow(() => store.validate(tp({ retries: { attempts: 2, retryOn: 'unavailable,internal' } })), 'gRPC internal is a retry condition (Envoy\'s retry-grpc-on), as the router applies it');
 });
 
 t.test('semantic checks name the object and field', async (t) => {
