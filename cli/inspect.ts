@@ -63,10 +63,10 @@ export async function versionCommand(argv: string[]): Promise<number> {
 }
 
 // ---------------------------------------------------------------- config dump
-const DUMP_KINDS = ['workloads', 'services', 'policies', 'routes', 'certs', 'connections', 'all'] as const;
+const DUMP_KINDS = ['workloads', 'services', 'policies', 'routes', 'certs', 'connections', 'endpoints', 'all'] as const;
 type DumpKind = (typeof DUMP_KINDS)[number];
 
-export const CONFIG_HELP = `usage: weft config dump [NODE] workloads|services|policies|routes|certs|connections|all [-o json|yaml]
+export const CONFIG_HELP = `usage: weft config dump [NODE] workloads|services|policies|routes|certs|connections|endpoints|all [-o json|yaml]
 
 What one agent holds (the first node when none is named), in istioctl ztunnel-config's columns:
   workloads    NAMESPACE POD NAME ADDRESS NODE PROTOCOL (HBONE: meshed, TCP: plain)
@@ -75,6 +75,9 @@ What one agent holds (the first node when none is named), in istioctl ztunnel-co
   routes       NAMESPACE ROUTE NAME KIND PARENTS RULES
   certs        CERTIFICATE NAME TYPE STATUS VALID CERT SERIAL NUMBER NOT AFTER NOT BEFORE (every node if none named)
   connections  NODE DIRECTION SOURCE DESTINATION PROTOCOL SINCE (every node if none named)
+  endpoints    NODE BACKEND ENDPOINT STATE OUTSTANDING EWMA REQUESTS FAILURES CIRCUIT POLICY: each node's view of
+               the endpoints it sent traffic to (TrafficPolicy: ejected and until when, load, latency, circuit),
+               then its rate-limit buckets (every node if none named)
 
 ${TARGET_HELP}`;
 
@@ -114,6 +117,12 @@ export async function configCommand(argv: string[]): Promise<number> {
   const o = stdout();
   return withTarget(values, true, async (t) => {
     const agents = agentsOf(t, node);
+    if (kind === 'endpoints') {
+      const per = await Promise.all(agents.map(async (a) => ({ node: a.node, data: await getAgentJson<TrafficView>(a, '/traffic') })));
+      if (format === 'json' || format === 'yaml') return void o.write(structured(format, per)), 0;
+      o.write(endpointTables(o, per));
+      return 0;
+    }
     if (kind === 'certs' || kind === 'connections') {
       const per = await Promise.all(agents.map(async (a) => ({ node: a.node, data: await getAgentJson<Record<string, unknown>>(a, kind === 'certs' ? '/certs' : '/connections') })));
       if (format === 'json' || format === 'yaml') return void o.write(structured(format, per)), 0;
@@ -167,6 +176,40 @@ export async function configCommand(argv: string[]): Promise<number> {
     o.write(rows.length ? table(o, headers, rows) : `no ${kind} on ${a.node}\n`);
     return 0;
   });
+}
+
+/** An agent's GET /traffic (agent/traffic/status.ts), the fields the table shows. */
+interface TrafficView {
+  backends: {
+    backend: string;
+    policy: string | null;
+    circuit: { open: boolean };
+    endpoints: { id: string; ejected: boolean; ejectedUntil: string | null; outstanding: number; ewmaLatencyMs: number; requests: number; failures: number; overloaded: number }[];
+  }[];
+  rateLimits: { policy: string; pod: string; entry: number; tokens: number; allowed: number; rejected: Record<string, number> }[];
+}
+
+function endpointTables(o: ReturnType<typeof stdout>, per: { node: string; data: TrafficView }[]): string {
+  const rows = per.flatMap((p) =>
+    p.data.backends.flatMap((b) =>
+      b.endpoints.map((e) => [
+        p.node,
+        b.backend,
+        e.id,
+        e.ejected ? { text: `ejected until ${e.ejectedUntil ?? '?'}`, color: 'red' as const } : { text: 'healthy', color: 'green' as const },
+        String(e.outstanding),
+        `${e.ewmaLatencyMs.toFixed(1)}ms`,
+        String(e.requests),
+        String(e.failures),
+        b.circuit.open ? { text: 'open', color: 'yellow' as const } : 'closed',
+        b.policy ?? '-',
+      ]),
+    ),
+  );
+  let out = rows.length ? table(o, ['NODE', 'BACKEND', 'ENDPOINT', 'STATE', 'OUTSTANDING', 'EWMA', 'REQUESTS', 'FAILURES', 'CIRCUIT', 'POLICY'], rows) : 'no endpoint has had traffic yet\n';
+  const buckets = per.flatMap((p) => p.data.rateLimits.map((r) => [p.node, r.policy, r.pod, r.entry < 0 ? 'default' : `perPrincipal[${r.entry}]`, r.tokens.toFixed(1), String(r.allowed), Object.entries(r.rejected).map(([who, n]) => `${who}=${n}`).join(' ') || '-']));
+  if (buckets.length) out += '\n' + table(o, ['NODE', 'RATE LIMIT', 'POD', 'BUCKET', 'TOKENS', 'ALLOWED', 'REJECTED'], buckets);
+  return out;
 }
 
 // ---------------------------------------------------------------- certs

@@ -169,6 +169,11 @@ t.test('a newcomer\'s commands on a two-node sandbox with Prometheus', async (t)
   t.equal(run(['config', 'dump', 'policies']).status, 0);
   t.equal(run(['config', 'dump', 'routes']).status, 0);
   t.match(run(['config', 'dump', 'connections']).stdout, /NODE\s+DIRECTION|no open connections/);
+  // each node's view of the endpoints it sent traffic to (the load above goes to shop/web from node-1)
+  const eps = run(['config', 'dump', 'node-1', 'endpoints']);
+  t.equal(eps.status, 0, eps.stderr);
+  t.match(eps.stdout, /NODE\s+BACKEND\s+ENDPOINT\s+STATE\s+OUTSTANDING\s+EWMA\s+REQUESTS\s+FAILURES\s+CIRCUIT\s+POLICY/);
+  t.match(eps.stdout, /node-1\s+shop\/web:80\s+10\.98\.\d+\.\d+:\d+\s+healthy\s+\d+\s+[\d.]+ms\s+[1-9]\d*\s+\d+\s+closed/);
   const certs = run(['certs']);
   t.equal(certs.status, 0, certs.stderr);
   t.match(certs.stdout, /node-1\s+spiffe:\/\/cluster\.local\/ns\/shop\/sa\/default\s+Leaf\s+Available\s+true/);
