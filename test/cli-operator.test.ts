@@ -99,7 +99,7 @@ t.test('commands: help exits 0, bad flags exit non-zero naming the flag, unreach
   t.match(down.stderr, /WEFT_ERR_TARGET: cannot reach the controller at http:\/\/127\.0\.0\.1:9 \(--controller http:\/\/127\.0\.0\.1:9\)/);
   const dump = run(['config', 'dump', 'nothing']);
   t.equal(dump.status, 1);
-  t.match(dump.stderr, /name what to dump: workloads\|services\|policies\|routes\|certs\|connections\|all/);
+  t.match(dump.stderr, /name what to dump: workloads\|services\|policies\|routes\|certs\|connections\|endpoints\|all/);
 });
 
 t.test('weft check: pre-install checks read the kernel, mounts and capabilities', async (t) => {
