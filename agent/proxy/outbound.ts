@@ -31,6 +31,7 @@ export interface OutboundOptions {
   /** how long to wait for a client's first bytes before treating the connection as server-first/opaque */
   sniffTimeoutMs: number;
   maxConnections: number;
+  maxConnectionsPerSource: number;
 }
 
 /** L4 feedback for a connection that was established (TCP has no status: 200 stands for "connected"). */
@@ -42,6 +43,8 @@ export function plainIp(ip: string | undefined): string {
 
 export class Outbound {
   readonly server: net.Server;
+  /** open captured connections per source pod (uid; the peer address when the pod is unknown) */
+  private readonly perSource = new Map<string, number>();
 
   constructor(private readonly o: OutboundOptions) {
     this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (s) => {
@@ -69,6 +72,18 @@ export class Outbound {
     }
     const state = this.o.state;
     const w = state.workloadByCgroup(original.cgroupId);
+    // Per source pod: past its cap a pod's new connection is refused at once, and the others are unaffected.
+    const sourceKey = w?.uid ?? peer.ip;
+    const held = this.perSource.get(sourceKey) ?? 0;
+    if (held >= this.o.maxConnectionsPerSource) {
+      return this.refuse(socket, 'source_limit', { source: w ? `${w.namespace}/${w.name}` : peer.ip, open: held, limit: this.o.maxConnectionsPerSource });
+    }
+    this.perSource.set(sourceKey, held + 1);
+    socket.once('close', () => {
+      const n = (this.perSource.get(sourceKey) ?? 1) - 1;
+      if (n > 0) this.perSource.set(sourceKey, n);
+      else this.perSource.delete(sourceKey);
+    });
     const service = state.serviceByVip(original.ip, original.port);
     const direct = service ? undefined : state.workloadByIp(original.ip);
     const dest = newConnectionContext({

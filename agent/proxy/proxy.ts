@@ -38,6 +38,8 @@ export interface ProxyLimits {
   keepAliveTimeoutMs: number;
   maxHeaderSize: number;
   maxConnections: number;
+  /** captured connections one source pod may hold open at once (one pod must not starve the others) */
+  maxConnectionsPerSource: number;
   maxConcurrentStreams: number;
   maxSocketsPerEndpoint: number;
   streamWindow: number;
@@ -54,6 +56,7 @@ export const DEFAULT_LIMITS: ProxyLimits = {
   keepAliveTimeoutMs: 60_000,
   maxHeaderSize: 16 * 1024,
   maxConnections: 50_000,
+  maxConnectionsPerSource: 10_000,
   maxConcurrentStreams: 1000,
   maxSocketsPerEndpoint: 1024,
   streamWindow: 4 * 1024 * 1024,
@@ -139,6 +142,7 @@ export class NodeProxy {
       relay: relayOpts,
       sniffTimeoutMs: limits.sniffTimeoutMs,
       maxConnections: limits.maxConnections,
+      maxConnectionsPerSource: limits.maxConnectionsPerSource,
     });
     this.inbound = new InboundTunnel({
       state: o.state,

@@ -63,9 +63,9 @@ export class Upstreams {
       authority: authority(route.ip, route.port),
       headers: { baggage: this.baggage(ctx), [PROTOCOL_HEADER]: protocol, ...forwardedFor(ctx, route.ip) },
     });
-    // A Service's connectTimeout covers the whole CONNECT: its 200 comes once the peer reached the pod.
-    const ms = route.limits?.connectTimeoutMs;
-    return ms === undefined ? stream : withDeadline(stream, ms, `tunnel stream to ${route.ip}:${route.port}`);
+    // The connect timeout (the Service's, else the proxy's) covers the whole CONNECT: its 200 comes once the
+    // peer reached the pod, and a peer that never answers must not hold the request.
+    return withDeadline(stream, route.limits?.connectTimeoutMs ?? this.opts.connectTimeoutMs, `tunnel stream to ${route.ip}:${route.port}`);
   }
 
   /**
@@ -86,7 +86,7 @@ export function withDeadline<T extends { destroy(): unknown }>(p: Promise<T>, ms
     let late = false;
     const timer = setTimeout(() => {
       late = true;
-      reject(new UpstreamError('connect_timeout', `${what}: not connected after ${ms} ms (TrafficPolicy connectionPool.tcp.connectTimeout)`));
+      reject(new UpstreamError('connect_timeout', `${what}: not connected after ${ms} ms (TrafficPolicy connectionPool.tcp.connectTimeout, else the proxy's connect timeout)`));
     }, ms);
     p.then(
       (v) => {
