@@ -3,13 +3,14 @@
 // upstream connection), idleTimeout (a pooled connection unused this long is closed) and connectTimeout
 // (a pod that never completes the handshake fails the attempt at that time, not at the proxy's 10 s).
 import t, { type Test } from 'tap';
-import { spawn } from 'node:child_process';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import type { TrafficEntry } from '../../common/policy.js';
 import type { CompiledConnectionPool } from '../../common/policy/traffic.js';
 import { listen, startMesh, type Mesh, type PodSpec } from '../proxy/fixtures/mesh.js';
+import { reusePortSocket } from '../../agent/lifecycle/reuseport.js';
+import { libc } from '../../native/libc.js';
 
 const PODS: PodSpec[] = [
   { name: 'sleep', node: 'node-a', ip: '127.0.10.1' },
@@ -126,12 +127,16 @@ for (const [pod, where] of [['near', 'same node'], ['far', 'cross node']] as con
   });
 
   t.test(`${where}: connectTimeout fails a pod that never completes the handshake at that time`, async (t) => {
-    // A listener whose accept queue is full: the kernel drops further SYNs, so a connect hangs (python3:
-    // Node's servers always accept).
+    // A listener nothing ever accepts on (made through the libc binding, never handed to Node): once its
+    // accept queue is full the kernel drops further SYNs, so a connect hangs.
     const ip = pod === 'near' ? '127.0.10.7' : '127.0.20.7';
-    const py = spawn('python3', ['-c', `import socket,time\ns=socket.socket()\ns.bind(('${ip}',0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(60)`], { stdio: ['ignore', 'pipe', 'inherit'] });
-    t.teardown(() => py.kill());
-    const port = await new Promise<number>((resolve) => py.stdout.once('data', (d: Buffer) => resolve(Number(String(d).trim()))));
+    const fd = reusePortSocket(ip, 0, 0);
+    t.teardown(() => void libc().close(fd));
+    const addr = Buffer.alloc(16);
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(16);
+    t.equal(libc().getsockname(fd, addr, len), 0, 'getsockname');
+    const port = addr.readUInt16BE(2);
     const fillers: net.Socket[] = [];
     for (let i = 0; i < 3; i++) {
       const s = net.connect({ host: ip, port });
