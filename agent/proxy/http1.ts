@@ -38,7 +38,7 @@ export interface Http1Options {
   maxSocketsPerEndpoint: number;
 }
 
-const STATUS_LINE: Record<number, string> = { 403: '403 Forbidden', 429: '429 Too Many Requests', 503: '503 Service Unavailable' };
+export const STATUS_LINE: Record<number, string> = { 403: '403 Forbidden', 429: '429 Too Many Requests', 503: '503 Service Unavailable' };
 
 /** The Service's connection settings in force now (TrafficPolicy connectionPool), also on a pooled connection. */
 function withLimits(up: H1Upstream, route: Route): H1Upstream {
@@ -49,6 +49,7 @@ function withLimits(up: H1Upstream, route: Route): H1Upstream {
 
 export class Http1Proxy implements H1ServerHandler, UpstreamSource {
   readonly pipeline: Pipeline;
+  readonly keepsBodies = true;
   private readonly conns = new Map<H1ServerConn, ConnectionContext>();
   private readonly pool: H1Pool;
 

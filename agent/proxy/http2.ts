@@ -58,6 +58,7 @@ export function h2RequestContext(conn: ConnectionContext, headers: IncomingHttpH
 }
 
 export class Http2Proxy implements SessionSource {
+  readonly keepsBodies = true;
   readonly server: http2.Http2Server;
   private readonly conns = new WeakMap<Http2Session, ConnectionContext>();
   private pending: ConnectionContext | undefined;
@@ -177,6 +178,8 @@ function editH2(h: Record<string, unknown>, e: HeaderEdits | undefined): void {
 /** Where an exchange gets the upstream HTTP/2 session for a route (pooled per source pod, or one per tunnel stream). */
 export interface SessionSource {
   upstreamSession(ctx: ConnectionContext, route: Route): Promise<ClientHttp2Session>;
+  /** false: a stream is sent once and never mirrored (the destination half), so its body is not kept */
+  readonly keepsBodies: boolean;
 }
 
 /** One stream's exchange: one upstream stream per attempt, its response held until the pipeline commits. */
@@ -201,7 +204,7 @@ export class Http2Exchange implements UpstreamExchange {
     private readonly endStream: boolean,
   ) {
     const cl = headers['content-length'];
-    this.body = endStream ? undefined : new ReplayBody(cl === undefined ? undefined : Number(cl));
+    this.body = endStream || !proxy.keepsBodies ? undefined : new ReplayBody(cl === undefined ? undefined : Number(cl));
     // A client cancel (gRPC deadline, RST_STREAM) cancels upstream.
     stream.once('close', () => {
       const up = this.up;
@@ -279,13 +282,13 @@ export class Http2Exchange implements UpstreamExchange {
           return this.settle?.({ status: 0, error: 'reset', sent: false });
         }
         this.bodySent = true;
-        const body = this.body!;
+        const body = this.body;
         const o = this.ctx.outcome;
         stream.on('data', (c: Buffer) => {
           o.bytesReceived += c.length;
-          body.add(c);
+          body?.add(c);
         });
-        stream.once('end', () => body.end());
+        if (body) stream.once('end', () => body.end());
         stream.pipe(up);
       }
     });

@@ -16,6 +16,7 @@ import { headerValue } from './h1/head.js';
 import { H1ServerConn, type H1Request, type H1ServerHandler, type H1ServerOptions, type RequestSink } from './h1/server.js';
 import { H1Upstream } from './h1/upstream.js';
 import { relay, resetEnd, type RelayOptions } from './relay.js';
+import { STATUS_LINE } from './http1.js';
 
 /** The pod a tunnel stream is for, and how to reach it (from the caller's address when transparent). */
 export interface Delivery {
@@ -40,10 +41,10 @@ interface StreamState {
   conn: H1ServerConn;
 }
 
-const STATUS_LINE: Record<number, string> = { 403: '403 Forbidden', 429: '429 Too Many Requests', 503: '503 Service Unavailable' };
-
 export class InboundHttp1 implements H1ServerHandler, UpstreamSource {
   readonly pipeline: Pipeline;
+  /** one attempt at the pod: the source keeps bodies for its retries, this side need not copy them */
+  readonly keepsBodies = false;
   private readonly streams = new Map<H1ServerConn, StreamState>();
   private readonly byCtx = new WeakMap<ConnectionContext, StreamState>();
 

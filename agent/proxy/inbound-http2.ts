@@ -31,6 +31,8 @@ interface SessionState {
 }
 
 export class InboundHttp2 implements SessionSource {
+  /** one attempt at the pod: the source keeps bodies for its retries, this side need not copy them */
+  readonly keepsBodies = false;
   private readonly server: http2.Http2Server;
   private readonly sessions = new Map<Http2Session, SessionState>();
   private readonly byCtx = new WeakMap<ConnectionContext, SessionState>();

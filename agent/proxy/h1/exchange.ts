@@ -19,6 +19,8 @@ import type { H1Upstream, ResponseSink } from './upstream.js';
 export interface UpstreamSource {
   acquire(ctx: RequestContext, route: Route, fresh: boolean): Promise<{ up: H1Upstream; reused: boolean }>;
   readonly pipeline: Pipeline;
+  /** false: a request is sent once and never mirrored (the destination half), so its body is not kept */
+  readonly keepsBodies: boolean;
 }
 
 const STATUS_TEXT: Record<number, string> = { 200: 'OK', 403: 'Forbidden', 404: 'Not Found', 429: 'Too Many Requests', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' };
@@ -45,7 +47,7 @@ export class CodecExchange implements UpstreamExchange, RequestSink, ResponseSin
     private readonly source: UpstreamSource,
   ) {
     this.requestEnded = !req.hasBody;
-    if (req.hasBody) {
+    if (req.hasBody && source.keepsBodies) {
       const cl = headerValue(req.raw, 'content-length');
       this.replay = new ReplayBody(cl === undefined ? undefined : Number(cl));
     }
@@ -53,7 +55,7 @@ export class CodecExchange implements UpstreamExchange, RequestSink, ResponseSin
 
   /** Bodyless, or the whole body (framing and trailers included, at most 64 KiB) is kept: it can go again. */
   get replayable(): boolean {
-    return !this.replay || this.replay.replayable;
+    return !this.req.hasBody || (this.replay?.replayable ?? false);
   }
 
   // ---- request body, from the client (RequestSink) ---------------------------------------------
