@@ -194,7 +194,7 @@ t.test('local rate limit: the destination pod bucket is shared by two callers on
   t.ok(count(a, (x) => x.code === 429) > 0 && count(b, (x) => x.code === 429) > 0, 'both callers were limited');
   t.ok(limited.every((x) => Number(x.retryAfter) >= 1), '429s carry retry-after');
   for (const sa of ['client', 'client2']) {
-    const n = await metric('node-1', 'weft_traffic_rate_limited_total', { policy: 'tr/lim', source_principal: `spiffe://cluster.local/ns/${NS}/sa/${sa}` });
+    const n = await metricAtLeast('node-1', 'weft_traffic_rate_limited_total', { policy: 'tr/lim', source_principal: `spiffe://cluster.local/ns/${NS}/sa/${sa}` }, 1);
     t.ok(n > 0, `rejections of ${sa} counted (${n})`);
   }
 });
