@@ -8,16 +8,15 @@ import type { TrafficStatus } from './status.js';
 export function registerTrafficMetrics(registry: Registry, status: () => TrafficStatus): void {
   const registers = [registry];
   let snap: TrafficStatus | undefined;
-  let snapAt = 0;
-  // One status per scrape, however many metrics read it.
-  const read = (): TrafficStatus => {
-    const t = Date.now();
-    if (!snap || t - snapAt > 500) {
-      snap = status();
-      snapAt = t;
-    }
+  // One status per scrape, however many metrics read it. prom-client collects the metrics of a registry in
+  // registration order, so the first one (`fresh`) takes the snapshot and the rest of that scrape share it;
+  // it is dropped on the next turn of the event loop, so a metric read on its own never sees an old one.
+  const fresh = (): TrafficStatus => {
+    snap = status();
+    setImmediate(() => (snap = undefined));
     return snap;
   };
+  const read = (): TrafficStatus => snap ?? fresh();
   new Gauge({
     name: 'weft_traffic_endpoint_ejected',
     help: 'Whether outlier detection has ejected the endpoint (1) or not (0), per backend (<ns>/<svc>:<port>) and endpoint (ip:port)',
@@ -25,7 +24,7 @@ export function registerTrafficMetrics(registry: Registry, status: () => Traffic
     registers,
     collect() {
       this.reset();
-      for (const b of read().backends) for (const e of b.endpoints) this.set({ backend: b.backend, endpoint: e.id }, e.ejected ? 1 : 0);
+      for (const b of fresh().backends) for (const e of b.endpoints) this.set({ backend: b.backend, endpoint: e.id }, e.ejected ? 1 : 0);
     },
   });
   new Counter({
