@@ -43,6 +43,7 @@ import { accessLogObserver } from './observe/access-log.js';
 import { setupTransparentRouting } from './proxy/transparent-routing.js';
 import { connectTcp } from './proxy/upstream.js';
 import { RedirectManager } from './redirect/manager.js';
+import { InboundCapture } from './redirect/inbound-capture.js';
 import { uninstallCapture } from './redirect/uninstall.js';
 import { CaptureSync } from './state/capture-sync.js';
 import { MeshState } from './state/mesh-state.js';
@@ -176,6 +177,10 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
       limits: { drainTimeoutMs: opts.drainTimeoutMs },
     });
     cleanups.push(() => proxy.close());
+    // Inbound capture: callers outside the mesh are handed to the proxy in each enrolled pod's namespace
+    const inbound = InboundCapture.open({ pinDir: opts.bpffs, logger: log.child('inbound-capture'), serve: (fd) => proxy.listenPlaintext(fd) });
+    cleanups.push(() => inbound.close());
+    captureSync.setInbound(inbound);
     // Traffic policy state (balancer load, ejections, circuits, buckets, fallbacks): admin /traffic and weft_traffic_*
     const traffic = () => trafficStatus(proxy.pipeline.runtime, state.config);
     registerTrafficMetrics(registry, traffic);

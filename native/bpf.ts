@@ -210,12 +210,15 @@ export class BpfMap<K, V> {
 }
 
 const LINK_TYPE_CGROUP = 3; // BPF_LINK_TYPE_CGROUP
+const LINK_TYPE_NETNS = 5; // BPF_LINK_TYPE_NETNS
 
 export interface LinkInfo {
   type: number;
   id: number;
   progId: number;
   cgroupId?: bigint;
+  /** netns links: the inode of the namespace (0 once it is gone) */
+  netnsIno?: number;
   attachType?: number;
 }
 
@@ -259,6 +262,7 @@ export class BpfLink {
       id: info.readUInt32LE(4),
       progId: info.readUInt32LE(8),
       ...(type === LINK_TYPE_CGROUP ? { cgroupId: info.readBigUInt64LE(16), attachType: info.readUInt32LE(24) } : {}),
+      ...(type === LINK_TYPE_NETNS ? { netnsIno: info.readUInt32LE(16), attachType: info.readUInt32LE(20) } : {}),
     };
   }
 
@@ -364,6 +368,31 @@ export class BpfObject {
       return BpfLink.fromPtr(link, `${name}@${cgroupPath}`);
     } finally {
       closeSync(cgFd);
+    }
+  }
+
+  /**
+   * Attach program `name` (an sk_lookup program) to the network namespace at `nsPath` as a bpf_link. The
+   * link is not pinned by this call: closing it detaches the program.
+   */
+  attachNetns(name: string, nsPath: string): BpfLink {
+    const lib = libbpf();
+    const prog = this.program(name);
+    let nsFd: number;
+    try {
+      nsFd = openSync(nsPath, fsc.O_RDONLY);
+    } catch (e) {
+      throw new BpfAttachError(`cannot open network namespace ${nsPath} to attach ${name}`, { cause: e, errno: (e as { errno?: number }).errno });
+    }
+    try {
+      const link = lib.bpf_program__attach_netns(prog, nsFd);
+      if (!link) {
+        const errno = lib.errno();
+        throw new BpfAttachError(`cannot attach ${name} to network namespace ${nsPath} (${errnoName(errno)}); the kernel must support sk_lookup programs (Linux 5.9+)`, { errno });
+      }
+      return BpfLink.fromPtr(link, `${name}@${nsPath}`);
+    } finally {
+      closeSync(nsFd);
     }
   }
 

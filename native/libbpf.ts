@@ -34,6 +34,7 @@ export interface Libbpf {
   bpf_map__fd(map: Ptr): number;
   bpf_program__fd(prog: Ptr): number;
   bpf_program__attach_cgroup(prog: Ptr, cgroupFd: number): Ptr | null;
+  bpf_program__attach_netns(prog: Ptr, netnsFd: number): Ptr | null;
   bpf_link__pin(link: Ptr, path: string): number;
   bpf_link__unpin(link: Ptr): number;
   bpf_link__open(path: string): Ptr | null;
@@ -102,6 +103,7 @@ export function libbpf(): Libbpf {
     mapFd: lib.func('int bpf_map__fd(bpf_map *map)'),
     progFd: lib.func('int bpf_program__fd(bpf_program *prog)'),
     attachCgroup: lib.func('bpf_link *bpf_program__attach_cgroup(bpf_program *prog, int cgroup_fd)'),
+    attachNetns: lib.func('bpf_link *bpf_program__attach_netns(bpf_program *prog, int netns_fd)'),
     linkPin: lib.func('int bpf_link__pin(bpf_link *link, const char *path)'),
     linkUnpin: lib.func('int bpf_link__unpin(bpf_link *link)'),
     linkOpen: lib.func('bpf_link *bpf_link__open(const char *path)'),
@@ -147,6 +149,7 @@ export function libbpf(): Libbpf {
     bpf_map__fd: (m) => f.mapFd(m) as number,
     bpf_program__fd: (p) => f.progFd(p) as number,
     bpf_program__attach_cgroup: (p, fd) => f.attachCgroup(p, fd),
+    bpf_program__attach_netns: (p, fd) => f.attachNetns(p, fd),
     bpf_link__pin: (l, p) => f.linkPin(l, p) as number,
     bpf_link__unpin: (l) => f.linkUnpin(l) as number,
     bpf_link__open: (p) => f.linkOpen(p),

@@ -3,7 +3,6 @@
 // presents the certificate of the identity the client asked for in SNI (the destination workload's),
 // verifies the client's against the trust bundle, checks policy, then connects to the pod.
 import http2, { type Http2SecureServer, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
-import type { Duplex } from 'node:stream';
 import tls, { type SecureContext, type TLSSocket } from 'node:tls';
 import type { CertificateProvider } from '../../common/identity.js';
 import type { Logger } from '../../common/log.js';
@@ -16,18 +15,14 @@ import type { Pipeline } from '../pipeline/pipeline.js';
 import type { ConnectionTracker } from './connections.js';
 import type { DestinationResolver, LabelWorkload } from './destination.js';
 import { TunnelPeerError } from './errors.js';
-import { relay, type RelayOptions } from './relay.js';
+import type { RelayOptions } from './relay.js';
 import { handshakeReason, sniFor, spiffeIdsOf, trustDomainOf } from './spiffe.js';
 import type { PodConnector } from './transparent.js';
 import { connectTcp, PROTOCOL_HEADER } from './upstream.js';
 import type { Route } from './destination.js';
-import type { Delivery } from './inbound-http1.js';
+import { deliverLocal, type TunnelHttp } from './local-delivery.js';
 
-/** Serves one tunnel stream that carries HTTP (inbound-http1.ts, inbound-http2.ts). */
-export interface TunnelHttp {
-  serve(stream: Duplex, delivery: Delivery, pod: Duplex): Promise<void>;
-  drain(): void;
-}
+export type { TunnelHttp };
 
 export interface InboundOptions {
   state: MeshState;
@@ -215,21 +210,8 @@ export class InboundTunnel {
     }
     if (stream.destroyed) return void pod.destroy();
     stream.respond({ ':status': 200 });
-    if (http) {
-      const done = this.o.connections.track('inbound', { peer: peer.principal, destination: authority, protocol: ctx.protocol }, () => stream.destroy());
-      const route: Route = { kind: 'local', ip, port, workload: w, node: undefined, destinationId: dstId, labels };
-      await http.serve(stream, { ctx, route, connect }, pod);
-      done();
-      return;
-    }
-    this.o.metrics.tcpOpen(labels);
-    const done = this.o.connections.track('inbound', { peer: peer.principal, destination: authority }, () => pod.destroy());
-    const unregister = this.o.pipeline.live.add({ ctx, close: () => pod.resetAndDestroy() });
-    await relay(stream, pod, this.o.relay);
-    unregister();
-    done();
-    this.o.metrics.tcpClose(labels, pod.bytesWritten, pod.bytesRead);
-    this.o.pipeline.finishConnection(ctx, pod.bytesWritten, pod.bytesRead);
+    const route: Route = { kind: 'local', ip, port, workload: w, node: undefined, destinationId: dstId, labels };
+    await deliverLocal(this.o, { stream, ctx, route, http, pod, connect, describe: { peer: peer.principal, destination: authority } });
   }
 
   /**

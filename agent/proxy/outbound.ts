@@ -14,6 +14,7 @@ import type { Http1Proxy } from './http1.js';
 import type { Http2Proxy } from './http2.js';
 import { relay, type RelayOptions } from './relay.js';
 import { protocolFromAppProtocol, sniff, type Protocol } from './sniff.js';
+import { SourceCap } from './source-cap.js';
 import type { Upstreams } from './upstream.js';
 
 export interface OutboundOptions {
@@ -44,9 +45,10 @@ export function plainIp(ip: string | undefined): string {
 export class Outbound {
   readonly server: net.Server;
   /** open captured connections per source pod (uid; the peer address when the pod is unknown) */
-  private readonly perSource = new Map<string, number>();
+  private readonly perSource: SourceCap;
 
   constructor(private readonly o: OutboundOptions) {
+    this.perSource = new SourceCap(o.maxConnectionsPerSource);
     this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (s) => {
       this.onConnection(s).catch((err: unknown) => {
         o.log.error('outbound connection failed unexpectedly', { error: err });
@@ -74,16 +76,9 @@ export class Outbound {
     const w = state.workloadByCgroup(original.cgroupId);
     // Per source pod: past its cap a pod's new connection is refused at once, and the others are unaffected.
     const sourceKey = w?.uid ?? peer.ip;
-    const held = this.perSource.get(sourceKey) ?? 0;
-    if (held >= this.o.maxConnectionsPerSource) {
-      return this.refuse(socket, 'source_limit', { source: w ? `${w.namespace}/${w.name}` : peer.ip, open: held, limit: this.o.maxConnectionsPerSource });
+    if (!this.perSource.admit(sourceKey, socket)) {
+      return this.refuse(socket, 'source_limit', { source: w ? `${w.namespace}/${w.name}` : peer.ip, open: this.perSource.held(sourceKey), limit: this.perSource.limit });
     }
-    this.perSource.set(sourceKey, held + 1);
-    socket.once('close', () => {
-      const n = (this.perSource.get(sourceKey) ?? 1) - 1;
-      if (n > 0) this.perSource.set(sourceKey, n);
-      else this.perSource.delete(sourceKey);
-    });
     const service = state.serviceByVip(original.ip, original.port);
     const direct = service ? undefined : state.workloadByIp(original.ip);
     const dest = newConnectionContext({

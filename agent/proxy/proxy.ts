@@ -18,6 +18,7 @@ import { ListenError } from './errors.js';
 import { Http1Proxy } from './http1.js';
 import { Http2Proxy } from './http2.js';
 import { InboundTunnel } from './inbound.js';
+import { InboundPlaintext } from './inbound-plaintext.js';
 import { InboundHttp1 } from './inbound-http1.js';
 import { InboundHttp2 } from './inbound-http2.js';
 import { Outbound } from './outbound.js';
@@ -95,6 +96,7 @@ export class NodeProxy {
   private readonly pool: TunnelPool;
   private readonly outbound: Outbound;
   private readonly inbound: InboundTunnel;
+  private readonly plaintext: InboundPlaintext;
   private readonly http1: Http1Proxy;
   private readonly http2: Http2Proxy;
 
@@ -144,41 +146,56 @@ export class NodeProxy {
       maxConnections: limits.maxConnections,
       maxConnectionsPerSource: limits.maxConnectionsPerSource,
     });
-    this.inbound = new InboundTunnel({
+    // The destination half per request, for tunnel streams and steered plaintext connections alike
+    const inboundHttp1 = new InboundHttp1({
+      pipeline: this.pipeline,
+      agentMetrics: o.agentMetrics,
+      log: log.child('inbound-http1'),
+      relay: relayOpts,
+      // The source pools these streams and closes idle ones after keepAliveTimeoutMs: this side waits
+      // longer, so a stream is never closed here just as the source reuses it.
+      server: { maxHeaderSize: limits.maxHeaderSize, headersTimeoutMs: 60_000, keepAliveTimeoutMs: 2 * limits.keepAliveTimeoutMs, idleTimeoutMs: limits.idleTimeoutMs },
+    });
+    const inboundHttp2 = new InboundHttp2({
+      pipeline: this.pipeline,
+      log: log.child('inbound-http2'),
+      maxHeaderSize: limits.maxHeaderSize,
+      streamWindow: limits.streamWindow,
+      connectionWindow: limits.connectionWindow,
+      maxConcurrentStreams: limits.maxConcurrentStreams,
+      idleTimeoutMs: limits.idleTimeoutMs,
+    });
+    const destinationSide = {
       state: o.state,
-      certs: o.certs,
       pipeline: this.pipeline,
       resolver,
       metrics: o.metrics,
       agentMetrics: o.agentMetrics,
       connections: this.connections,
-      log: log.child('inbound'),
       relay: relayOpts,
       connectTimeoutMs: limits.connectTimeoutMs,
       ...(o.podConnect ? { podConnect: o.podConnect } : {}),
+      http1: inboundHttp1,
+      http2: inboundHttp2,
+    };
+    this.inbound = new InboundTunnel({
+      ...destinationSide,
+      certs: o.certs,
+      log: log.child('inbound'),
       streamWindow: limits.streamWindow,
       connectionWindow: limits.connectionWindow,
       maxFrameSize: limits.maxFrameSize,
       maxConcurrentStreams: limits.maxConcurrentStreams,
-      http1: new InboundHttp1({
-        pipeline: this.pipeline,
-        agentMetrics: o.agentMetrics,
-        log: log.child('inbound-http1'),
-        relay: relayOpts,
-        // The source pools these streams and closes idle ones after keepAliveTimeoutMs: this side waits
-        // longer, so a stream is never closed here just as the source reuses it.
-        server: { maxHeaderSize: limits.maxHeaderSize, headersTimeoutMs: 60_000, keepAliveTimeoutMs: 2 * limits.keepAliveTimeoutMs, idleTimeoutMs: limits.idleTimeoutMs },
-      }),
-      http2: new InboundHttp2({
-        pipeline: this.pipeline,
-        log: log.child('inbound-http2'),
-        maxHeaderSize: limits.maxHeaderSize,
-        streamWindow: limits.streamWindow,
-        connectionWindow: limits.connectionWindow,
-        maxConcurrentStreams: limits.maxConcurrentStreams,
-        idleTimeoutMs: limits.idleTimeoutMs,
-      }),
     });
+    this.plaintext = new InboundPlaintext({ ...destinationSide, log: log.child('inbound-plaintext'), sniffTimeoutMs: limits.sniffTimeoutMs, maxConnectionsPerSource: limits.maxConnectionsPerSource });
+  }
+
+  /**
+   * Serves a listening socket made in a pod's network namespace (capture's inbound steering): connections
+   * to the pod from outside the mesh. Returns what stops serving it.
+   */
+  listenPlaintext(fd: number): () => void {
+    return this.plaintext.listen(fd);
   }
 
   /** Binds both listeners; returns the bound addresses (port 0 in tests picks a free one). */
@@ -216,6 +233,7 @@ export class NodeProxy {
   stopAccepting(): void {
     this.outbound.server.close();
     this.inbound.server.close();
+    this.plaintext.stopAccepting();
   }
 
   /** Tells HTTP clients to go away (Connection: close, GOAWAY) while still serving what they send. */
@@ -237,6 +255,7 @@ export class NodeProxy {
   close(): void {
     this.outbound.server.close();
     this.inbound.server.close();
+    this.plaintext.stopAccepting();
     this.http1.close();
     this.http2.close();
     this.pool.close();

@@ -4,6 +4,7 @@
 import type { MeshConfig, MtlsMode, Workload } from '../../common/mesh.js';
 import { ipFamily } from '../../native/codec.js';
 import type { CgroupResolver } from './cgroup-resolver.js';
+import type { InboundPod } from './inbound-capture.js';
 
 export interface MeshDestination {
   ip: string;
@@ -28,10 +29,13 @@ export interface DesiredResult {
   desired: DesiredRedirect;
   /** meshed workloads on this node whose cgroup was not found (not started yet, or a layout mismatch) */
   unresolved: Workload[];
+  /** the enrolled pods' cgroups and addresses, for inbound capture (inbound-capture.ts) */
+  inbound: InboundPod[];
 }
 
 export function desiredFromMesh(config: MeshConfig, nodeName: string, resolver: CgroupResolver): DesiredResult {
   const pods: DesiredPod[] = [];
+  const inbound: InboundPod[] = [];
   const unresolved: Workload[] = [];
   const seenCgroups = new Set<bigint>();
   for (const w of config.workloads) {
@@ -48,6 +52,7 @@ export function desiredFromMesh(config: MeshConfig, nodeName: string, resolver: 
       .filter((p) => p.mode !== w.mtlsMode)
       .sort((a, b) => a.port - b.port);
     pods.push({ cgroupId: cg.id, uid: w.uid, mode: w.mtlsMode, ...(ports.length ? { ports } : {}) });
+    inbound.push({ uid: w.uid, cgroupId: cg.id, cgroupPath: cg.path, ips: w.ips.filter((ip) => ipFamily(ip)) });
   }
 
   const meshedIps = new Set<string>();
@@ -73,5 +78,5 @@ export function desiredFromMesh(config: MeshConfig, nodeName: string, resolver: 
       }
     }
   }
-  return { desired: { pods, destinations: [...dests.values()] }, unresolved };
+  return { desired: { pods, destinations: [...dests.values()] }, unresolved, inbound };
 }

@@ -7,10 +7,16 @@ import type { CgroupResolver } from '../redirect/cgroup-resolver.js';
 import { desiredFromMesh } from '../redirect/desired.js';
 import type { ReconcileResult } from '../redirect/manager.js';
 import type { DesiredRedirect } from '../redirect/desired.js';
+import type { InboundPod } from '../redirect/inbound-capture.js';
 
 /** The part of RedirectManager this needs. */
 export interface CaptureTarget {
   reconcile(desired: DesiredRedirect): ReconcileResult;
+}
+
+/** The part of InboundCapture this needs. */
+export interface InboundTarget {
+  reconcile(pods: InboundPod[]): { pending: string[] };
 }
 
 export class CaptureSync {
@@ -21,6 +27,7 @@ export class CaptureSync {
   unresolved = 0;
   /** why the last reconcile failed (undefined after a success): readiness reports it */
   lastError: string | undefined;
+  private inbound: InboundTarget | undefined;
 
   constructor(
     private readonly target: CaptureTarget,
@@ -30,9 +37,15 @@ export class CaptureSync {
     private readonly retryMs = 2000,
   ) {}
 
+  /** Inbound capture (it needs the proxy, which is made after this): the pods are brought in at once. */
+  setInbound(inbound: InboundTarget): void {
+    this.inbound = inbound;
+    this.resync();
+  }
+
   /** Throws (so the config is NACKed) when capture refuses the desired state. */
   apply(config: MeshConfig): void {
-    const { desired, unresolved } = desiredFromMesh(config, this.node, this.resolver);
+    const { desired, unresolved, inbound } = desiredFromMesh(config, this.node, this.resolver);
     try {
       this.target.reconcile(desired);
       this.lastError = undefined;
@@ -43,6 +56,7 @@ export class CaptureSync {
     this.uidByCgroup = new Map(desired.pods.map((p) => [p.cgroupId, p.uid]));
     this.last = config;
     this.unresolved = unresolved.length;
+    this.applyInbound(inbound);
     if (unresolved.length > 0) {
       this.log.info('pods waiting for their cgroup', { pods: unresolved.map((w) => `${w.namespace}/${w.name}`) });
       this.scheduleRetry();
@@ -59,6 +73,21 @@ export class CaptureSync {
       this.resyncPending = undefined;
       this.reapplyLast();
     });
+  }
+
+  /** Inbound capture follows the enrolled pods; a pod not ready for it (no process yet) is retried on the timer. */
+  private applyInbound(pods: InboundPod[]): void {
+    if (!this.inbound) return;
+    try {
+      const { pending } = this.inbound.reconcile(pods);
+      if (pending.length > 0) {
+        this.log.info('pods waiting for inbound capture', { pods: pending });
+        this.scheduleRetry();
+      }
+    } catch (e) {
+      this.log.warn('inbound capture reconcile failed; retrying', { error: e });
+      this.scheduleRetry();
+    }
   }
 
   uidOf(cgroupId: bigint): string | undefined {

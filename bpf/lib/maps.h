@@ -167,6 +167,29 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weft_guard_src SEC(".maps");
 
+/* ---- inbound capture (sk_lookup): connections to a pod that did not come through the proxy ------------
+ * The agent opens a listening socket inside each enrolled pod's network namespace (the proxy's inbound
+ * plaintext listener, 15006) and attaches inbound_lookup.c to that namespace. A new TCP connection to the
+ * pod's address that the node proxy did not open itself (weft_proxy_syn) is handed to that socket, so a
+ * caller outside the mesh meets the destination's policy too. weft_in_pods gives the pod's cgroup (and so
+ * its guard mode) by address; weft_in_socks holds the listener. A closed socket leaves the sockhash by
+ * itself, so an agent that exits stops steering at once. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct weft_addr); /* the pod's address */
+	__type(value, __u64);          /* cgroup v2 id of the pod */
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_in_pods SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, 8192);
+	__type(key, struct weft_addr); /* the pod's address */
+	__type(value, __u64);          /* the listener (an fd on update, its cookie on lookup) */
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_in_socks SEC(".maps");
+
 static __always_inline struct weft_config *weft_get_config(void)
 {
 	__u32 zero = 0;

@@ -522,6 +522,58 @@ spec:
   t.equal((await curl('outside/outsider', direct(podIp(NS, 'near')))).code, 200, 'deleted: the outsider gets in again');
 });
 
+t.test('callers outside the mesh meet the destination\'s policy (PERMISSIVE): per request, per connection, same node and cross node', async (t) => {
+  const url = (pod: string, path = '/') => `http://${podIp(NS, pod)}:${PORTS.http}${path}`;
+  const outsiders = [['outside/outsider', 'near', 'same node'], ['outside/outsider', 'far', 'cross node'], ['outside/outsider2', 'far', 'same node']] as const;
+  const before = await scrapeAll(metricsUrls);
+  for (const [from, to, where] of outsiders) t.equal((await curl(from, url(to))).code, 200, `control: ${from} → ${to} (${where}) 200`);
+  const seen = (body: string) => String((JSON.parse(body) as { remote?: string }).remote).replace(/^::ffff:/, '');
+  const r = await curl('outside/outsider', url('near'));
+  t.equal(seen(r.body), podIp('outside', 'outsider'), 'near sees the outsider\'s own address (the proxy connects from it)');
+  const after = await scrapeAll(metricsUrls);
+  const steered = (n: string) => sum(after[n]!, 'weft_redirect_events', { event: 'inboundSteered' }) - sum(before[n]!, 'weft_redirect_events', { event: 'inboundSteered' });
+  t.ok(steered('node-1') >= 2 && steered('node-2') >= 2, `the kernel handed them to the destination's proxy (node-1 ${steered('node-1')}, node-2 ${steered('node-2')})`);
+  const plain = { reporter: 'destination', source_principal: 'unknown', connection_security_policy: 'none', response_code: '200' };
+  t.ok(sum(after['node-2']!, 'istio_requests_total', { ...plain, destination_workload: 'far' }) >= 2, 'reported by the destination: no principal, no mTLS');
+
+  // L7: a DENY by path, decided request by request (one curl, two requests on one connection), HTTP/1 and HTTP/2
+  await withPolicy(t, policy('outsiders-no-admin', `  action: DENY
+  rules:
+    - from: [{ source: { notPrincipals: ["*"] } }]
+      to: [{ operation: { paths: ["/admin*"] } }]`), async () => {
+    for (const [from, to, where] of outsiders) {
+      const x = await sb.exec(from, ['curl', '-sS', '-w', '%{http_code} %{num_connects}\n', ...[url(to, '/'), url(to, '/admin/x')].flatMap((u) => ['-o', '/dev/null', u])], { timeoutMs: 30_000 });
+      t.equal(x.stdout.trim(), '200 1\n403 0', `${from} → ${to} (${where}): / 200, /admin/x 403, on one connection`);
+      const h2 = await sb.exec(from, ['curl', '-sS', '--http2-prior-knowledge', '-o', '/dev/null', '-w', '%{http_code}\n', `http://${podIp(NS, to)}:${PORTS.h2c}/admin`], { timeoutMs: 30_000 });
+      t.equal(h2.stdout.trim(), '403', `${from} → ${to} (${where}), HTTP/2: /admin 403`);
+    }
+    t.equal((await curl(`${NS}/client`, `${near}admin`)).code, 200, 'a meshed caller (it has a principal) is not matched');
+  });
+  // An ALLOW policy on the workload: a caller without identity matches no principal rule
+  await withPolicy(t, policy('far-from-client-only', `  selector: { matchLabels: { app: far } }
+  action: ALLOW
+  rules:
+    - from: [{ source: { principals: [cluster.local/ns/${NS}/sa/client] } }]`), async () => {
+    const denied = await curl('outside/outsider2', url('far'));
+    t.equal(denied.code, 403, 'outsider2 → far: 403');
+    t.equal(denied.body, 'RBAC: access denied');
+    t.equal((await curl(`${NS}/client`, far)).code, 200, 'client → far still 200');
+  });
+  // ipBlocks: the outsider's real address decides; L4 on the banner port: reset before a byte
+  await withPolicy(t, policy('far-banner-not-outsider', `  selector: { matchLabels: { app: far } }
+  action: DENY
+  rules:
+    - from: [{ source: { ipBlocks: ["${podIp('outside', 'outsider')}/32"] } }]
+      to: [{ operation: { ports: ["${PORTS.banner}"] } }]`), async () => {
+    const refused = await probe('outside/outsider', podIp(NS, 'far'), PORTS.banner, 1500);
+    t.notOk(refused.banner, 'outsider (cross node) never sees a byte of far\'s banner port');
+    t.equal(refused.error, 'ECONNRESET', 'outsider is reset');
+    const ok = await probe('outside/outsider2', podIp(NS, 'far'), PORTS.banner, 1500);
+    t.match(ok.banner, /far weft-e2e ready/, 'outsider2 (another address) reads the banner');
+  });
+  t.equal((await curl('outside/outsider', url('near', '/admin/x'))).code, 200, 'policies deleted: the outsider gets /admin/x again');
+});
+
 t.test('PeerAuthentication portLevelMtls: a STRICT workload keeps one port PERMISSIVE', async (t) => {
   const yaml = `apiVersion: weft.io/v1alpha1
 kind: PeerAuthentication
