@@ -17,7 +17,7 @@ import type { ConnectionContext, RequestContext, ResponseFlag } from './context.
 import { addressedBackend } from './defaults.js';
 import { LiveRegistry } from './live.js';
 import { RuntimeState } from './runtime.js';
-import { FALLBACK_HEADER, RESPONSE_HEADERS_ATTR, type AttemptResult, type Backend, type CompiledStages, type EndpointRef, type ForwardAction, type HeaderEdits, type LocalResponse, type Permit, type StageFactories, type StageInput, type WeightedBackend } from './stages.js';
+import { FALLBACK_HEADER, RESPONSE_HEADERS_ATTR, type AttemptResult, type Backend, type CompiledStages, type EndpointRef, type ForwardAction, type HeaderEdits, type LocalResponse, type PendingPermit, type Permit, type StageFactories, type StageInput, type WeightedBackend } from './stages.js';
 
 /** What a protocol adapter does for the pipeline, for one request. */
 export interface UpstreamExchange {
@@ -36,6 +36,11 @@ export interface UpstreamExchange {
   abort(): void;
   /** Answers the client from the proxy; resolves when written. */
   reply(r: LocalResponse): void;
+  /**
+   * Optional: `f` is called once if the client goes away before the exchange is over (a request waiting
+   * for a circuit slot leaves the queue); undefined removes it.
+   */
+  onGone?(f: (() => void) | undefined): void;
 }
 
 export interface PipelineOptions {
@@ -199,6 +204,11 @@ export class Pipeline {
     if (!endpoint) return { error: 'no_endpoint' };
     const permit = st.traffic.acquire(ctx, backend, endpoint);
     if (!permit) return { error: 'overloaded' };
+    if (isPendingPermit(permit)) {
+      // Connections never queue (the stage only queues requests); should one be asked to, it is refused.
+      permit.cancel();
+      return { error: 'overloaded' };
+    }
     const route = this.routeTo(ctx, endpoint, backend);
     if (permit.upstream) route.limits = permit.upstream;
     // the picked pod (L4: known from here on, whichever node it is on)
@@ -251,13 +261,18 @@ export class Pipeline {
   private async attempts(ctx: RequestContext, ex: UpstreamExchange, st: CompiledStages, action: ForwardAction): Promise<void> {
     const o = ctx.outcome;
     let timedOut = false;
+    let gone = false;
+    /** set while the request waits in a pending queue: a timeout or the client leaving takes it out */
+    let waiting: PendingPermit | undefined;
     let overall: NodeJS.Timeout | undefined;
     if (action.requestTimeoutMs) {
       overall = setTimeout(() => {
         timedOut = true;
-        ex.abort();
+        if (waiting) waiting.cancel();
+        else ex.abort();
       }, action.requestTimeoutMs);
     }
+
     let tried: string[] | undefined;
     let result: AttemptResult = { status: 0, error: 'no_backend', sent: false };
     let backend: Backend | undefined;
@@ -276,8 +291,15 @@ export class Pipeline {
           const ep = st.traffic.pick(ctx, backend, tried ?? []) ?? (tried ? st.traffic.pick(ctx, backend, []) : undefined);
           if (!ep) {
             result = { status: 0, error: 'no_healthy_upstream', sent: false };
-          } else if (!(permit = st.traffic.acquire(ctx, backend, ep))) {
-            result = { status: 0, error: 'overloaded', sent: false };
+          } else if (
+            !(permit = await this.permit(st.traffic.acquire(ctx, backend, ep), ex, (w) => (waiting = w), () => (gone = true)))
+          ) {
+            result = timedOut ? { status: 0, error: 'timeout', sent: false } : { status: 0, error: gone ? 'reset' : 'overloaded', sent: false };
+          } else if (timedOut || gone) {
+            // granted just as the wait was cancelled
+            permit.release();
+            permit = undefined;
+            result = { status: 0, error: timedOut ? 'timeout' : 'reset', sent: false };
           } else {
             const route = this.routeTo(ctx.connection, ep, backend);
             if (permit.upstream) route.limits = permit.upstream;
@@ -315,7 +337,7 @@ export class Pipeline {
             (tried ??= []).push(ep.id);
           }
         }
-        if (timedOut) break;
+        if (timedOut || gone) break;
         const delay = action.retry && ex.replayable ? action.retry.next(ctx, attempt, result) : undefined;
         if (delay === undefined) break;
         if (result.status > 0) ex.discard();
@@ -324,8 +346,10 @@ export class Pipeline {
         unregister?.();
         unregister = undefined;
         if (delay > 0) await sleep(delay);
-        if (timedOut) break;
+        if (timedOut || gone) break;
       }
+      // The client went away while its request waited for a slot: nobody to answer.
+      if (gone && result.status === 0 && !result.sent && !timedOut) return;
       if (timedOut) {
         if (result.status > 0) ex.discard();
         o.flags.push('UT');
@@ -355,6 +379,26 @@ export class Pipeline {
   }
 
   /**
+   * The permit the traffic stage gave, waited for when the request was queued (http1MaxPendingRequests).
+   * While it waits, `waiting` holds the pending permit so a timeout can cancel it, and the adapter watches
+   * the client: one that leaves takes the request out of the queue (`gone`).
+   */
+  private async permit(got: Permit | PendingPermit | undefined, ex: UpstreamExchange, waiting: (w: PendingPermit | undefined) => void, gone: () => void): Promise<Permit | undefined> {
+    if (!got || !isPendingPermit(got)) return got;
+    waiting(got);
+    ex.onGone?.(() => {
+      gone();
+      got.cancel();
+    });
+    try {
+      return await got.wait;
+    } finally {
+      ex.onGone?.(undefined);
+      waiting(undefined);
+    }
+  }
+
+  /**
    * The TrafficPolicy fallback for a primary that failed after its retries (issue 13): a fixed answer, or
    * one attempt at the fallback Service for a replayable request. True when the fallback answered; false
    * leaves `result` to be returned as it came (a held 5xx response is only dropped once the fallback Service
@@ -372,7 +416,10 @@ export class Pipeline {
     }
     if (!ex.replayable) return false;
     const ep = st.traffic.pick(ctx, fb.backend, []);
-    const permit = ep && st.traffic.acquire(ctx, fb.backend, ep);
+    const got = ep && st.traffic.acquire(ctx, fb.backend, ep);
+    // A fallback does not wait in the fallback Service's pending queue: the primary's answer is returned instead.
+    if (got && isPendingPermit(got)) got.cancel();
+    const permit = got && !isPendingPermit(got) ? got : undefined;
     if (!ep || !permit) return false;
     if (result.status > 0) ex.discard();
     let unregister: (() => void) | undefined;
@@ -467,6 +514,10 @@ function withStageHeaders(ctx: RequestContext, action: ForwardAction): ForwardAc
   if (!extra) return action;
   const h = action.responseHeaders;
   return { ...action, responseHeaders: { set: [...(h?.set ?? []), ...(extra.set ?? [])], add: [...(h?.add ?? []), ...(extra.add ?? [])], ...(h?.remove ? { remove: h.remove } : {}) } };
+}
+
+function isPendingPermit(p: Permit | PendingPermit): p is PendingPermit {
+  return 'wait' in p;
 }
 
 /** Weighted choice among a route's backends (weight 0 gets nothing); undefined when all weights are 0. */

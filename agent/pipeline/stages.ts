@@ -178,6 +178,14 @@ export interface Permit {
   readonly upstream?: UpstreamLimits;
 }
 
+/** A request waiting for a circuit slot (connectionPool.http.http1MaxPendingRequests): the permit once one is free. */
+export interface PendingPermit {
+  /** the permit once a slot is released to the request; undefined when it stopped waiting (cancel) */
+  readonly wait: Promise<Permit | undefined>;
+  /** stops waiting (client gone, timeout); a permit granted meanwhile still comes through `wait` and must be released */
+  cancel(): void;
+}
+
 /** Per-request attribute (ctx.setAttr) a stage sets to add response header edits to the answer (e.g. a sticky cookie). */
 export const RESPONSE_HEADERS_ATTR = 'stage.responseHeaders';
 /** Header on an answer a TrafficPolicy fallback produced: the fallback Service ("<ns>/<name>") or "response". */
@@ -192,8 +200,12 @@ export interface TrafficStages {
   admit(ctx: RequestContext | ConnectionContext): LocalResponse | undefined;
   /** Load balancing: one endpoint of the backend, skipping ejected ones and those in `tried`; undefined: none healthy. */
   pick(ctx: RequestContext | ConnectionContext, backend: Backend, tried: readonly string[]): EndpointRef | undefined;
-  /** Circuit breaking: a slot for one request/connection to the endpoint; undefined: over a limit (503 + x-weft-overloaded / TCP refused). */
-  acquire(ctx: RequestContext | ConnectionContext, backend: Backend, endpoint: EndpointRef): Permit | undefined;
+  /**
+   * Circuit breaking: a slot for one request/connection to the endpoint; a PendingPermit when an HTTP/1.1
+   * request waits for one (only requests, never TCP connections); undefined: over a limit (503 +
+   * x-weft-overloaded / TCP refused).
+   */
+  acquire(ctx: RequestContext | ConnectionContext, backend: Backend, endpoint: EndpointRef): Permit | PendingPermit | undefined;
   /** Outcome of each attempt, for the balancer (latency, load) and outlier detection (5xx, gateway errors). */
   feedback(ctx: RequestContext | ConnectionContext, backend: Backend, endpoint: EndpointRef, result: AttemptResult, latencyMs: number): void;
   /** After the last attempt failed (or no endpoint / overloaded): send it elsewhere or answer, or undefined. */

@@ -210,8 +210,18 @@ export class Http2Exchange implements UpstreamExchange {
       const up = this.up;
       if (up && !up.closed && !up.destroyed) up.close(stream.rstCode && stream.rstCode !== NGHTTP2_NO_ERROR ? stream.rstCode : NGHTTP2_CANCEL);
       if (stream.rstCode && stream.rstCode !== NGHTTP2_NO_ERROR) ctx.outcome.flags.push('DC');
+      // Closed before any answer went out: the client gave up on the request.
+      const gone = stream.headersSent ? undefined : this.gone;
+      this.gone = undefined;
+      gone?.();
       this.settle?.({ status: 0, error: 'reset', sent: true });
     });
+  }
+
+  private gone: (() => void) | undefined;
+
+  onGone(f: (() => void) | undefined): void {
+    this.gone = f;
   }
 
   /** No body, or the whole body (at most 64 KiB) has been kept: the stream can be sent again. */

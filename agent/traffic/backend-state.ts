@@ -5,6 +5,8 @@
 // (so a brief flap does not forgive an ejection).
 import { EndpointState } from './endpoint-state.js';
 import type { MaglevTable } from './maglev.js';
+import { PendingQueue } from './pending.js';
+import type { CompiledConnectionPool } from '../../common/policy/traffic.js';
 
 const FORGET_AFTER_MS = 5 * 60_000;
 
@@ -22,6 +24,10 @@ export class BackendState {
   activeConnections = 0;
   activeRetries = 0;
   overloaded = 0;
+  /** HTTP/1.1 requests waiting for a connection slot (http1MaxPendingRequests), oldest first */
+  readonly pending = new PendingQueue();
+  /** the connection pool of the config version that last asked for a slot: the limits the queue is drained under */
+  pool: CompiledConnectionPool | undefined;
   /** outlier detection: the next interval sweep (performance.now()), 0 before the first */
   nextSweep = 0;
   /** fallbacks taken, by target ("<ns>/<svc>" or "response") */

@@ -1,20 +1,35 @@
 // Circuit breaking, Istio's connectionPool limits of one node proxy towards a whole backend: beyond a limit
-// a request is answered at once (503 + x-weft-overloaded: true) and a TCP connection is refused — there is
-// no queue at all, so nothing waits without bound. http2MaxRequests bounds concurrent requests (any HTTP
-// version, as Envoy's max_requests); maxConnections bounds TCP connections, and HTTP/1.1 requests in flight
-// (each holds one upstream connection); maxRetries bounds retries in flight. The settings for the
-// connections themselves (connectTimeout, maxRequestsPerConnection, idleTimeout) ride on the slot to the
-// adapter that opens and pools them (Permit.upstream).
+// a request is answered at once (503 + x-weft-overloaded: true) and a TCP connection is refused.
+// http2MaxRequests bounds concurrent requests (any HTTP version, as Envoy's max_requests); maxConnections
+// bounds TCP connections, and HTTP/1.1 requests in flight (each holds one upstream connection); maxRetries
+// bounds retries in flight. The one wait there is: with http1MaxPendingRequests set, an HTTP/1.1 request
+// that finds maxConnections reached waits in the backend's bounded FIFO queue (pending.ts) for the next
+// released slot, and is refused at once only when that queue is full — nothing waits without bound. The
+// settings for the connections themselves (connectTimeout, maxRequestsPerConnection, idleTimeout) ride on
+// the slot to the adapter that opens and pools them (Permit.upstream).
 import type { CompiledConnectionPool } from '../../common/policy/traffic.js';
 import type { UpstreamLimits } from '../pipeline/stages.js';
 import type { BackendState } from './backend-state.js';
 import type { EndpointState } from './endpoint-state.js';
+import type { Waiter } from './pending.js';
 
 export type SlotKind = 'tcp' | 'http1' | 'http2';
 
 export interface Slot {
   release(): void;
   readonly upstream?: UpstreamLimits;
+}
+
+/** A request waiting in the pending queue for a slot. */
+export interface PendingSlot {
+  /** the slot once one is released to it; undefined when it left the queue (cancel) */
+  readonly wait: Promise<Slot | undefined>;
+  /** leaves the queue (client gone, timeout); harmless once granted: the slot then still comes through `wait` */
+  cancel(): void;
+}
+
+export function isPending(s: Slot | PendingSlot): s is PendingSlot {
+  return 'wait' in s;
 }
 
 const LIMITS = new WeakMap<CompiledConnectionPool, UpstreamLimits | null>();
@@ -54,6 +69,52 @@ class Held implements Slot {
     else b.activeRequests--;
     if (this.retry) b.activeRetries--;
     this.e.outstanding--;
+    if (this.kind !== 'tcp' && b.pending.length > 0) drain(b);
+  }
+}
+
+/** Takes a slot for a request or connection: the counters the limits are checked against. */
+function take(b: BackendState, e: EndpointState, kind: SlotKind, retry: boolean, now: number, upstream: UpstreamLimits | undefined): Slot {
+  if (kind === 'tcp') b.activeConnections++;
+  else b.activeRequests++;
+  if (retry) b.activeRetries++;
+  e.outstanding++;
+  e.requests++;
+  e.lastUsedMs = now;
+  return new Held(b, e, kind, retry, upstream);
+}
+
+class Queued implements PendingSlot, Waiter {
+  readonly wait: Promise<Slot | undefined>;
+  private resolve!: (s: Slot | undefined) => void;
+
+  constructor(
+    private readonly b: BackendState,
+    private readonly e: EndpointState,
+    readonly retry: boolean,
+    private readonly since: number,
+  ) {
+    this.wait = new Promise((r) => (this.resolve = r));
+  }
+
+  grant(): void {
+    // The slot is taken here, synchronously inside the release that freed it, under the limits in force now.
+    this.resolve(take(this.b, this.e, 'http1', this.retry, this.since, upstreamLimits(this.b.pool)));
+  }
+
+  cancel(): void {
+    if (this.b.pending.remove(this)) this.resolve(undefined);
+  }
+}
+
+/**
+ * Hands free slots to the waiting requests, oldest first, under the limits of the config version in force
+ * (b.pool: a new version may have raised or removed them). The head keeps its place while any limit holds it.
+ */
+function drain(b: BackendState): void {
+  for (let w = b.pending.peek(); w && !overflow(b.pool, b, 'http1', w.retry); w = b.pending.peek()) {
+    b.pending.shift();
+    w.grant();
   }
 }
 
@@ -72,20 +133,30 @@ export function overflow(p: CompiledConnectionPool | undefined, b: BackendState,
   return undefined;
 }
 
-/** A slot for one request/connection to endpoint `e`, or undefined when over a limit (counted). */
-export function acquire(p: CompiledConnectionPool | undefined, b: BackendState, e: EndpointState, kind: SlotKind, retry: boolean, now: number): Slot | undefined {
-  if (overflow(p, b, kind, retry)) {
-    b.overloaded++;
-    e.overloaded++;
-    return undefined;
+/**
+ * A slot for one request/connection to endpoint `e`; a place in the pending queue for an HTTP/1.1 request
+ * that found maxConnections reached when the policy sets http1MaxPendingRequests and the queue has room; or
+ * undefined when over a limit (counted). The endpoint stays the one picked (Envoy: a pending request waits
+ * in its host's pool).
+ */
+export function acquire(p: CompiledConnectionPool | undefined, b: BackendState, e: EndpointState, kind: SlotKind, retry: boolean, now: number): Slot | PendingSlot | undefined {
+  b.pool = p;
+  if (kind !== 'http1') {
+    if (!overflow(p, b, kind, retry)) return take(b, e, kind, retry, now, upstreamLimits(p));
+  } else {
+    // Requests already waiting go first (a new version may have raised the limit: hand out what is free now).
+    if (b.pending.length > 0) drain(b);
+    const why = overflow(p, b, kind, retry) ?? (b.pending.length > 0 ? 'max_connections' : undefined);
+    if (!why) return take(b, e, kind, retry, now, upstreamLimits(p));
+    if (why === 'max_connections' && p?.http1MaxPendingRequests !== undefined && p.maxConnections !== undefined && b.pending.length < p.http1MaxPendingRequests) {
+      const q = new Queued(b, e, retry, now);
+      b.pending.push(q);
+      return q;
+    }
   }
-  if (kind === 'tcp') b.activeConnections++;
-  else b.activeRequests++;
-  if (retry) b.activeRetries++;
-  e.outstanding++;
-  e.requests++;
-  e.lastUsedMs = now;
-  return new Held(b, e, kind, retry, upstreamLimits(p));
+  b.overloaded++;
+  e.overloaded++;
+  return undefined;
 }
 
 /** Whether any limit is reached now (the "circuit open" the admin page shows). */

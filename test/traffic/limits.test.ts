@@ -5,7 +5,7 @@ import type { Service } from '../../common/mesh.js';
 import type { TrafficEntry } from '../../common/policy.js';
 import type { CompiledTraffic } from '../../common/policy/traffic.js';
 import { BackendState } from '../../agent/traffic/backend-state.js';
-import { acquire, circuitOpen } from '../../agent/traffic/circuit.js';
+import { acquire, circuitOpen, isPending, type Slot } from '../../agent/traffic/circuit.js';
 import { decideFault } from '../../agent/traffic/fault.js';
 import { conditionsOf, shouldFallBack } from '../../agent/traffic/fallback.js';
 import { bucketFor, capacityOf, retryAfterSeconds, TokenBucket } from '../../agent/traffic/rate-limit.js';
@@ -16,7 +16,7 @@ t.test('circuit: over a limit refused at once and counted; release frees exactly
   const p = { maxConnections: 1 };
   const b = new BackendState('k');
   const e = b.endpoint('a');
-  const s1 = acquire(p, b, e, 'tcp', false, 0)!;
+  const s1 = acquire(p, b, e, 'tcp', false, 0) as Slot;
   t.ok(s1);
   t.equal(acquire(p, b, e, 'tcp', false, 0), undefined, 'second TCP connection refused');
   t.ok(circuitOpen(p, b));
@@ -37,6 +37,64 @@ t.test('circuit: over a limit refused at once and counted; release frees exactly
   t.equal(acquire(p2, b3, b3.endpoint('a'), 'http2', true, 0), undefined, 'maxRetries 1: a second retry in flight refused');
   t.ok(acquire(p2, b3, b3.endpoint('a'), 'http2', false, 0), 'a first try still passes');
   t.ok(acquire(undefined, b3, b3.endpoint('a'), 'tcp', false, 0), 'no policy: no limit');
+});
+
+t.test('circuit: http1MaxPendingRequests queues HTTP/1.1 requests FIFO beyond maxConnections, bounded, cancellable', async (t) => {
+  const p = { maxConnections: 1, http1MaxPendingRequests: 2 };
+  const b = new BackendState('k');
+  const e = b.endpoint('a');
+  const first = acquire(p, b, e, 'http1', false, 0) as Slot;
+  t.notOk(isPending(first), 'under the limit: a slot at once');
+  const q1 = acquire(p, b, e, 'http1', false, 0)!;
+  const q2 = acquire(p, b, e, 'http1', false, 0)!;
+  t.ok(isPending(q1) && isPending(q2), 'maxConnections reached: the next two wait');
+  t.equal(b.pending.length, 2);
+  t.equal(acquire(p, b, e, 'http1', false, 0), undefined, 'the queue is full: refused at once');
+  t.equal(b.overloaded, 1, 'and counted as overloaded');
+  t.equal(acquire(p, b, e, 'tcp', false, 0) !== undefined, true, 'TCP connections are bounded separately and never queue');
+  const order: string[] = [];
+  if (!isPending(q1) || !isPending(q2)) return;
+  void q1.wait.then((s) => order.push(s ? 'q1' : 'q1-none'));
+  void q2.wait.then((s) => order.push(s ? 'q2' : 'q2-none'));
+  t.equal(e.outstanding, 2, 'waiting requests are not outstanding on the endpoint (one HTTP/1.1 request and one TCP connection are)');
+  first.release();
+  t.equal(b.pending.length, 1, 'the released slot went to the oldest waiter, inside release()');
+  t.equal(b.activeRequests, 1, 'and is held by it at once');
+  t.equal(acquire(p, b, e, 'http1', false, 0) !== undefined && b.pending.length === 2, true, 'a newcomer queues behind the waiter, it cannot take a slot ahead of it');
+  const s1 = await q1.wait;
+  await Promise.resolve();
+  t.same(order, ['q1'], 'first in, first out');
+  q2.cancel();
+  t.equal(b.pending.length, 1, 'a request that gives up leaves the queue');
+  t.equal(await q2.wait, undefined, 'and gets no slot');
+  t.equal(b.pending.cancelled, 1);
+  (s1 as Slot).release();
+  t.equal(b.pending.length, 0, 'the newcomer got the next slot');
+  t.equal(b.activeRequests, 1);
+  q2.cancel();
+  t.equal(b.pending.cancelled, 1, 'cancelling twice is harmless');
+  t.equal(b.overloaded, 1, 'waiting is not overloading');
+
+  // a new config version raising the limit lets the waiters through at the next acquire
+  const b2 = new BackendState('k2');
+  const e2 = b2.endpoint('a');
+  acquire(p, b2, e2, 'http1', false, 0);
+  const w = acquire(p, b2, e2, 'http1', false, 0)!;
+  t.ok(isPending(w));
+  const more = acquire({ maxConnections: 3, http1MaxPendingRequests: 2 }, b2, e2, 'http1', false, 0);
+  t.ok(more && !isPending(more), 'the raised limit has room for the newcomer');
+  t.equal(b2.pending.length, 0, 'after the waiter was served first');
+  t.ok(isPending(w) && (await w.wait), 'the waiter has its slot');
+
+  // without http1MaxPendingRequests nothing waits (the behaviour before the queue)
+  const b3 = new BackendState('k3');
+  acquire({ maxConnections: 1 }, b3, b3.endpoint('a'), 'http1', false, 0);
+  t.equal(acquire({ maxConnections: 1 }, b3, b3.endpoint('a'), 'http1', false, 0), undefined);
+  // max_requests is not a connection shortage: refused at once even with a queue
+  const b4 = new BackendState('k4');
+  const p4 = { maxConnections: 5, http2MaxRequests: 1, http1MaxPendingRequests: 5 };
+  acquire(p4, b4, b4.endpoint('a'), 'http1', false, 0);
+  t.equal(acquire(p4, b4, b4.endpoint('a'), 'http1', false, 0), undefined, 'http2MaxRequests reached: 503 at once');
 });
 
 t.test('token bucket: burst then the steady rate; tokens survive a reconfiguration', async (t) => {

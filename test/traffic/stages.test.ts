@@ -11,7 +11,7 @@ import type { CompiledTraffic } from '../../common/policy/traffic.js';
 import { VersionBackends } from '../../agent/pipeline/backends.js';
 import { newConnectionContext, RequestContext, sourceFromPeer, sourceFromWorkload, type ConnectionContext } from '../../agent/pipeline/context.js';
 import { RuntimeState } from '../../agent/pipeline/runtime.js';
-import type { StageInput, TrafficStages } from '../../agent/pipeline/stages.js';
+import type { Permit, StageInput, TrafficStages } from '../../agent/pipeline/stages.js';
 import { MeshState } from '../../agent/state/mesh-state.js';
 import { RESPONSE_HEADERS_ATTR, trafficStages } from '../../agent/traffic/stages.js';
 import { trafficStatus } from '../../agent/traffic/status.js';
@@ -46,7 +46,7 @@ t.test('no policy: LEAST_REQUEST over the ready endpoints; no limits, fault or f
     const r = req(conn(state));
     const ep = stages.pick(r, b, [])!;
     seen.set(ep.id, (seen.get(ep.id) ?? 0) + 1);
-    held.push(stages.acquire(r, b, ep)!);
+    held.push(stages.acquire(r, b, ep) as Permit);
   }
   t.equal(seen.size, 3, 'all three endpoints used');
   for (const n of seen.values()) t.ok(n >= 15 && n <= 25, `share ${n}/60`);
@@ -124,7 +124,7 @@ t.test('circuit: maxConnections 1 for TCP and HTTP/1.1', async (t) => {
   const p1 = stages.acquire(c, b, b.endpoints[0]!);
   t.ok(p1);
   t.equal(stages.acquire(conn(state, 'tcp'), b, b.endpoints[1]!), undefined, 'a second connection to the service is refused');
-  p1!.release();
+  (p1 as Permit).release();
   const permits = Array.from({ length: 20 }, () => stages.acquire(req(conn(state)), b, b.endpoints[0]!));
   t.equal(permits.filter(Boolean).length, 1);
   t.equal(trafficStatus(input.runtime, input.config).backends[0]!.circuit.overloaded, 20);

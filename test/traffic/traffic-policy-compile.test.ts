@@ -64,6 +64,20 @@ t.test('semantic checks name the object and field', async (t) => {
   );
 });
 
+t.test('http1MaxPendingRequests is applied: accepted with maxConnections, compiled; refused without it', async (t) => {
+  t.notOk('connectionPool.http.http1MaxPendingRequests' in NOT_YET_ENFORCED, 'no longer in the refused list');
+  const spec = { connectionPool: { tcp: { maxConnections: 2 }, http: { http1MaxPendingRequests: 5 } } };
+  t.doesNotThrow(() => checkTrafficPolicy(tp(spec), 'TrafficPolicy shop/p'));
+  const store = new ObjectStore(new KindRegistry(BUILTIN_KINDS), silentLogger);
+  t.doesNotThrow(() => store.validate(tp(spec)), 'the built-in schema (the CRD) takes it');
+  t.throws(() => store.validate(tp({ connectionPool: { tcp: { maxConnections: 2 }, http: { http1MaxPendingRequests: 0 } } })), { code: 'WEFT_ERR_CONFIG', message: /field spec\.connectionPool\.http\.http1MaxPendingRequests/ }, 'at least 1 (the CRD minimum)');
+  t.same(compileTrafficSpec({ targetRef: { kind: 'Service', name: 'cart' }, ...spec }, 'shop', 0, ctx).connectionPool, { maxConnections: 2, http1MaxPendingRequests: 5 });
+  t.throws(() => checkTrafficPolicy(tp({ connectionPool: { http: { http1MaxPendingRequests: 5 } } }), 'TrafficPolicy shop/p'), {
+    code: 'WEFT_ERR_CONFIG',
+    message: /TrafficPolicy shop\/p, field spec\.connectionPool\.http\.http1MaxPendingRequests: has no effect without connectionPool\.tcp\.maxConnections/,
+  });
+});
+
 t.test('every field not applied yet is refused, naming it', async (t) => {
   for (const path of Object.keys(NOT_YET_ENFORCED)) {
     const spec: Record<string, unknown> = {};

@@ -87,8 +87,31 @@ export class CodecExchange implements UpstreamExchange, RequestSink, ResponseSin
 
   private afterBody: (() => void) | undefined;
 
+  private gone: (() => void) | undefined;
+  private unwatch: (() => void) | undefined;
+
+  /** While the request waits for a circuit slot: the client leaving (end of stream or reset) calls `f`. */
+  onGone(f: (() => void) | undefined): void {
+    this.unwatch?.();
+    this.unwatch = undefined;
+    this.gone = f;
+    if (f) this.unwatch = this.conn.watchClient(this.clientLeft);
+  }
+
+  /** The client ended its side while its request waited: gone (as Envoy and nginx take it); the connection is closed. */
+  private readonly clientLeft = (): void => {
+    this.unwatch = undefined;
+    const gone = this.gone;
+    this.gone = undefined;
+    gone?.();
+    this.conn.destroy();
+  };
+
   aborted(): void {
     this.ctx.outcome.flags.push('DC');
+    const gone = this.gone;
+    this.gone = undefined;
+    gone?.();
     const up = this.up;
     this.up = undefined;
     up?.destroy();

@@ -179,6 +179,9 @@ export class H1ServerConn implements ParserHandler {
             // Hold pipelined requests (in this chunk, and unread in the socket) until the response is done.
             this.socket.pause();
             this.arm(this.o.idleTimeoutMs);
+            const w = this.onWaiting;
+            this.onWaiting = undefined;
+            w?.();
           }
           break;
         }
@@ -247,6 +250,7 @@ export class H1ServerConn implements ParserHandler {
   /** Request and response both complete: parse the next pipelined request, or close. */
   private next(): void {
     this.sink = undefined;
+    this.onWaiting = undefined;
     this.responding = false;
     if (this.closeAfter || this.clientEnded || this.draining) return this.end();
     this.phase = Phase.Head;
@@ -301,6 +305,61 @@ export class H1ServerConn implements ParserHandler {
   /** Must the response say Connection: close (the client asked, or we will close after it)? */
   get willClose(): boolean {
     return this.closeAfter || this.draining;
+  }
+
+  /**
+   * While a complete request waits before going upstream (a circuit's pending queue), the paused socket is
+   * read again so a client that leaves is noticed (`left` on its end of stream; a reset closes the
+   * connection, which aborts the sink): bytes that arrive meanwhile (a pipelined request) are kept, at most
+   * a head's worth before reading pauses, and put back in order when the watch ends. Nothing to watch in
+   * other phases (a body still arriving is held by backpressure) or once the client has ended.
+   */
+  watchClient(left: () => void): () => void {
+    if (this.phase === Phase.Waiting) return this.startWatch(left);
+    if (this.phase !== Phase.Body) return NOOP;
+    // The head is in, the rest of the message not yet (parsed in the same read, or a body): watch once complete.
+    let stop: (() => void) | undefined;
+    this.onWaiting = () => (stop = this.startWatch(left));
+    return () => {
+      this.onWaiting = undefined;
+      stop?.();
+    };
+  }
+
+  /** called when the request in flight becomes complete (Phase.Waiting) */
+  private onWaiting: (() => void) | undefined;
+
+  private startWatch(left: () => void): () => void {
+    const s = this.socket;
+    if (this.clientEnded) return NOOP;
+    const kept: Buffer[] = [];
+    let size = 0;
+    let active = true;
+    const onData = (c: Buffer): void => {
+      kept.push(c);
+      size += c.length;
+      if (size > this.o.maxHeaderSize) s.pause();
+    };
+    const stop = (): void => {
+      active = false;
+      s.off('data', onData);
+      s.off('end', onEnd);
+      s.pause();
+      s.on('data', this.onData);
+    };
+    const onEnd = (): void => {
+      stop();
+      left();
+    };
+    s.off('data', this.onData);
+    s.on('data', onData);
+    s.once('end', onEnd);
+    s.resume();
+    return () => {
+      if (!active) return;
+      stop();
+      for (let i = kept.length - 1; i >= 0; i--) s.unshift(kept[i]!);
+    };
   }
 
   /** Stops HTTP processing; the caller owns the stream now (Upgrade/CONNECT relay). */

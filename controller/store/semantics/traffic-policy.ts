@@ -12,8 +12,6 @@ import type { KubeObject } from '../../sources/types.js';
  * each with who applies it when it lands. A policy setting one is refused, naming the field.
  */
 export const NOT_YET_ENFORCED: Readonly<Record<string, string>> = {
-  // no pending-request queue exists to bound: requests beyond maxConnections are refused at once
-  'connectionPool.http.http1MaxPendingRequests': 'a pending-request queue (issue 13: requests beyond maxConnections are refused at once)',
   // the idle timeout of connections to the Service (the router, issue 12, applies retries, retryBudget and
   // timeouts.request)
   'timeouts.idle': 'idle timeouts (issue 13, needs the pools of issue 10)',
@@ -55,6 +53,11 @@ export function checkTrafficPolicy(obj: KubeObject, where: string): void {
   positive('outlierDetection.interval', spec.outlierDetection?.interval);
   positive('outlierDetection.baseEjectionTime', spec.outlierDetection?.baseEjectionTime);
   positive('retryBudget.interval', spec.retryBudget?.interval);
+  // Requests wait for a connection only when maxConnections is reached: without that limit nothing would
+  // ever queue, and the field would be accepted and ignored.
+  if (spec.connectionPool?.http?.http1MaxPendingRequests !== undefined && spec.connectionPool.tcp?.maxConnections === undefined) {
+    refuse('connectionPool.http.http1MaxPendingRequests', 'has no effect without connectionPool.tcp.maxConnections: HTTP/1.1 requests wait for a connection only when that limit is reached');
+  }
   const od = spec.outlierDetection;
   if (od && od.consecutive5xxErrors === 0 && (od.consecutiveGatewayErrors ?? 0) === 0) {
     refuse('outlierDetection', 'consecutive5xxErrors and consecutiveGatewayErrors are both 0: nothing would ever be ejected (omit outlierDetection instead)');
