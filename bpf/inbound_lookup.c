@@ -20,8 +20,8 @@
  *    hostNetwork pods), which ambient exempts as well and which the STRICT guard also admits;
  *  - ports whose mode is STRICT: the plaintext connection goes to the pod's socket, where the inbound
  *    guard (inbound_guard.c) drops its SYN.
- * A pod in weft_in_pods whose listener is gone (the agent is restarting) has its SYN dropped: the caller
- * retransmits and is steered once the agent is back, and no connection ever bypasses the policy.
+ * A pod in weft_in_pods whose listener is gone (the agent is restarting) is refused: SK_DROP fails the
+ * lookup, so the kernel answers the SYN with a reset. No connection ever bypasses the policy.
  */
 #include "lib/maps.h"
 #include "lib/counters.h"

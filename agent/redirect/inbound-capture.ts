@@ -4,8 +4,9 @@
 // Per pod: a listening socket made inside the pod's network namespace (loopback, a free port: it takes no
 // port the pod could want), the sk_lookup program (bpf/inbound_lookup.c) attached to that namespace through
 // a pinned link `link_in_<pod>`, and the pod's addresses in weft_in_pods / weft_in_socks. The link and
-// weft_in_pods are pinned, the socket is this process's: while no agent runs, the pod's plaintext SYNs are
-// dropped rather than let past the policy, and a new agent re-uses the link and puts its own socket in.
+// weft_in_pods are pinned, the socket is this process's: while no agent runs, connections from outside the
+// mesh are refused (reset) rather than let past the policy, and a new agent re-uses the link and puts its
+// own socket in.
 // Pods leave by reconcile (their entries, socket and link go); `weft capture uninstall` removes the rest.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -145,7 +146,7 @@ export class InboundCapture {
         stop.push(this.o.serve(fd));
       }
       link = this.link(p, nsPath, ino);
-      // the socket before the address: a pod in weft_in_pods without a socket has its SYNs dropped
+      // the socket before the address: a pod in weft_in_pods without a socket has its connections refused
       for (const ip of p.ips) {
         const f = fds.find((x) => x.family === (ip.includes(':') ? 6 : 4))!;
         this.socks.update(ip, BigInt(f.fd));
@@ -220,8 +221,8 @@ export class InboundCapture {
   }
 
   /**
-   * Release this process's handles: links and weft_in_pods stay pinned (SYNs are dropped, not let past the
-   * policy, until the next agent), the sockets close with their servers.
+   * Release this process's handles: links and weft_in_pods stay pinned (connections from outside the mesh
+   * are refused, not let past the policy, until the next agent), the sockets close with their servers.
    */
   close(): void {
     if (this.closed) return;

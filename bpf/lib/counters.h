@@ -12,7 +12,7 @@ enum weft_counter {
 	WEFT_CNT_LOOP_SKIP = 4,  /* connect skipped because the socket is the proxy's own */
 	WEFT_CNT_CLOSED = 5,     /* connections with a record that closed (cookie record deleted or tuple record stamped) */
 	WEFT_CNT_IN_STEERED = 6, /* connection to a pod from outside the proxy handed to the proxy's inbound listener */
-	WEFT_CNT_IN_NO_SOCK = 7, /* such a connection to a pod with no inbound listener (agent down): reached the pod */
+	WEFT_CNT_IN_NO_SOCK = 7, /* such a connection to a pod with no inbound listener (agent down): refused */
 	WEFT_CNT_MAX = 8,
 };
 

@@ -173,7 +173,7 @@ struct {
  * pod's address that the node proxy did not open itself (weft_proxy_syn) is handed to that socket, so a
  * caller outside the mesh meets the destination's policy too. weft_in_pods gives the pod's cgroup (and so
  * its guard mode) by address; weft_in_socks holds the listener. A closed socket leaves the sockhash by
- * itself, so an agent that exits stops steering at once. */
+ * itself: while no agent runs, such connections are refused (never let past the policy). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 8192);
