@@ -6,8 +6,8 @@ import { join } from 'node:path';
 
 import { WeftConfigError } from '../common/errors.js';
 import { PORTS } from '../common/ports.js';
-import { APPLY_PATH, DELETE_PATH } from './api/admin.js';
-import { parseFlags } from './cli.js';
+import { APPLY_PATH, DELETE_PATH } from './api/paths.js';
+import { parseFlags } from './flags.js';
 import { parseObjects } from './sources/yaml-objects.js';
 import { resolveTarget, unreachable } from '../cli/target.js';
 import type { KubeObject } from './sources/types.js';

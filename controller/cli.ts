@@ -9,6 +9,7 @@ import { DEFAULT_TRUST_DOMAIN } from '../common/mesh.js';
 import { PORTS } from '../common/ports.js';
 import { BootstrapTokenAuthenticator, TokenReviewAuthenticator, type NodeAuthenticator } from './grpc/node-auth.js';
 import { DEFAULT_ROOT_NAMESPACE, startController, type ControllerOptions } from './main.js';
+import { parseFlags } from './flags.js';
 import type { RootStore } from './ca/root-store.js';
 
 export const CONTROLLER_HELP = `usage: weft controller [flags]
@@ -62,28 +63,6 @@ export function parseHostPort(s: string, where: string): { host: string; port: n
   const port = m ? Number(m[3]) : NaN;
   if (!m || port > 65535) throw new WeftConfigError(where, `"${s}" is not HOST:PORT (e.g. 0.0.0.0:15012 or [::]:15012)`);
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
-}
-
-/** --flag value / --flag=value / boolean --flag; repeatable flags collect into arrays */
-export function parseFlags(argv: string[], spec: { bool: string[]; multi?: string[] }): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (!a.startsWith('-')) throw new WeftConfigError(`argument "${a}"`, 'unexpected; see --help');
-    let [name, value] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
-    name = name!.replace(/^--?/, '');
-    if (spec.bool.includes(name)) {
-      out.set(name, ['true']);
-      continue;
-    }
-    if (value === undefined) {
-      value = argv[++i];
-      if (value === undefined) throw new WeftConfigError(`flag --${name}`, 'needs a value');
-    }
-    if (spec.multi?.includes(name)) out.set(name, [...(out.get(name) ?? []), value]);
-    else out.set(name, [value]);
-  }
-  return out;
 }
 
 const KNOWN = new Set([

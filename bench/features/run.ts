@@ -1,7 +1,7 @@
 // Runs the per-feature cost rows: for each registered feature, on the Weft path of its scope, alternately
 // without and with its objects applied (apply → wait until the agents run the new config version → measure
 // → delete → wait), so both sides share the machine's moments. Reports medians per side and the difference.
-import { APPLY_PATH, DELETE_PATH } from '../../controller/api/admin.js';
+import { APPLY_PATH, DELETE_PATH } from '../../controller/api/paths.js';
 import { parseObjects } from '../../controller/sources/yaml-objects.js';
 import { sandboxTarget } from '../../cli/target.js';
 import type { BenchPath } from '../paths.js';

@@ -13,12 +13,10 @@ import { errorMessage, isWeftError, WeftConfigError } from '../../common/errors.
 import type { Logger } from '../../common/log.js';
 import { silentLogger } from '../../common/log.js';
 import { parseObjects } from '../sources/yaml-objects.js';
+import { APPLY_PATH, DELETE_PATH, ROTATE_ROOT_PATH } from './paths.js';
 import { describeObject, type ObjectStore } from '../store/object-store.js';
 import type { CertificateAuthority } from '../ca/authority.js';
 
-export const APPLY_PATH = '/api/v1/apply';
-export const DELETE_PATH = '/api/v1/delete';
-export const ROTATE_ROOT_PATH = '/api/v1/ca/rotate-root';
 export const APPLY_SOURCE = 'apply';
 const MAX_BODY = 32 * 1024 * 1024;
 
