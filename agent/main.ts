@@ -35,6 +35,7 @@ import { routingObserver, routingRouter } from './routing/router.js';
 import { STAGE_FACTORIES } from './pipeline/wiring.js';
 import type { Listening } from './admin/listen.js';
 import { AgentMetrics } from './metrics/agent-health.js';
+import { ConfigApplyMetrics } from './metrics/config-apply.js';
 import { IstioMetrics } from './metrics/istio.js';
 import { serveMetrics } from './metrics/server.js';
 import { NodeProxy } from './proxy/proxy.js';
@@ -189,15 +190,22 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
       proxyListening = false;
     });
 
+    const applyMetrics = new ConfigApplyMetrics(registry);
     const config = new ConfigClient({
       connection: conn,
       stateDir: join(opts.stateDir, 'config'),
       logger: log.child('config'),
+      timed: (t) => applyMetrics.update(t),
       apply: (cfg, bundle) => {
         // Capture first: if the kernel refuses this config, it is NACKed and nothing else changed.
+        const t0 = performance.now();
         captureSync.apply(cfg);
+        const t1 = performance.now();
+        applyMetrics.step('capture', t1 - t0);
         if (bundle) identity.setTrustBundle(bundle);
+        // indexes, then (listeners) pipeline stages and the re-evaluation of open connections
         state.update(cfg);
+        applyMetrics.step('rebuild', performance.now() - t1);
         identity.setWanted(new Set(state.localWorkloads().filter((w) => w.meshed).map((w) => state.identityOf(w))));
       },
     });

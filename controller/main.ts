@@ -8,6 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Registry } from 'prom-client';
 
 import type { Logger } from '../common/log.js';
 import { createLogger } from '../common/log.js';
@@ -17,6 +18,7 @@ import { createMetricsHandler } from './api/metrics.js';
 import { createObserveHandler } from './api/observe.js';
 import { PrometheusClient } from './telemetry/prometheus.js';
 import { AgentScraper } from './telemetry/scraper.js';
+import { ConfigTimingMetrics } from './telemetry/config-timing.js';
 import { CertificateAuthority } from './ca/authority.js';
 import { CsrAuthorizer } from './ca/csr-authorizer.js';
 import { DirectoryRootStore, readOperatorRoot, type RootStore } from './ca/root-store.js';
@@ -137,7 +139,10 @@ export async function startController(opts: ControllerOptions): Promise<Controll
 
   const publisher = new ConfigPublisher(store, { trustDomain: opts.trustDomain, rootNamespace, debounceMs: opts.debounceMs ?? 100, logger: log.child('publisher') });
   const authorizer = new CsrAuthorizer(ca, store, log.child('csr'));
-  const grpc = new ControllerGrpcServer({ ca, authorizer, publisher, registry, authenticator: opts.authenticator, logger: log.child('grpc') });
+  const metrics = new Registry();
+  const timing = new ConfigTimingMetrics(metrics, log.child('config-timing'));
+  publisher.onConfig((v) => timing.version(v));
+  const grpc = new ControllerGrpcServer({ ca, authorizer, publisher, registry, authenticator: opts.authenticator, logger: log.child('grpc'), onAnswer: (a) => timing.answered(a) });
   const controllerIdentity = `spiffe://${opts.trustDomain}/ns/${rootNamespace}/sa/${CONTROLLER_SERVICE_ACCOUNT}`;
   // The serving certificate lives a year (clamped to the root) and is re-issued at every start; agents
   // check its SPIFFE ID against the trust bundle, so names and IPs are a convenience for other clients.
@@ -180,7 +185,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
   scraper?.start();
   const handlers: HttpHandler[] = [
     createObserveHandler({ config: () => publisher.current(), registry, ...(scraper ? { scraper } : {}), ...(opts.prometheusUrl ? { prometheus: new PrometheusClient(opts.prometheusUrl) } : {}) }),
-    createMetricsHandler({ config: () => publisher.current(), registry, objects: () => store.size() }),
+    createMetricsHandler({ config: () => publisher.current(), registry, objects: () => store.size(), metrics }),
     createAdminHandler({ store, ca, logger: log.child('admin'), afterWrite: () => publisher.flush(), ...(opts.operatorToken ? { operatorToken: opts.operatorToken } : {}) }),
     ...(opts.httpHandlers ?? []),
   ];

@@ -1,7 +1,8 @@
 // The agent's config client. On start it applies the last good config from disk (so it serves even with
 // the controller down), then keeps a config stream to the controller open, reconnecting with backoff. Each
 // update is applied through the `apply` callback: if it throws, the agent NACKs with the reason and keeps
-// the last good config; if it returns, the agent ACKs and saves the new config to disk.
+// the last good config; if it returns, the agent ACKs and saves the new config to disk. Every update is
+// timed step by step (ConfigApplyTiming: receive, merge, apply, total) for weft_config_apply_seconds.
 import type * as grpc from '@grpc/grpc-js';
 
 import { errorMessage } from '../../common/errors.js';
@@ -20,6 +21,21 @@ export interface ConfigStreamOpener {
 
 export type ApplyConfig = (config: MeshConfig, trustBundlePem: string, origin: 'disk' | 'controller') => void | Promise<void>;
 
+/** one update from the controller, timed in ms from the arrival of its first chunk */
+export interface ConfigApplyTiming {
+  version: number;
+  snapshot: boolean;
+  accepted: boolean;
+  /** first chunk's arrival to the last one decoded (chunks in flight, an earlier update still applying) */
+  receiveMs: number;
+  /** the update merged onto the config held (applyConverted) */
+  mergeMs: number;
+  /** the `apply` callback: capture, indexes, pipeline */
+  applyMs: number;
+  /** first chunk's arrival to the ACK or NACK written */
+  totalMs: number;
+}
+
 export interface ConfigClientOptions {
   connection: ConfigStreamOpener;
   /** directory for the last good config; none: memory only */
@@ -28,6 +44,8 @@ export interface ConfigClientOptions {
   logger?: Logger;
   retryInitialMs?: number;
   retryMaxMs?: number;
+  /** told of every update from the controller once it is ACKed or NACKed */
+  timed?: (t: ConfigApplyTiming) => void;
 }
 
 export interface ConfigClientStatus {
@@ -52,6 +70,8 @@ export class ConfigClient {
   private queue: Promise<void> = Promise.resolve();
   /** chunks of the update being received (a big update comes in ~256 KiB chunks, converted as they come) */
   private readonly assembler = new UpdateAssembler();
+  /** performance.now() when the first chunk of the update being received arrived */
+  private firstChunkAt = 0;
   private saving: Promise<void> | undefined;
   private pendingSave: { config: MeshConfig; trustBundlePem: string } | undefined;
   private st: ConfigClientStatus = { connected: false, configVersion: 0, lastReceivedVersion: 0, ack: 'PENDING' };
@@ -114,7 +134,8 @@ export class ConfigClient {
         this.log.info('config stream up');
       }
       // updates are applied one at a time, in order
-      this.queue = this.queue.then(() => this.onUpdate(stream, u));
+      const at = performance.now();
+      this.queue = this.queue.then(() => this.onUpdate(stream, u, at));
     });
     const down = (why: string) => {
       if (this.stream !== stream) return;
@@ -153,19 +174,42 @@ export class ConfigClient {
     })();
   }
 
+  /** steps not reached (an update refused while decoding) count as taking no time */
+  private timeUpdate(u: ConfigUpdate__Output, accepted: boolean, step: { received: number; merged: number }): void {
+    const end = performance.now();
+    const received = step.received || end;
+    const merged = step.merged || received;
+    const t: ConfigApplyTiming = {
+      version: u.version,
+      snapshot: u.snapshot,
+      accepted,
+      receiveMs: received - this.firstChunkAt,
+      mergeMs: merged - received,
+      applyMs: step.merged ? end - merged : 0,
+      totalMs: end - this.firstChunkAt,
+    };
+    const ms = (x: number) => Math.round(x * 100) / 100;
+    this.log.debug('config update timed', { version: t.version, snapshot: t.snapshot, accepted, receiveMs: ms(t.receiveMs), mergeMs: ms(t.mergeMs), applyMs: ms(t.applyMs), totalMs: ms(t.totalMs) });
+    this.opts.timed?.(t);
+  }
+
   /** resolves once the newest accepted config is on disk (tests, shutdown) */
   async flushDisk(): Promise<void> {
     while (this.saving) await this.saving;
   }
 
-  private async onUpdate(stream: grpc.ClientDuplexStream<ConfigRequest, ConfigUpdate__Output>, u: ConfigUpdate__Output): Promise<void> {
+  private async onUpdate(stream: grpc.ClientDuplexStream<ConfigRequest, ConfigUpdate__Output>, u: ConfigUpdate__Output, arrivedAt: number): Promise<void> {
     if (this.stream !== stream) return; // a chunk of a stream that went down: its update is resent whole
+    if (this.assembler.chunks === 0) this.firstChunkAt = arrivedAt;
     let next;
+    const step = { received: 0, merged: 0 };
     try {
       const whole = this.assembler.add(u);
       if (!whole) return; // more chunks of this version follow
+      step.received = performance.now();
       this.st.lastReceivedVersion = u.version;
       next = applyConverted(this.current?.config, whole.head, whole.entries);
+      step.merged = performance.now();
       await this.opts.apply(next.config, next.trustBundlePem, 'controller');
     } catch (e) {
       const reason = errorMessage(e);
@@ -173,6 +217,7 @@ export class ConfigClient {
       this.st.nackReason = reason;
       this.log.warn('refused config; keeping last good', { version: u.version, keeps: this.st.configVersion, reason });
       if (this.stream === stream) stream.write({ ack: { version: u.version, accepted: false, error: reason } });
+      this.timeUpdate(u, false, step);
       return;
     }
     this.current = next;
@@ -180,6 +225,7 @@ export class ConfigClient {
     this.st.ack = 'ACK';
     delete this.st.nackReason;
     if (this.stream === stream) stream.write({ ack: { version: u.version, accepted: true, error: '' } });
+    this.timeUpdate(u, true, step);
     this.persist(next);
     for (const w of this.versionWaiters) {
       if (this.st.configVersion >= w.version) {

@@ -6,8 +6,9 @@ import { Gauge, Registry } from 'prom-client';
 import type { MeshConfig } from '../../common/mesh.js';
 import type { AgentRegistry } from '../agents/registry.js';
 
-export function createMetricsHandler(o: { config: () => MeshConfig; registry: AgentRegistry; objects: () => number }): (req: IncomingMessage, res: ServerResponse) => Promise<boolean> {
-  const reg = new Registry();
+export function createMetricsHandler(o: { config: () => MeshConfig; registry: AgentRegistry; objects: () => number; metrics?: Registry }): (req: IncomingMessage, res: ServerResponse) => Promise<boolean> {
+  // `metrics`: the registry other parts of the controller already record into (config timing)
+  const reg = o.metrics ?? new Registry();
   const registers = [reg];
   new Gauge({ name: 'weft_controller_config_version', help: 'Version of the MeshConfig the controller serves', registers, collect() { this.set(o.config().version); } });
   new Gauge({ name: 'weft_controller_objects', help: 'Objects in the controller\'s store', registers, collect() { this.set(o.objects()); } });

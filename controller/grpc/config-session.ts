@@ -1,7 +1,8 @@
 // One agent's config stream. The controller keeps at most one update in flight per agent: a snapshot first
 // (on every (re)connect), then, after each ACK or NACK, a delta from the last version the agent ACKed to
 // the newest version. Changes that arrive while an update is in flight are coalesced into the next one. A
-// NACK leaves the agent on its last good version (it said so) and is recorded for operators.
+// NACK leaves the agent on its last good version (it said so) and is recorded for operators. Each answer
+// is timed (ConfigAnswer): from the send, and for deltas from the oldest change the agent had not seen.
 //
 // Updates are pre-encoded and shared between agents (update-encoder.ts) and written chunk by chunk, each
 // after the previous one has been taken by the HTTP/2 stream (its flow-control window), so one slow agent
@@ -14,9 +15,25 @@ import type { ConfigUpdate } from '../../proto/generated/weft/v1/ConfigUpdate.js
 import type { AgentRegistry, AgentReport } from '../agents/registry.js';
 import type { EncodedUpdate, UpdateEncoder } from './update-encoder.js';
 
+/** one agent's answer to one update, timed (controller/telemetry/config-timing.ts records it) */
+export interface ConfigAnswer {
+  node: string;
+  version: number;
+  snapshot: boolean;
+  accepted: boolean;
+  /** from the first chunk's write to the answer: the network and the agent's receive and apply */
+  roundtripMs: number;
+  /** deltas: from the oldest store change the update carried to the answer */
+  propagationMs?: number;
+}
+
 export interface ConfigSource {
   encoder: UpdateEncoder;
   version(): number;
+  /** ms since the oldest change an agent at `version` has not seen reached the store (publisher.ts) */
+  pendingAgeMs?(version: number): number | undefined;
+  /** told of every ACK and NACK */
+  answered?(a: ConfigAnswer): void;
   /** the agent holds `version` (from another replica): number this replica's newest version above it */
   raiseAbove(version: number): void;
   trustBundlePem(): string;
@@ -25,6 +42,11 @@ export interface ConfigSource {
 interface Sent {
   version: number;
   bundle: string;
+  snapshot?: boolean;
+  /** performance.now() when the first chunk was written */
+  sentAt?: number;
+  /** the oldest unseen change's age at the send, ms (deltas) */
+  ageAtSend?: number;
 }
 
 export class ConfigSession {
@@ -58,6 +80,7 @@ export class ConfigSession {
         this.log.warn('ACK for a version not in flight', { node: this.node, version, inflight: this.inflight?.version });
         return;
       }
+      this.timeAnswer(this.inflight, accepted);
       if (accepted) {
         this.acked = this.inflight;
         this.lastNack = undefined;
@@ -94,8 +117,17 @@ export class ConfigSession {
     const update = this.source.encoder.update(this.node, this.acked, bundle);
     // nothing the agent can see changed: no round trip (the next delta is still based on what it ACKed)
     if (!update) return;
-    this.inflight = { version: update.version, bundle };
+    const ageAtSend = update.snapshot || !this.acked ? undefined : this.source.pendingAgeMs?.(this.acked.version);
+    this.inflight = { version: update.version, bundle, snapshot: update.snapshot, sentAt: performance.now(), ...(ageAtSend !== undefined ? { ageAtSend } : {}) };
     this.send(update);
+  }
+
+  private timeAnswer(sent: Sent, accepted: boolean): void {
+    if (!this.source.answered || sent.sentAt === undefined) return;
+    const roundtripMs = performance.now() - sent.sentAt;
+    const a: ConfigAnswer = { node: this.node, version: sent.version, snapshot: sent.snapshot ?? false, accepted, roundtripMs };
+    if (sent.ageAtSend !== undefined) a.propagationMs = sent.ageAtSend + roundtripMs;
+    this.source.answered(a);
   }
 
   private send(update: EncodedUpdate): void {

@@ -13,7 +13,7 @@ import type { CertificateAuthority } from '../ca/authority.js';
 import type { CsrAuthorizer } from '../ca/csr-authorizer.js';
 import { CSR_REFUSAL, CsrRefusedError } from '../ca/errors.js';
 import type { ConfigPublisher } from '../translate/publisher.js';
-import { ConfigSession } from './config-session.js';
+import { ConfigSession, type ConfigAnswer } from './config-session.js';
 import { UpdateEncoder } from './update-encoder.js';
 import { NodeAuthError, type NodeAuthenticator } from './node-auth.js';
 import { ReloadableServerCredentials } from './reloadable-credentials.js';
@@ -30,6 +30,8 @@ export interface ControllerServerDeps {
   logger?: Logger;
   /** seconds between agent reports the controller asks for; default 5 */
   reportIntervalSeconds?: number;
+  /** told of every agent's ACK or NACK, timed (telemetry/config-timing.ts) */
+  onAnswer?: (a: ConfigAnswer) => void;
 }
 
 export interface ServingCert {
@@ -209,7 +211,14 @@ export class ControllerGrpcServer {
             session = new ConfigSession(
               node,
               call,
-              { encoder: this.encoder, version: () => deps.publisher.version, raiseAbove: (v) => deps.publisher.raiseAbove(v), trustBundlePem: () => deps.ca.trustBundlePem() },
+              {
+                encoder: this.encoder,
+                version: () => deps.publisher.version,
+                pendingAgeMs: (v) => deps.publisher.pendingAgeMs(v),
+                ...(deps.onAnswer ? { answered: deps.onAnswer } : {}),
+                raiseAbove: (v) => deps.publisher.raiseAbove(v),
+                trustBundlePem: () => deps.ca.trustBundlePem(),
+              },
               deps.registry,
               this.log,
             );

@@ -1,6 +1,10 @@
-// Turns store changes into new config versions, debounced: a burst of changes (a relist, `weft apply` of a
-// directory, a rollout) becomes one version. Versions start from the wall clock in milliseconds and only go
-// up, so they keep increasing across controller restarts and agents never see one go backwards.
+// Turns store changes into new config versions. A change that arrives after a quiet spell (debounceMs since
+// the last version) is built on the next turn of the event loop: one changed route or policy is in force on
+// the agents in milliseconds, not after a timer, and the objects of one synchronous burst (a relist, `weft
+// apply` of a directory) still become one version. Changes that follow a version closely (a rollout) are
+// debounced: one version when they pause for debounceMs, at most maxDelayMs after the first of them.
+// Versions start from the wall clock in milliseconds and only go up, so they keep increasing across
+// controller restarts and agents never see one go backwards.
 //
 // Translation is incremental (incremental.ts): each version records which entries changed, and the
 // publisher keeps the last HISTORY versions' change sets, so a session can ask "what changed since the
@@ -15,7 +19,10 @@ import { emptyChangeSet, IncrementalTranslator, isEmptyChangeSet, mergeChangeSet
 import { cmp, type TranslateOptions } from './objects.js';
 
 export interface PublisherOptions extends TranslateOptions {
-  /** quiet time after the last change before a new version is computed; default 100 ms */
+  /**
+   * a change this long after the last version is built at once; closer changes wait until they pause this
+   * long; default 100 ms
+   */
   debounceMs?: number;
   /** longest a change waits under a constant stream of changes; default 1 s */
   maxDelayMs?: number;
@@ -42,6 +49,8 @@ export interface PublishedVersion {
   changes: ChangeSet;
   /** translation time in ms */
   buildMs: number;
+  /** from the first store change in this version to the start of its translation, in ms (the debounce) */
+  waitMs: number;
 }
 
 export class ConfigPublisher implements MeshView {
@@ -49,10 +58,13 @@ export class ConfigPublisher implements MeshView {
   private ver: number;
   private builtRevision: number;
   /** oldest first; `base` is the version each entry was built on */
-  private readonly history: { version: number; base: number; changes: ChangeSet }[] = [];
+  private readonly history: { version: number; base: number; changes: ChangeSet; changedAt: number }[] = [];
   private materialized: MeshConfig | undefined;
   private timer: NodeJS.Timeout | undefined;
   private firstPendingAt = 0;
+  /** the pending build is the immediate one (a change after a quiet spell), not a debounce timer */
+  private immediate = false;
+  private lastBuiltAt = -Infinity;
   private readonly listeners = new Set<(v: PublishedVersion) => void>();
   private readonly unsubscribe: () => void;
   private readonly log: Logger;
@@ -93,6 +105,18 @@ export class ConfigPublisher implements MeshView {
     return this.translator.policies;
   }
 
+  /**
+   * How long ago (ms) the oldest change that an agent holding `version` has not seen reached the store: where
+   * the propagation of an update to that agent is timed from. Undefined when there is none or `version` is
+   * older than the kept history.
+   */
+  pendingAgeMs(version: number): number | undefined {
+    const i = this.history.findIndex((h) => h.base === version);
+    if (i < 0) return undefined;
+    for (let j = i; j < this.history.length; j++) if (this.history[j]!.changedAt > 0) return Math.max(0, this.now() - this.history[j]!.changedAt);
+    return undefined;
+  }
+
   changesSince(version: number): ChangeSet | undefined {
     if (version === this.ver) return emptyChangeSet();
     const i = this.history.findIndex((h) => h.base === version);
@@ -109,7 +133,7 @@ export class ConfigPublisher implements MeshView {
    */
   raiseAbove(version: number): void {
     if (version < this.ver || version > this.now() + 86_400_000) return; // not ahead, or not a plausible clock
-    this.publish(Math.max(this.now(), version + 1), emptyChangeSet(), 0);
+    this.publish(Math.max(this.now(), version + 1), emptyChangeSet(), { buildMs: 0, waitMs: 0 }, 0);
   }
 
   /** counts for operators, without materialising the config */
@@ -159,9 +183,11 @@ export class ConfigPublisher implements MeshView {
     const debounce = this.opts.debounceMs ?? 100;
     const maxDelay = this.opts.maxDelayMs ?? 1000;
     const now = this.now();
+    if (this.timer && this.immediate) return; // joins the build already due on the next turn
     if (!this.timer) this.firstPendingAt = now;
     else clearTimeout(this.timer);
-    const wait = Math.max(0, Math.min(debounce, this.firstPendingAt + maxDelay - now));
+    this.immediate = now - this.lastBuiltAt >= debounce;
+    const wait = this.immediate ? 0 : Math.max(0, Math.min(debounce, this.firstPendingAt + maxDelay - now));
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.build();
@@ -172,23 +198,27 @@ export class ConfigPublisher implements MeshView {
   private build(): void {
     if (this.store.revision === this.builtRevision) return;
     const started = performance.now();
+    const changedAt = this.firstPendingAt;
+    this.lastBuiltAt = this.now();
+    const waitMs = Math.max(0, this.lastBuiltAt - changedAt);
     this.builtRevision = this.store.revision;
     const changes = this.translator.build();
     if (isEmptyChangeSet(changes)) return; // nothing an agent can see: no version
-    this.publish(Math.max(this.now(), this.ver + 1), changes, performance.now() - started);
+    this.publish(Math.max(this.now(), this.ver + 1), changes, { buildMs: performance.now() - started, waitMs }, changedAt);
   }
 
-  private publish(version: number, changes: ChangeSet, buildMs: number): void {
+  private publish(version: number, changes: ChangeSet, timing: { buildMs: number; waitMs: number }, changedAt: number): void {
     const base = this.ver;
     this.ver = version;
-    this.history.push({ version: this.ver, base, changes });
+    this.history.push({ version: this.ver, base, changes, changedAt });
     while (this.history.length > (this.opts.history ?? 256)) this.history.shift();
     this.log.debug('new config version', {
       version: this.ver,
       changed: { nodes: changes.nodes.size, workloads: changes.workloads.size, services: changes.services.size, policies: changes.policies.size },
-      ms: Math.round(buildMs),
+      ms: Math.round(timing.buildMs),
+      waitedMs: Math.round(timing.waitMs),
     });
-    const published: PublishedVersion = { version: this.ver, changes, buildMs };
+    const published: PublishedVersion = { version: this.ver, changes, ...timing };
     for (const fn of this.listeners) {
       try {
         fn(published);
