@@ -58,6 +58,7 @@ export type ResponseFlag =
   | 'NR' // no route configured
   | 'URX' // upstream retry limit exceeded
   | 'UT' // upstream request timeout
+  | 'SI' // stream idle timeout (TrafficPolicy timeouts.idle)
   | 'UC' // upstream connection termination
   | 'UR' // upstream remote reset
   | 'DC' // downstream connection termination
@@ -123,6 +124,7 @@ export class RequestContext {
     this.destinationPort = connection.destinationPort;
     this.labels = undefined;
     this.destinationLabels = undefined;
+    this.idleTimer = undefined;
   }
 
   get source(): SourceInfo {
@@ -142,6 +144,14 @@ export class RequestContext {
       if (n.length === lowerName.length && n.toLowerCase() === lowerName) out = out === undefined ? raw[i + 1]! : `${out}, ${raw[i + 1]!}`;
     }
     return out;
+  }
+
+  /** the pipeline's stream idle timer while one runs (TrafficPolicy timeouts.idle); adapters touch() it on every byte either way */
+  idleTimer: NodeJS.Timeout | undefined;
+
+  /** Bytes moved either way on this request: its idle timer starts again. */
+  touch(): void {
+    this.idleTimer?.refresh();
   }
 
   attr<T>(key: string): T | undefined {

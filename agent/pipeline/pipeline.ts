@@ -272,6 +272,16 @@ export class Pipeline {
         else ex.abort();
       }, action.requestTimeoutMs);
     }
+    // Stream idle timeout (TrafficPolicy timeouts.idle): the adapters touch() the timer on every byte either
+    // way and the pipeline when a response head arrives, so it fires only after that long without any.
+    let idled = false;
+    if (action.idleTimeoutMs) {
+      ctx.idleTimer = setTimeout(() => {
+        idled = timedOut = true;
+        if (waiting) waiting.cancel();
+        else ex.abort();
+      }, action.idleTimeoutMs);
+    }
 
     let tried: string[] | undefined;
     let result: AttemptResult = { status: 0, error: 'no_backend', sent: false };
@@ -330,6 +340,7 @@ export class Pipeline {
                 }, action.backendRequestTimeoutMs);
               }
               result = await ex.send(route, withStageHeaders(ctx, action), wb);
+              if (result.status > 0) ctx.touch();
               clearTimeout(perTry);
               if (tryTimedOut && result.status === 0) result = { status: 0, error: 'timeout', sent: result.sent };
               st.traffic.feedback(ctx, backend, ep, result, performance.now() - t0);
@@ -352,9 +363,9 @@ export class Pipeline {
       if (gone && result.status === 0 && !result.sent && !timedOut) return;
       if (timedOut) {
         if (result.status > 0) ex.discard();
-        o.flags.push('UT');
+        o.flags.push(idled ? 'SI' : 'UT');
         if (await this.fallBack(ctx, ex, st, backend, { status: 0, error: 'timeout', sent: result.sent })) return;
-        return this.reply(ctx, ex, { status: 504, body: 'upstream request timeout' });
+        return this.reply(ctx, ex, { status: 504, body: idled ? 'stream timeout' : 'upstream request timeout' });
       }
       // A 5xx after the retries: the TrafficPolicy fallback may replace it (the response is still held).
       if (result.status >= 500 && (await this.fallBack(ctx, ex, st, backend, result))) return;
@@ -362,7 +373,7 @@ export class Pipeline {
         o.status = result.status;
         if (result.grpcStatus !== undefined) o.grpcStatus = result.grpcStatus;
         await ex.commit();
-        if (timedOut) o.flags.push('UT');
+        if (timedOut) o.flags.push(idled ? 'SI' : 'UT');
         return;
       }
       if (o.attempts > 1) o.flags.push('URX');
@@ -373,6 +384,8 @@ export class Pipeline {
       return this.reply(ctx, ex, status === 503 && result.error === 'overloaded' ? { status, headers: [['x-weft-overloaded', 'true']] } : { status, body: status === 403 ? DENIED_BODY : undefined });
     } finally {
       clearTimeout(overall);
+      clearTimeout(ctx.idleTimer);
+      ctx.idleTimer = undefined;
       permit?.release();
       unregister?.();
     }

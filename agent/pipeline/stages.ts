@@ -106,6 +106,11 @@ export interface ForwardAction {
   requestTimeoutMs?: number;
   /** one attempt (timeouts.backendRequest); undefined/0: none */
   backendRequestTimeoutMs?: number;
+  /**
+   * stream idle timeout (TrafficPolicy timeouts.idle, Envoy's stream idle timeout): no byte either way for
+   * this long ends the request, 504 before a response started, a reset after; undefined: none
+   */
+  idleTimeoutMs?: number;
   retry?: RetryPolicy;
   requestHeaders?: HeaderEdits;
   responseHeaders?: HeaderEdits;
@@ -170,6 +175,8 @@ export interface UpstreamLimits {
   /** requests or streams per upstream connection; absent: no limit */
   maxRequestsPerConnection?: number;
   idleTimeoutMs?: number;
+  /** a TCP connection (or upgraded stream) to the Service with no byte either way for this long is reset (timeouts.idle); absent: the proxy's own */
+  streamIdleMs?: number;
 }
 
 export interface Permit {

@@ -134,7 +134,8 @@ export class Http1Proxy implements H1ServerHandler, UpstreamSource {
     const bytesBefore = { r: socket.bytesRead, w: socket.bytesWritten };
     const unregister = route.kind === 'local' ? this.o.pipeline.live.add({ ctx: cctx, close: () => resetEnd(socket) }) : undefined;
     socket.resume();
-    await relay(socket, up, this.o.relay);
+    // An upgraded stream (WebSocket) idles out as the Service's TrafficPolicy timeouts.idle says, else as the proxy's.
+    await relay(socket, up, route.limits?.streamIdleMs ? { ...this.o.relay, idleTimeoutMs: route.limits.streamIdleMs } : this.o.relay);
     unregister?.();
     permit.release();
     this.o.metrics.tcpClose(route.labels, socket.bytesRead - bytesBefore.r, socket.bytesWritten - bytesBefore.w, 'http');

@@ -296,6 +296,7 @@ export class Http2Exchange implements UpstreamExchange {
         const o = this.ctx.outcome;
         stream.on('data', (c: Buffer) => {
           o.bytesReceived += c.length;
+          this.ctx.touch();
           body?.add(c);
         });
         if (body) stream.once('end', () => body.end());
@@ -375,8 +376,12 @@ export class Http2Exchange implements UpstreamExchange {
       stream.respond(out as http2.OutgoingHttpHeaders, { endStream: ended, waitForTrailers: expectTrailers });
       if (!ended) {
         // Not ended by the pipe: a reset upstream also emits 'end', and the client must see the reset.
-        const o = this.ctx.outcome;
-        up.on('data', (c: Buffer) => (o.bytesSent += c.length));
+        const ctx = this.ctx;
+        const o = ctx.outcome;
+        up.on('data', (c: Buffer) => {
+          o.bytesSent += c.length;
+          ctx.touch();
+        });
         up.pipe(stream, { end: false });
         up.resume();
       }

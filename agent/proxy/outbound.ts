@@ -132,7 +132,8 @@ export class Outbound {
     const unregister = route.kind === 'local' ? this.o.pipeline.live.add({ ctx, close: () => socket.resetAndDestroy() }) : undefined;
     this.o.metrics.tcpOpen(route.labels);
     if (route.destinationLabels) this.o.metrics.tcpOpen(route.destinationLabels);
-    await relay(socket, up, this.o.relay);
+    // TrafficPolicy timeouts.idle: the Service's own idle timeout for its connections, instead of the proxy's
+    await relay(socket, up, route.limits?.streamIdleMs ? { ...this.o.relay, idleTimeoutMs: route.limits.streamIdleMs } : this.o.relay);
     unregister?.();
     permit.release();
     done();

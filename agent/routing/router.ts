@@ -176,10 +176,12 @@ class MeshRouter implements Router {
     return a;
   }
 
-  private timeouts(requestMs: number | undefined, backendRequestMs: number | undefined, tp: CompiledTraffic | undefined): Pick<ForwardAction, 'requestTimeoutMs' | 'backendRequestTimeoutMs'> {
+  private timeouts(requestMs: number | undefined, backendRequestMs: number | undefined, tp: CompiledTraffic | undefined): Pick<ForwardAction, 'requestTimeoutMs' | 'backendRequestTimeoutMs' | 'idleTimeoutMs'> {
     const req = requestMs ?? tp?.timeouts?.requestMs;
     const be = backendRequestMs ?? tp?.retries?.perTryTimeoutMs;
-    return { ...(req ? { requestTimeoutMs: req } : {}), ...(be ? { backendRequestTimeoutMs: be } : {}) };
+    // Gateway API routes have no idle timeout: the Service's TrafficPolicy one applies to routed requests too.
+    const idle = tp?.timeouts?.idleMs;
+    return { ...(req ? { requestTimeoutMs: req } : {}), ...(be ? { backendRequestTimeoutMs: be } : {}), ...(idle ? { idleTimeoutMs: idle } : {}) };
   }
 
   private compileRule(entry: TableEntry, key: string, ns: string, name: string): RuleAction {

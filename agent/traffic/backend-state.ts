@@ -7,6 +7,7 @@ import { EndpointState } from './endpoint-state.js';
 import type { MaglevTable } from './maglev.js';
 import { PendingQueue } from './pending.js';
 import type { CompiledConnectionPool } from '../../common/policy/traffic.js';
+import type { UpstreamLimits } from '../pipeline/stages.js';
 
 const FORGET_AFTER_MS = 5 * 60_000;
 
@@ -28,6 +29,8 @@ export class BackendState {
   readonly pending = new PendingQueue();
   /** the connection pool of the config version that last asked for a slot: the limits the queue is drained under */
   pool: CompiledConnectionPool | undefined;
+  /** and the connection settings of that version, for the slots the queue hands out */
+  upstream: UpstreamLimits | undefined;
   /** outlier detection: the next interval sweep (performance.now()), 0 before the first */
   nextSweep = 0;
   /** fallbacks taken, by target ("<ns>/<svc>" or "response") */

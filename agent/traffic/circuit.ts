@@ -7,7 +7,7 @@
 // released slot, and is refused at once only when that queue is full — nothing waits without bound. The
 // settings for the connections themselves (connectTimeout, maxRequestsPerConnection, idleTimeout) ride on
 // the slot to the adapter that opens and pools them (Permit.upstream).
-import type { CompiledConnectionPool } from '../../common/policy/traffic.js';
+import type { CompiledConnectionPool, CompiledTraffic } from '../../common/policy/traffic.js';
 import type { UpstreamLimits } from '../pipeline/stages.js';
 import type { BackendState } from './backend-state.js';
 import type { EndpointState } from './endpoint-state.js';
@@ -32,22 +32,26 @@ export function isPending(s: Slot | PendingSlot): s is PendingSlot {
   return 'wait' in s;
 }
 
-const LIMITS = new WeakMap<CompiledConnectionPool, UpstreamLimits | null>();
+const LIMITS = new WeakMap<CompiledTraffic, UpstreamLimits | null>();
 
-/** The connection settings a pool sets, or undefined when it sets none (the proxy's defaults apply); once per compiled pool. */
-export function upstreamLimits(p: CompiledConnectionPool | undefined): UpstreamLimits | undefined {
-  if (!p) return undefined;
-  let l = LIMITS.get(p);
-  if (l === undefined) LIMITS.set(p, (l = limitsOf(p)));
+/**
+ * The connection settings a policy sets (its connection pool's, and timeouts.idle for TCP connections), or
+ * undefined when it sets none (the proxy's defaults apply); once per compiled policy.
+ */
+export function upstreamLimits(t: CompiledTraffic | undefined): UpstreamLimits | undefined {
+  if (!t) return undefined;
+  let l = LIMITS.get(t);
+  if (l === undefined) LIMITS.set(t, (l = limitsOf(t.connectionPool ?? {}, t.timeouts?.idleMs)));
   return l ?? undefined;
 }
 
-function limitsOf(p: CompiledConnectionPool): UpstreamLimits | null {
-  if (p.connectTimeoutMs === undefined && !p.maxRequestsPerConnection && p.idleTimeoutMs === undefined) return null;
+function limitsOf(p: CompiledConnectionPool, streamIdleMs: number | undefined): UpstreamLimits | null {
+  if (p.connectTimeoutMs === undefined && !p.maxRequestsPerConnection && p.idleTimeoutMs === undefined && !streamIdleMs) return null;
   return Object.freeze({
     ...(p.connectTimeoutMs !== undefined ? { connectTimeoutMs: p.connectTimeoutMs } : {}),
     ...(p.maxRequestsPerConnection ? { maxRequestsPerConnection: p.maxRequestsPerConnection } : {}),
     ...(p.idleTimeoutMs !== undefined ? { idleTimeoutMs: p.idleTimeoutMs } : {}),
+    ...(streamIdleMs ? { streamIdleMs } : {}),
   });
 }
 
@@ -99,7 +103,7 @@ class Queued implements PendingSlot, Waiter {
 
   grant(): void {
     // The slot is taken here, synchronously inside the release that freed it, under the limits in force now.
-    this.resolve(take(this.b, this.e, 'http1', this.retry, this.since, upstreamLimits(this.b.pool)));
+    this.resolve(take(this.b, this.e, 'http1', this.retry, this.since, this.b.upstream));
   }
 
   cancel(): void {
@@ -139,15 +143,25 @@ export function overflow(p: CompiledConnectionPool | undefined, b: BackendState,
  * undefined when over a limit (counted). The endpoint stays the one picked (Envoy: a pending request waits
  * in its host's pool).
  */
-export function acquire(p: CompiledConnectionPool | undefined, b: BackendState, e: EndpointState, kind: SlotKind, retry: boolean, now: number): Slot | PendingSlot | undefined {
+export function acquire(
+  p: CompiledConnectionPool | undefined,
+  b: BackendState,
+  e: EndpointState,
+  kind: SlotKind,
+  retry: boolean,
+  now: number,
+  /** the connection settings the slot carries to the adapter (upstreamLimits of the policy) */
+  upstream?: UpstreamLimits,
+): Slot | PendingSlot | undefined {
   b.pool = p;
+  b.upstream = upstream;
   if (kind !== 'http1') {
-    if (!overflow(p, b, kind, retry)) return take(b, e, kind, retry, now, upstreamLimits(p));
+    if (!overflow(p, b, kind, retry)) return take(b, e, kind, retry, now, upstream);
   } else {
     // Requests already waiting go first (a new version may have raised the limit: hand out what is free now).
     if (b.pending.length > 0) drain(b);
     const why = overflow(p, b, kind, retry) ?? (b.pending.length > 0 ? 'max_connections' : undefined);
-    if (!why) return take(b, e, kind, retry, now, upstreamLimits(p));
+    if (!why) return take(b, e, kind, retry, now, upstream);
     if (why === 'max_connections' && p?.http1MaxPendingRequests !== undefined && p.maxConnections !== undefined && b.pending.length < p.http1MaxPendingRequests) {
       const q = new Queued(b, e, retry, now);
       b.pending.push(q);

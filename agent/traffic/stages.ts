@@ -13,7 +13,7 @@ import { RESPONSE_HEADERS_ATTR, type AttemptResult, type Backend, type EndpointR
 import { BackendState } from './backend-state.js';
 import { DEFAULT_RTT_MS } from './endpoint-state.js';
 import { hashKey, pick, type Rand } from './balancer.js';
-import { acquire, type SlotKind } from './circuit.js';
+import { acquire, upstreamLimits, type SlotKind } from './circuit.js';
 import { decideFault } from './fault.js';
 import { FALLBACK_HEADER, shouldFallBack, type PrimaryFailure } from './fallback.js';
 
@@ -148,7 +148,7 @@ export function trafficStages(input: StageInput, opts: TrafficStageOptions = {})
       const p = backend.service ? table.forBackend(backend.key) : undefined;
       const b = backendState(backend.key);
       const retry = isRequest(ctx) && ctx.outcome.attempts > 1;
-      const slot = acquire(p?.traffic.connectionPool, b, b.endpoint(endpoint.id), slotKind(ctx), retry, now());
+      const slot = acquire(p?.traffic.connectionPool, b, b.endpoint(endpoint.id), slotKind(ctx), retry, now(), upstreamLimits(p?.traffic));
       return slot ?? undefined;
     },
 

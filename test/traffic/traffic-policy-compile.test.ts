@@ -78,6 +78,14 @@ t.test('http1MaxPendingRequests is applied: accepted with maxConnections, compil
   });
 });
 
+t.test('timeouts.idle is applied: accepted, compiled; 0 refused', async (t) => {
+  t.notOk('timeouts.idle' in NOT_YET_ENFORCED, 'no longer in the refused list');
+  t.same(Object.keys(NOT_YET_ENFORCED), [], 'every field of the CRD is applied');
+  t.doesNotThrow(() => checkTrafficPolicy(tp({ timeouts: { idle: '30s' } }), 'TrafficPolicy shop/p'));
+  t.same(compileTrafficSpec({ targetRef: { kind: 'Service', name: 'cart' }, timeouts: { request: '5s', idle: '30s' } }, 'shop', 0, ctx).timeouts, { requestMs: 5000, idleMs: 30_000 });
+  t.throws(() => checkTrafficPolicy(tp({ timeouts: { idle: '0s' } }), 'TrafficPolicy shop/p'), { code: 'WEFT_ERR_CONFIG', message: /TrafficPolicy shop\/p, field spec\.timeouts\.idle: must be longer than 0/ });
+});
+
 t.test('every field not applied yet is refused, naming it', async (t) => {
   for (const path of Object.keys(NOT_YET_ENFORCED)) {
     const spec: Record<string, unknown> = {};

@@ -61,6 +61,7 @@ export class CodecExchange implements UpstreamExchange, RequestSink, ResponseSin
   // ---- request body, from the client (RequestSink) ---------------------------------------------
   body(buf: Buffer): boolean {
     this.ctx.outcome.bytesReceived += buf.length;
+    this.ctx.touch();
     this.replay?.add(buf);
     const up = this.up;
     if (up && this.bodyStarted && !up.dead) {
@@ -224,6 +225,7 @@ export class CodecExchange implements UpstreamExchange, RequestSink, ResponseSin
 
   responseBody(buf: Buffer): void {
     this.ctx.outcome.bytesSent += buf.length;
+    this.ctx.touch();
     this.conn.touch();
     if (!this.conn.write(buf) && !this.waitingDrain) {
       this.waitingDrain = true;

@@ -12,9 +12,9 @@ import type { KubeObject } from '../../sources/types.js';
  * each with who applies it when it lands. A policy setting one is refused, naming the field.
  */
 export const NOT_YET_ENFORCED: Readonly<Record<string, string>> = {
-  // the idle timeout of connections to the Service (the router, issue 12, applies retries, retryBudget and
-  // timeouts.request)
-  'timeouts.idle': 'idle timeouts (issue 13, needs the pools of issue 10)',
+  // empty: every field of the schema is applied (the router, issue 12, applies retries, retryBudget,
+  // timeouts.request and timeouts.idle; issue 13 the rest). A field added to the CRD before the data path
+  // applies it goes here.
 };
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'content-length']);
@@ -53,6 +53,8 @@ export function checkTrafficPolicy(obj: KubeObject, where: string): void {
   positive('outlierDetection.interval', spec.outlierDetection?.interval);
   positive('outlierDetection.baseEjectionTime', spec.outlierDetection?.baseEjectionTime);
   positive('retryBudget.interval', spec.retryBudget?.interval);
+  // 0 would read as "no idle timeout" (Envoy) while the proxy's own still applies: omit the field for that.
+  positive('timeouts.idle', spec.timeouts?.idle);
   // Requests wait for a connection only when maxConnections is reached: without that limit nothing would
   // ever queue, and the field would be accepted and ignored.
   if (spec.connectionPool?.http?.http1MaxPendingRequests !== undefined && spec.connectionPool.tcp?.maxConnections === undefined) {
