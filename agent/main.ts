@@ -49,6 +49,9 @@ import { uninstallCapture } from './redirect/uninstall.js';
 import { CaptureSync } from './state/capture-sync.js';
 import { MeshState } from './state/mesh-state.js';
 
+/** How often the kernel's capture state is checked against the config in force (and repaired). */
+const CAPTURE_AUDIT_MS = 5_000;
+
 export interface RunningAgent {
   /** graceful: drain connections, then release everything */
   stop(): Promise<void>;
@@ -175,6 +178,10 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
       outbound: { host: opts.outboundIp, port: opts.listen.outbound },
       inbound: { host: opts.nodeIp, port: opts.listen.inbound },
       listen: listenReuse,
+      // a meshed pod of this node reached a pod without its proxy: audit and repair capture now
+      onUncaptured: (caller) => {
+        if (caller.node === opts.node) captureSync.auditSoon();
+      },
       limits: { drainTimeoutMs: opts.drainTimeoutMs },
     });
     cleanups.push(() => proxy.close());
@@ -182,6 +189,8 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
     const inbound = InboundCapture.open({ pinDir: opts.bpffs, logger: log.child('inbound-capture'), serve: (fd) => proxy.listenPlaintext(fd) });
     cleanups.push(() => inbound.close());
     captureSync.setInbound(inbound);
+    captureSync.onRepair = (what, n) => agentMetrics.captureRepairs.inc({ what }, n);
+    captureSync.startAuditing(CAPTURE_AUDIT_MS);
     // Traffic policy state (balancer load, ejections, circuits, buckets, fallbacks): admin /traffic and weft_traffic_*
     const traffic = () => trafficStatus(proxy.pipeline.runtime, state.config);
     registerTrafficMetrics(registry, traffic);

@@ -33,6 +33,8 @@ export class AgentMetrics {
   readonly tunnelHandshakeFailures: Counter<'side' | 'reason'>;
   readonly activeConnections: Gauge<'direction'>;
   readonly sniffed: Counter<'protocol'>;
+  readonly uncaptured: Counter<'source_workload' | 'source_workload_namespace' | 'destination_workload' | 'destination_workload_namespace'>;
+  readonly captureRepairs: Counter<'what'>;
 
   constructor(registry: Registry, sources: AgentHealthSources = {}) {
     const registers = [registry];
@@ -50,6 +52,18 @@ export class AgentMetrics {
     });
     this.activeConnections = new Gauge({ name: 'weft_proxy_active_connections', help: 'Open downstream connections', labelNames: ['direction'], registers });
     this.sniffed = new Counter({ name: 'weft_proxy_protocol_detected_total', help: 'Outbound connections by detected protocol', labelNames: ['protocol'], registers });
+    this.uncaptured = new Counter({
+      name: 'weft_uncaptured_connections_total',
+      help: 'Connections from an enrolled pod to a mesh destination that reached it without passing the source node proxy (capture failed for them); counted by the destination node',
+      labelNames: ['source_workload', 'source_workload_namespace', 'destination_workload', 'destination_workload_namespace'],
+      registers,
+    });
+    this.captureRepairs = new Counter({
+      name: 'weft_capture_repairs_total',
+      help: 'Capture drift the agent found and repaired: enrolled pods or destinations missing from the kernel maps, programs detached',
+      labelNames: ['what'],
+      registers,
+    });
 
     new Gauge({
       name: 'weft_config_version',

@@ -9,6 +9,7 @@
 import net, { type Socket } from 'node:net';
 
 import type { Logger } from '../../common/log.js';
+import type { Workload } from '../../common/mesh.js';
 import type { AgentMetrics } from '../metrics/agent-health.js';
 import type { IstioMetrics } from '../metrics/istio.js';
 import { newConnectionContext, sourceFromWorkload } from '../pipeline/context.js';
@@ -41,11 +42,17 @@ export interface InboundPlaintextOptions {
   /** the destination half per request, shared with the tunnel */
   http1: TunnelHttp;
   http2: TunnelHttp;
+  /** a meshed pod's connection came here: its capture failed (the agent repairs its own pods' capture) */
+  onUncaptured?: (caller: Workload) => void;
 }
+
+/** One warning per caller and destination this often at most: a broken capture can mean many connections. */
+const UNCAPTURED_LOG_EVERY_MS = 10_000;
 
 export class InboundPlaintext {
   private readonly servers = new Set<net.Server>();
   private readonly perSource: SourceCap;
+  private readonly lastWarned = new Map<string, number>();
 
   constructor(private readonly o: InboundPlaintextOptions) {
     this.perSource = new SourceCap(o.maxConnectionsPerSource);
@@ -83,6 +90,8 @@ export class InboundPlaintext {
     const w = state.workloadByIp(ip);
     const to = `${ip}:${port}`;
     if (!w || w.node !== state.nodeName) return this.refuse(socket, 'not_local', { destination: to, source: sourceIp });
+    const caller = state.workloadByIp(sourceIp);
+    if (caller?.meshed && state.isEndpointPort(ip, port)) this.uncaptured(caller, w, to);
     if (!this.perSource.admit(sourceIp, socket)) return this.refuse(socket, 'source_limit', { destination: to, source: sourceIp, limit: this.perSource.limit });
     const r = await sniff(socket, this.o.sniffTimeoutMs);
     if (r.head.length > 0) socket.unshift(r.head);
@@ -114,6 +123,23 @@ export class InboundPlaintext {
     if (socket.destroyed) return void pod.destroy();
     const route: Route = { kind: 'local', ip, port, workload: w, node: undefined, destinationId: state.identityOf(w), labels };
     await deliverLocal(this.o, { stream: socket, ctx, route, http, pod, connect, describe: { peer: sourceIp, destination: to } });
+  }
+
+  /**
+   * A meshed pod reached a mesh destination without its node proxy: its outbound capture failed. Counted
+   * (weft_uncaptured_connections_total), said once in a while, and passed on so the agent of the caller's
+   * node repairs it. The connection itself is decided as any plaintext one: it proved no identity.
+   */
+  private uncaptured(caller: Workload, w: Workload, to: string): void {
+    this.o.agentMetrics.uncaptured.inc({ source_workload: caller.workloadName, source_workload_namespace: caller.namespace, destination_workload: w.workloadName, destination_workload_namespace: w.namespace });
+    const key = `${caller.uid}|${w.uid}`;
+    const now = Date.now();
+    if (now - (this.lastWarned.get(key) ?? 0) >= UNCAPTURED_LOG_EVERY_MS) {
+      this.lastWarned.set(key, now);
+      if (this.lastWarned.size > 10_000) this.lastWarned.clear();
+      this.o.log.warn('a meshed pod reached a mesh destination without passing its node proxy: its capture failed', { source: `${caller.namespace}/${caller.name}`, sourceNode: caller.node, destination: to, pod: `${w.namespace}/${w.name}` });
+    }
+    this.o.onUncaptured?.(caller);
   }
 
   /** Stop accepting on every pod's listener; open connections carry on. */

@@ -85,6 +85,8 @@ export interface NodeProxyOptions {
   /** where a peer node's tunnel listener is; default its node IP on 15008 */
   tunnelAddress?: (node: NodeInfo) => TunnelAddress;
   limits?: Partial<ProxyLimits>;
+  /** a meshed pod's connection reached a local pod without its node proxy (inbound-plaintext.ts) */
+  onUncaptured?: (caller: import('../../common/mesh.js').Workload) => void;
   /** binds a listener (default: plain net.Server.listen); the agent passes SO_REUSEPORT (lifecycle/) */
   listen?: (server: import('node:net').Server, what: string, a: ListenAddress) => Promise<ListenAddress>;
 }
@@ -187,7 +189,7 @@ export class NodeProxy {
       maxFrameSize: limits.maxFrameSize,
       maxConcurrentStreams: limits.maxConcurrentStreams,
     });
-    this.plaintext = new InboundPlaintext({ ...destinationSide, log: log.child('inbound-plaintext'), sniffTimeoutMs: limits.sniffTimeoutMs, maxConnectionsPerSource: limits.maxConnectionsPerSource });
+    this.plaintext = new InboundPlaintext({ ...destinationSide, log: log.child('inbound-plaintext'), sniffTimeoutMs: limits.sniffTimeoutMs, maxConnectionsPerSource: limits.maxConnectionsPerSource, ...(o.onUncaptured ? { onUncaptured: o.onUncaptured } : {}) });
   }
 
   /**

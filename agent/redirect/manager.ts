@@ -121,6 +121,7 @@ export class RedirectManager implements ConnectionLookup {
     readonly cgroupRoot: string,
     readonly attach: AttachReport,
     private readonly logger: Logger,
+    private readonly objectsDir: string,
   ) {
     const open = <K, V>(name: string, k: import('../../native/codec.js').Codec<K>, v: import('../../native/codec.js').Codec<V>) =>
       BpfMap.openPinned(`${pinDir}/${name}`, k, v);
@@ -153,7 +154,7 @@ export class RedirectManager implements ConnectionLookup {
     }
     const cfg = RedirectManager.captureConfig(opts);
     const attach = ensureAttached(opts.pinDir, opts.cgroupRoot, opts.objectsDir ?? DEFAULT_OBJECTS_DIR, logger);
-    const m = new RedirectManager(opts.pinDir, opts.cgroupRoot, attach, logger);
+    const m = new RedirectManager(opts.pinDir, opts.cgroupRoot, attach, logger, opts.objectsDir ?? DEFAULT_OBJECTS_DIR);
     try {
       m.config.update(0, cfg);
       m.setGuardSources([...[cfg.proxyIpv4, cfg.proxyIpv6].filter((x): x is string => !!x), ...(opts.guardSources ?? [])]);
@@ -268,6 +269,14 @@ export class RedirectManager implements ConnectionLookup {
     result.destinationsRemoved = d.removed;
     if (result.enrolled + result.unenrolled + result.modeChanged + d.added + d.removed > 0) this.logger.info('capture reconciled', { ...result });
     return result;
+  }
+
+  /**
+   * Re-attach any program whose pinned link is gone or was detached (someone ran `bpftool link detach`, or
+   * removed a pin): the links that had to be attached again, empty when all was in place.
+   */
+  repairLinks(): string[] {
+    return ensureAttached(this.pinDir, this.cgroupRoot, this.objectsDir, this.logger).attached;
   }
 
   // ---- connections the proxy opens to local pods (STRICT guard, transparent sources) ----------------

@@ -12,6 +12,8 @@ import type { InboundPod } from '../redirect/inbound-capture.js';
 /** The part of RedirectManager this needs. */
 export interface CaptureTarget {
   reconcile(desired: DesiredRedirect): ReconcileResult;
+  /** re-attach programs whose links are gone; returns what was re-attached */
+  repairLinks?(): string[];
 }
 
 /** The part of InboundCapture this needs. */
@@ -28,6 +30,12 @@ export class CaptureSync {
   /** why the last reconcile failed (undefined after a success): readiness reports it */
   lastError: string | undefined;
   private inbound: InboundTarget | undefined;
+  private auditTimer: NodeJS.Timeout | undefined;
+  /** the pods the last apply enrolled: an audit that finds others (a cgroup appeared) is a retry, not drift */
+  private appliedUids = new Set<string>();
+  private auditPending: NodeJS.Immediate | undefined;
+  /** what an audit found wrong and put right, e.g. ("pods", 1), ("links", 2) */
+  onRepair: (what: string, n: number) => void = () => {};
 
   constructor(
     private readonly target: CaptureTarget,
@@ -54,6 +62,7 @@ export class CaptureSync {
       throw e;
     }
     this.uidByCgroup = new Map(desired.pods.map((p) => [p.cgroupId, p.uid]));
+    this.appliedUids = new Set(desired.pods.map((p) => p.uid));
     this.last = config;
     this.unresolved = unresolved.length;
     this.applyInbound(inbound);
@@ -90,6 +99,43 @@ export class CaptureSync {
     }
   }
 
+  /**
+   * Capture audit: the kernel's state is compared with what the config in force says, and whatever drifted
+   * (a pod's enrolment or a destination removed from the maps, a program detached) is put back, counted and
+   * logged. Runs on a timer and at once when a meshed pod of this node was seen to bypass capture.
+   */
+  audit(): void {
+    if (!this.last) return;
+    const { desired } = desiredFromMesh(this.last, this.node, this.resolver);
+    if (desired.pods.length !== this.appliedUids.size || desired.pods.some((p) => !this.appliedUids.has(p.uid))) return this.reapplyLast();
+    try {
+      const links = this.target.repairLinks?.() ?? [];
+      const r = this.target.reconcile(desired);
+      const found: Record<string, number> = { links: links.length, pods: r.enrolled + r.modeChanged, stale_pods: r.unenrolled, destinations: r.destinationsAdded + r.destinationsRemoved };
+      const drift = Object.entries(found).filter(([, n]) => n > 0);
+      for (const [what, n] of drift) this.onRepair(what, n);
+      if (drift.length > 0) this.log.warn('capture had drifted from the config in force; repaired', { ...Object.fromEntries(drift), links });
+    } catch (e) {
+      this.log.warn('capture audit failed; retrying', { error: e });
+    }
+  }
+
+  /** audit() soon (coalesced): a meshed pod of this node bypassed capture. */
+  auditSoon(): void {
+    if (this.auditPending) return;
+    this.auditPending = setImmediate(() => {
+      this.auditPending = undefined;
+      this.audit();
+    });
+  }
+
+  /** audit() every `intervalMs` until stop(). */
+  startAuditing(intervalMs: number): void {
+    if (this.auditTimer) return;
+    this.auditTimer = setInterval(() => this.audit(), intervalMs);
+    this.auditTimer.unref();
+  }
+
   uidOf(cgroupId: bigint): string | undefined {
     return this.uidByCgroup.get(cgroupId);
   }
@@ -117,6 +163,8 @@ export class CaptureSync {
   stop(): void {
     if (this.retry) clearTimeout(this.retry);
     if (this.resyncPending) clearImmediate(this.resyncPending);
+    if (this.auditTimer) clearInterval(this.auditTimer);
+    if (this.auditPending) clearImmediate(this.auditPending);
     this.last = undefined;
   }
 }

@@ -20,6 +20,8 @@ interface Indexes {
   nodesByName: Map<string, NodeInfo>;
   /** ready endpoints per service, resolved once per version */
   readyEndpoints: Map<Service, Endpoint[]>;
+  /** "ip|port" of every endpoint port of a TCP service port: what outbound capture takes to the proxy */
+  endpointPorts: Set<string>;
 }
 
 const EMPTY: MeshConfig = { version: 0, trustDomain: 'cluster.local', nodes: [], workloads: [], services: [], policies: [] };
@@ -69,6 +71,11 @@ export class MeshState {
     return this.idx.workloadsByIp.get(ip);
   }
 
+  /** Whether ip:port is a Service's endpoint port: a meshed pod's connection there is captured, via the Service or directly. */
+  isEndpointPort(ip: string, port: number): boolean {
+    return this.idx.endpointPorts.has(`${ip}|${port}`);
+  }
+
   workloadByUid(uid: string): Workload | undefined {
     return this.idx.workloadsByUid.get(uid);
   }
@@ -96,8 +103,10 @@ export class MeshState {
 function build(config: MeshConfig): Indexes {
   const servicesByVip = new Map<string, ServiceMatch>();
   const readyEndpoints = new Map<Service, Endpoint[]>();
+  const endpointPorts = new Set<string>();
   for (const service of config.services) {
     readyEndpoints.set(service, service.endpoints.filter((e) => e.ready));
+    for (const port of service.ports) if (port.protocol === 'TCP') for (const e of service.endpoints) endpointPorts.add(`${e.ip}|${port.targetPort}`);
     for (const ip of service.clusterIPs) {
       for (const port of service.ports) if (port.protocol === 'TCP') servicesByVip.set(vipKey(ip, port.port), { service, port });
     }
@@ -109,5 +118,5 @@ function build(config: MeshConfig): Indexes {
     if (!w.hostNetwork) for (const ip of w.ips) workloadsByIp.set(ip, w);
   }
   const nodesByName = new Map(config.nodes.map((n) => [n.name, n] as const));
-  return { config, servicesByVip, workloadsByIp, workloadsByUid, nodesByName, readyEndpoints };
+  return { config, servicesByVip, workloadsByIp, workloadsByUid, nodesByName, readyEndpoints, endpointPorts };
 }

@@ -18,6 +18,10 @@ import { weft } from '../helpers/sandbox.js';
 import { repoRoot, weftBin } from '../helpers/paths.js';
 import { scrapeAll, sum } from './mesh-probe.js';
 import { PORTS } from './fixtures/protocol.js';
+import { podCodec } from '../../agent/redirect/layout.js';
+import { BpfMap } from '../../native/bpf.js';
+import { cgroupId } from '../../native/cgroup.js';
+import { u64 } from '../../native/codec.js';
 import { FIXTURES, NS, writeSpec } from './spec.js';
 
 const NODE = process.execPath;
@@ -572,6 +576,34 @@ t.test('callers outside the mesh meet the destination\'s policy (PERMISSIVE): pe
     t.match(ok.banner, /far weft-e2e ready/, 'outsider2 (another address) reads the banner');
   });
   t.equal((await curl('outside/outsider', url('near', '/admin/x'))).code, 200, 'policies deleted: the outsider gets /admin/x again');
+});
+
+t.test('capture audit: a meshed pod whose capture is removed is counted as uncaptured, and the agent repairs it', async (t) => {
+  const node1 = status.nodes.find((n) => n.name === 'node-1')!;
+  const clientCg = cgroupId(status.pods.find((p) => p.namespace === NS && p.name === 'client')!.cgroup);
+  const uncaptured = async () => sum((await scrapeAll(metricsUrls))['node-1']!, 'weft_uncaptured_connections_total', { source_workload: 'client', destination_workload: 'near' });
+  const repairs = async () => sum((await scrapeAll(metricsUrls))['node-1']!, 'weft_capture_repairs_total', { what: 'pods' });
+  const direct = `http://${podIp(NS, 'near')}:${PORTS.http}/`;
+  const u0 = await uncaptured();
+  const r0 = await repairs();
+  // what a broken capture looks like: the pod's enrolment gone from the kernel map behind the agent's back
+  const pods = BpfMap.openPinned(join(node1.agent.bpffs, 'weft_pods'), u64, podCodec);
+  try {
+    t.ok(pods.delete(clientCg), 'client unenrolled in the kernel by the test');
+  } finally {
+    pods.close();
+  }
+  t.equal((await curl(`${NS}/client`, direct)).code, 200, 'the uncaptured request still reaches near (as plaintext, decided by near\'s proxy)');
+  let u1 = await uncaptured();
+  for (let i = 0; i < 30 && u1 <= u0; i++) u1 = (await sleep(100), await uncaptured());
+  t.ok(u1 > u0, `weft_uncaptured_connections_total rose (${u0} → ${u1})`);
+  let r1 = await repairs();
+  for (let i = 0; i < 30 && r1 <= r0; i++) r1 = (await sleep(100), await repairs());
+  t.ok(r1 > r0, `the agent repaired the enrolment (weft_capture_repairs_total{what="pods"} ${r0} → ${r1})`);
+  t.match(agentLog('node-1'), /capture had drifted from the config in force; repaired/, 'and says so');
+  for (let i = 0; i < 5; i++) t.equal((await curl(`${NS}/client`, direct)).code, 200);
+  await sleep(300);
+  t.equal(await uncaptured(), u1, 'captured again: the counter stopped rising');
 });
 
 t.test('PeerAuthentication portLevelMtls: a STRICT workload keeps one port PERMISSIVE', async (t) => {
