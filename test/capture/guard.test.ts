@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { silentLogger } from '../../common/log.js';
 import { RedirectManager } from '../../agent/redirect/manager.js';
 import { uninstallPins } from '../../agent/redirect/pins.js';
+import { BpfLink } from '../../native/bpf.js';
 import { netnsCookie } from '../../native/netns.js';
 import { closeServer, createLab, listenInNetns, runIn, spawnIn } from '../helpers/netns.js';
 import { distRoot } from '../helpers/paths.js';
@@ -131,4 +132,15 @@ t.test('STRICT: a SYN the proxy registered (weft_proxy_syn) is admitted whatever
   mgr!.forget(syn);
   const dropped = await from(41002, 1);
   t.equal(dropped.code, 28, 'same source address, unregistered 4-tuple: dropped');
+});
+
+t.test('repairLinks: a program detached behind the agent\'s back is attached again (the capture audit)', async (t) => {
+  enroll('STRICT');
+  const link = BpfLink.openPinned(join(lab.pinDir, 'link_inbound_guard'));
+  link.detach();
+  link.close();
+  t.equal((await fromNode(pod.otherIpv4, pod.ipv4)).stdout, 'pod-ok', 'detached: the guard no longer drops');
+  t.same(mgr!.repairLinks(), ['link_inbound_guard'], 'the detached link is attached again');
+  t.equal((await fromNode(pod.otherIpv4, pod.ipv4, 1)).code, 28, 'repaired: plaintext dropped again');
+  t.same(mgr!.repairLinks(), [], 'nothing left to repair');
 });
