@@ -18,7 +18,9 @@ export class EndpointState {
   // outlier detection (Envoy's consecutive errors)
   consecutive5xx = 0;
   consecutiveGateway = 0;
-  /** performance.now() until which it gets no traffic; 0 when not ejected */
+  /** performance.now() of its last ejection */
+  ejectedAt = 0;
+  /** performance.now() its ejection time is up (it returns at the next sweep); 0 when not ejected */
   ejectedUntil = 0;
   /** Envoy's ejection multiplier: base ejection time × this, decremented per healthy interval */
   ejections = 0;

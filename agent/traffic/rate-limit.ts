@@ -11,6 +11,8 @@ export class TokenBucket {
   /** refused requests by caller principal ("unknown" outside the mesh), for metrics and the admin page */
   readonly rejected = new Map<string, number>();
   allowed = 0;
+  /** the destination pod's "ip:port" the bucket guards, so operators see rejections next to that endpoint */
+  endpoint = '';
 
   constructor(
     private rate: number,

@@ -96,6 +96,7 @@ export function trafficStages(input: StageInput, opts: TrafficStageOptions = {})
         const { index, bucket } = bucketFor(rl, principal);
         const t = now();
         const tb = runtime.get(BUCKET_SPACE, `${policy.name}|${w.uid}|${index}`, () => new TokenBucket(bucket.requestsPerSecond, capacityOf(bucket), t));
+        tb.endpoint = `${ip}:${port}`;
         tb.reconfigure(bucket.requestsPerSecond, capacityOf(bucket));
         const wait = tb.take(t);
         if (wait > 0) {

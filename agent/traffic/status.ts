@@ -4,6 +4,7 @@
 // overloads; per token bucket the tokens left and the rejections per caller. Read from the runtime state
 // at request time, never on the data path (an idle backend's due outlier sweeps run here).
 import type { MeshConfig } from '../../common/mesh.js';
+import type { CompiledConnectionPool } from '../../common/policy/traffic.js';
 import type { TrafficEntry } from '../../common/policy.js';
 import type { RuntimeState } from '../pipeline/runtime.js';
 import type { BackendState } from './backend-state.js';
@@ -18,6 +19,9 @@ export interface EndpointStatus {
   ejected: boolean;
   /** ISO time the ejection ends (it returns at the next sweep after it); null when not ejected */
   ejectedUntil: string | null;
+  /** ISO time of the current ejection; null when not ejected */
+  ejectedSince: string | null;
+  /** Envoy's ejection multiplier: the next ejection lasts base × (this + 1), at most max(300 s, base) */
   ejections: number;
   ejectionsTotal: number;
   outstanding: number;
@@ -27,11 +31,33 @@ export interface EndpointStatus {
   overloaded: number;
 }
 
+/** The connectionPool limits in force (absent: unlimited) */
+export interface CircuitLimits {
+  maxConnections?: number;
+  http2MaxRequests?: number;
+  http1MaxPendingRequests?: number;
+  maxRetries?: number;
+}
+
+export interface CircuitStatus {
+  open: boolean;
+  activeRequests: number;
+  activeConnections: number;
+  activeRetries: number;
+  /** HTTP/1.1 requests waiting for a connection now (http1MaxPendingRequests) */
+  pending: number;
+  /** requests that waited and got a slot, and that left the queue without one (client gone, timeout) */
+  pendingGranted: number;
+  pendingCancelled: number;
+  overloaded: number;
+  limits: CircuitLimits;
+}
+
 export interface BackendStatus {
   backend: string;
   policy: string | null;
   loadBalancer: string;
-  circuit: { open: boolean; activeRequests: number; activeConnections: number; activeRetries: number; overloaded: number };
+  circuit: CircuitStatus;
   fallbacks: Record<string, number>;
   problems: string[];
   endpoints: EndpointStatus[];
@@ -42,6 +68,8 @@ export interface BucketStatus {
   pod: string;
   /** -1: the default bucket; otherwise the perPrincipal entry */
   entry: number;
+  /** the destination endpoint ("ip:port") it guards */
+  endpoint: string;
   tokens: number;
   allowed: number;
   /** rejections by caller principal */
@@ -51,6 +79,25 @@ export interface BucketStatus {
 export interface TrafficStatus {
   backends: BackendStatus[];
   rateLimits: BucketStatus[];
+}
+
+function circuitStatus(p: CompiledConnectionPool | undefined, b: BackendState): CircuitStatus {
+  const limits: CircuitLimits = {};
+  if (p?.maxConnections !== undefined) limits.maxConnections = p.maxConnections;
+  if (p?.http2MaxRequests !== undefined) limits.http2MaxRequests = p.http2MaxRequests;
+  if (p?.http1MaxPendingRequests !== undefined) limits.http1MaxPendingRequests = p.http1MaxPendingRequests;
+  if (p?.maxRetries !== undefined) limits.maxRetries = p.maxRetries;
+  return {
+    open: circuitOpen(p, b),
+    activeRequests: b.activeRequests,
+    activeConnections: b.activeConnections,
+    activeRetries: b.activeRetries,
+    pending: b.pending.length,
+    pendingGranted: b.pending.granted,
+    pendingCancelled: b.pending.cancelled,
+    overloaded: b.overloaded,
+    limits,
+  };
 }
 
 function keysOf(runtime: RuntimeState, space: string): string[] {
@@ -75,13 +122,14 @@ export function trafficStatus(runtime: RuntimeState, config: MeshConfig, perfNow
       backend: key,
       policy: p?.name ?? null,
       loadBalancer: p?.traffic.loadBalancer.kind ?? 'LEAST_REQUEST',
-      circuit: { open: circuitOpen(p?.traffic.connectionPool, b), activeRequests: b.activeRequests, activeConnections: b.activeConnections, activeRetries: b.activeRetries, overloaded: b.overloaded },
+      circuit: circuitStatus(p?.traffic.connectionPool, b),
       fallbacks: Object.fromEntries(b.fallbacks),
       problems: p?.traffic.problems ?? [],
       endpoints: [...b.endpoints.values()].map((s) => ({
         id: s.id,
         ejected: s.ejected,
         ejectedUntil: s.ejected ? new Date(wallNow + (s.ejectedUntil - perfNow)).toISOString() : null,
+        ejectedSince: s.ejected ? new Date(wallNow + (s.ejectedAt - perfNow)).toISOString() : null,
         ejections: s.ejections,
         ejectionsTotal: s.ejectionsTotal,
         outstanding: s.outstanding,
@@ -96,7 +144,7 @@ export function trafficStatus(runtime: RuntimeState, config: MeshConfig, perfNow
   for (const key of keysOf(runtime, BUCKET_SPACE)) {
     const tb = runtime.peek<TokenBucket>(BUCKET_SPACE, key)!;
     const [policy, pod, entry] = key.split('|');
-    rateLimits.push({ policy: policy!, pod: pod!, entry: Number(entry), tokens: Math.floor(tb.available * 100) / 100, allowed: tb.allowed, rejected: Object.fromEntries(tb.rejected) });
+    rateLimits.push({ policy: policy!, pod: pod!, entry: Number(entry), endpoint: tb.endpoint, tokens: Math.floor(tb.available * 100) / 100, allowed: tb.allowed, rejected: Object.fromEntries(tb.rejected) });
   }
   return { backends, rateLimits };
 }

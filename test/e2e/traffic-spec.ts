@@ -60,6 +60,7 @@ metadata: { name: ${NS}, labels: { weft.io/mesh: enabled } }
   serverPod('fast', 'node-1', { duo: 'yes', hash: 'yes' }),
   serverPod('slow', 'node-2', { duo: 'yes' }, { DELAY_MS: 60 }),
   serverPod('gate-0', 'node-2', { gate: 'yes' }, { DELAY_MS: 2000 }),
+  serverPod('queue-0', 'node-2', { queue: 'yes' }, { DELAY_MS: 1000 }),
   serverPod('lim-0', 'node-1', { lim: 'yes' }),
   serverPod('unavailable', 'node-2', {}, { STATUS: 503 }),
   sleeper('client', 'node-1'),
@@ -68,6 +69,7 @@ metadata: { name: ${NS}, labels: { weft.io/mesh: enabled } }
   service('duo', { duo: 'yes' }),
   service('hashy', { hash: 'yes' }),
   service('gate', { gate: 'yes' }),
+  service('queue', { queue: 'yes' }),
   service('lim', { lim: 'yes' }),
   service('faulty', { pod: 'ok-a' }),
   service('nobody', { pod: 'none' }),
@@ -77,6 +79,8 @@ metadata: { name: ${NS}, labels: { weft.io/mesh: enabled } }
   policy('hashy', `  loadBalancer: { consistentHash: { httpHeaderName: x-user } }
 `),
   policy('gate', `  connectionPool: { tcp: { maxConnections: 1 } }
+`),
+  policy('queue', `  connectionPool: { tcp: { maxConnections: 1 }, http: { http1MaxPendingRequests: 3 } }
 `),
   policy('lim', `  rateLimit: { requestsPerSecond: 5, burst: 5 }
 `),

@@ -6,6 +6,7 @@ import t from 'tap';
 import type { CompiledOutlierDetection } from '../../common/policy/traffic.js';
 import { BackendState } from '../../agent/traffic/backend-state.js';
 import { ejectionTimeMs, outcomeStatus, recordOutcome, sweep } from '../../agent/traffic/outlier.js';
+import { seeded } from './seeded.js';
 
 const policy = (p: Partial<CompiledOutlierDetection> = {}): CompiledOutlierDetection => ({ consecutive5xxErrors: 5, consecutiveGatewayErrors: 0, intervalMs: 1000, baseEjectionTimeMs: 2000, maxEjectionPercent: 10, maxEjectionTimeMs: 300_000, ...p });
 
@@ -80,4 +81,130 @@ t.test('returns at the first sweep after its time; ejected for longer if it keep
   t.equal(s.ejections, 0);
   t.equal(ejectionTimeMs(p, 1000), 300_000, 'capped at 300 s');
   t.equal(ejectionTimeMs(policy({ baseEjectionTimeMs: 400_000 }), 1), 400_000, 'a base above the cap is used as is (Envoy)');
+});
+
+// Envoy's rule, on an injected clock (ms), sweeps at 1000, 2000, ... (the clock starts at 0).
+const clock = (p: CompiledOutlierDetection) => {
+  const b = new BackendState('k');
+  const s = b.endpoint('bad');
+  b.endpoint('good');
+  sweep(p, b, 0);
+  /** the bad endpoint fails (enough to trip the detector) at `at`, after the sweeps due by then */
+  const fail = (at: number) => {
+    sweep(p, b, at);
+    return recordOutcome(p, b, s, { status: 500 }, 2, at);
+  };
+  return { b, s, fail };
+};
+
+t.test('Envoy: failing again before the next sweep after its return, an endpoint is ejected for base × 1, 2, 3, ...', async (t) => {
+  const p = policy({ consecutive5xxErrors: 1, intervalMs: 1000, baseEjectionTimeMs: 2000 });
+  const { b, s, fail } = clock(p);
+  t.ok(fail(500));
+  t.equal(s.ejectedUntil - s.ejectedAt, 2000, 'first: 1 × base');
+  sweep(p, b, 3000);
+  t.notOk(s.ejected, 'back at the sweep at 3000 (time up at 2500)');
+  t.equal(s.ejections, 1, 'the sweep that returns it does not lower its multiplier');
+  t.ok(fail(3100), 'fails at once, before the sweep at 4000');
+  t.equal(s.ejections, 2);
+  t.equal(s.ejectedUntil - s.ejectedAt, 4000, 'second: 2 × base');
+  sweep(p, b, 7000);
+  t.ok(s.ejected, 'still out at 7000 (time up at 7100)');
+  sweep(p, b, 8000);
+  t.notOk(s.ejected);
+  t.ok(fail(8050));
+  t.equal(s.ejectedUntil - s.ejectedAt, 6000, 'third: 3 × base');
+});
+
+t.test('Envoy: each sweep spent in service lowers the multiplier by one, so a later failure is ejected for less', async (t) => {
+  const p = policy({ consecutive5xxErrors: 1, intervalMs: 1000, baseEjectionTimeMs: 2000 });
+  const { b, s, fail } = clock(p);
+  fail(500);
+  sweep(p, b, 3000);
+  fail(3100);
+  sweep(p, b, 8000);
+  t.notOk(s.ejected);
+  t.equal(s.ejections, 2, 'returned at 8000 with multiplier 2');
+  sweep(p, b, 9000);
+  t.equal(s.ejections, 1, 'one sweep in service: 1');
+  t.ok(fail(9500));
+  t.equal(s.ejections, 2, 'ejected again: 2');
+  t.equal(s.ejectedUntil - s.ejectedAt, 4000, 'for 2 × base, not 3 ×');
+  sweep(p, b, 14_000);
+  t.notOk(s.ejected);
+  sweep(p, b, 16_000);
+  t.equal(s.ejections, 0, 'two sweeps in service: 0');
+  t.ok(fail(16_500));
+  t.equal(s.ejectedUntil - s.ejectedAt, 2000, 'as long as the first time');
+  sweep(p, b, 19_000);
+  t.notOk(s.ejected);
+  sweep(p, b, 20_000);
+  t.equal(s.ejections, 0, 'never below 0');
+});
+
+t.test('Envoy: the multiplier stops one step past max_ejection_time (300 s), and decays from there', async (t) => {
+  const p = policy({ consecutive5xxErrors: 1, intervalMs: 10_000, baseEjectionTimeMs: 30_000 });
+  const { b, s, fail } = clock(p);
+  const times: number[] = [];
+  let at = 1;
+  for (let i = 0; i < 15; i++) {
+    t.ok(fail(at), `ejection ${i + 1}`);
+    times.push((s.ejectedUntil - s.ejectedAt) / 1000);
+    at = s.ejectedUntil + 10_000; // back at the sweep after its time, failing again before the next one
+    sweep(p, b, at - 1);
+    t.notOk(s.ejected);
+  }
+  t.same(times, [30, 60, 90, 120, 150, 180, 210, 240, 270, 300, 300, 300, 300, 300, 300], 'base × n, capped at 300 s');
+  t.equal(s.ejections, 11, 'the multiplier stopped at 11 (11 × 30 s ≥ 300 s + 30 s)');
+  sweep(p, b, at - 1 + 10 * 10_000);
+  t.equal(s.ejections, 1, 'ten sweeps in service: 11 → 1');
+  t.ok(fail(at - 1 + 10 * 10_000 + 1));
+  t.equal(s.ejectedUntil - s.ejectedAt, 60_000, 'ejected for 2 × base: not punished for the hours it failed');
+
+  const big = policy({ consecutive5xxErrors: 1, intervalMs: 10_000, baseEjectionTimeMs: 400_000 });
+  const c = clock(big);
+  c.fail(1);
+  t.equal(c.s.ejectedUntil - c.s.ejectedAt, 400_000, 'a base above 300 s is the cap itself (Envoy: max(300 s, base))');
+  sweep(big, c.b, 400_001 + 10_000);
+  c.fail(400_001 + 10_000 + 1);
+  t.equal(c.s.ejections, 2);
+  sweep(big, c.b, c.s.ejectedUntil + 10_000);
+  t.notOk(c.s.ejected);
+  t.ok(c.fail(c.s.ejectedAt + 400_000 + 10_001), 'back, and failing again before the next sweep');
+  t.equal(c.s.ejections, 2, 'stops at 2 (2 × 400 s ≥ 400 s + 400 s)');
+  t.equal(c.s.ejectedUntil - c.s.ejectedAt, 400_000);
+});
+
+t.test('the policy in force at the sweep decides the return (a new baseEjectionTime applies to an ejected endpoint)', async (t) => {
+  const p = policy({ consecutive5xxErrors: 1, intervalMs: 1000, baseEjectionTimeMs: 10_000 });
+  const { b, s, fail } = clock(p);
+  fail(500);
+  sweep(policy({ consecutive5xxErrors: 1, intervalMs: 1000, baseEjectionTimeMs: 2000 }), b, 3000);
+  t.notOk(s.ejected, 'back at 3000 under the new 2 s base');
+});
+
+t.test('sweeps computed lazily, in one pass, equal sweeps run at every interval', async (t) => {
+  const rand = seeded(7);
+  const p = policy({ consecutive5xxErrors: 2, intervalMs: 1000, baseEjectionTimeMs: 1500, maxEjectionPercent: 100 });
+  const every = new BackendState('every');
+  const lazy = new BackendState('lazy');
+  sweep(p, every, 0);
+  sweep(p, lazy, 0);
+  let now = 0;
+  let tick = 1000;
+  for (let i = 0; i < 3000; i++) {
+    // mostly small steps, sometimes a long quiet spell
+    now += rand() < 0.02 ? Math.floor(rand() * 120_000) : Math.floor(rand() * 700);
+    for (; tick <= now; tick += 1000) sweep(p, every, tick);
+    sweep(p, every, now);
+    sweep(p, lazy, now);
+    const id = `e${Math.floor(rand() * 3)}`;
+    const status = rand() < 0.6 ? 500 : 200;
+    const a = recordOutcome(p, every, every.endpoint(id), { status }, 3, now);
+    const z = recordOutcome(p, lazy, lazy.endpoint(id), { status }, 3, now);
+    if (a !== z) t.fail(`step ${i}: ejected ${a} vs ${z}`);
+  }
+  const view = (b: BackendState) => [...b.endpoints.values()].map((s) => [s.id, s.ejected, s.ejections, s.ejectionsTotal, s.ejected ? s.ejectedUntil : 0]);
+  t.same(view(lazy), view(every), 'same ejections, multipliers and return times');
+  t.ok(every.endpoint('e0').ejectionsTotal > 10, 'the scenario ejected often');
 });

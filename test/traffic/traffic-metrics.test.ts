@@ -11,7 +11,7 @@ t.test('each scrape reads the status once, and the next scrape reads it again', 
   let calls = 0;
   const status = (): TrafficStatus => {
     calls++;
-    return { backends: [], rateLimits: [{ policy: 'ns/lim', pod: 'uid-1', entry: -1, tokens: 0, allowed: 5, rejected: rejected ? { 'spiffe://cluster.local/ns/ns/sa/a': rejected } : {} }] };
+    return { backends: [], rateLimits: [{ policy: 'ns/lim', pod: 'uid-1', entry: -1, endpoint: '10.98.1.5:8080', tokens: 0, allowed: 5, rejected: rejected ? { 'spiffe://cluster.local/ns/ns/sa/a': rejected } : {} }] };
   };
   const registry = new Registry();
   registerTrafficMetrics(registry, status);
