@@ -51,6 +51,8 @@ import { MeshState } from './state/mesh-state.js';
 
 /** How often the kernel's capture state is checked against the config in force (and repaired). */
 const CAPTURE_AUDIT_MS = 5_000;
+/** How long one heartbeat keeps the kernel steering to the proxy: the fail mode takes over within this. */
+const FAIL_MODE_GRACE_NS = 1_000_000_000n;
 
 export interface RunningAgent {
   /** graceful: drain connections, then release everything */
@@ -264,6 +266,15 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
     await config.waitForVersion(1);
     await proxy.start();
     proxyListening = true;
+    // The fail-mode heartbeat: every watchdog tick tells the kernel the proxy serves for another second.
+    // A proxy killed, stopped or stalled stops ticking, and its pods' captured connections follow their
+    // namespace's fail mode within a second (bpf/lib/maps.h, weft_alive).
+    let leaving = false;
+    const beat = () => {
+      if (proxyListening && !leaving) capture.servingUntil(process.hrtime.bigint() + FAIL_MODE_GRACE_NS);
+    };
+    beat();
+    cleanups.push(watchdog.onTick(beat));
 
     let lastCpu = process.cpuUsage();
     let lastAt = Date.now();
@@ -308,6 +319,11 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
           // the successor answers probes, scrapes and the admin API from now on
           onHandover: async () => {
             for (const l of listeners) await l.close();
+          },
+          // no successor: from now on the kernel applies the fail mode to new connections
+          onLastOut: () => {
+            leaving = true;
+            capture.notServing();
           },
         });
         log.info('drained', { outcome });

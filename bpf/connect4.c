@@ -19,6 +19,13 @@ int weft_connect4(struct bpf_sock_addr *ctx)
 		weft_count(WEFT_CNT_PASSED);
 		return WEFT_ALLOW;
 	}
+	/* The proxy is not serving: the pod's fail mode decides (go direct, or refuse the connect). */
+	switch (weft_fail_verdict(cgroup_id)) {
+	case WEFT_FAIL_DIRECT:
+		return WEFT_ALLOW;
+	case WEFT_FAIL_REFUSE:
+		return WEFT_DENY;
+	}
 	/* Record first: a connection the proxy cannot look up would be refused, so never rewrite without it. */
 	if (weft_record(ctx, WEFT_FAMILY_V4, addr, port, cgroup_id) != 0) {
 		weft_count(WEFT_CNT_PASSED);

@@ -22,6 +22,13 @@ int weft_connect6(struct bpf_sock_addr *ctx)
 			weft_count(WEFT_CNT_PASSED);
 			return WEFT_ALLOW;
 		}
+		/* The proxy is not serving: the pod's fail mode decides (go direct, or refuse the connect). */
+		switch (weft_fail_verdict(cgroup_id)) {
+		case WEFT_FAIL_DIRECT:
+			return WEFT_ALLOW;
+		case WEFT_FAIL_REFUSE:
+			return WEFT_DENY;
+		}
 		if (weft_record(ctx, WEFT_FAMILY_V4, addr, port, cgroup_id) != 0) {
 			weft_count(WEFT_CNT_PASSED);
 			return WEFT_ALLOW;
@@ -39,6 +46,13 @@ int weft_connect6(struct bpf_sock_addr *ctx)
 	if (!weft_is_mesh_dest(WEFT_FAMILY_V6, ip6, port) || !v6_on) {
 		weft_count(WEFT_CNT_PASSED);
 		return WEFT_ALLOW;
+	}
+	/* The proxy is not serving: the pod's fail mode decides (go direct, or refuse the connect). */
+	switch (weft_fail_verdict(cgroup_id)) {
+	case WEFT_FAIL_DIRECT:
+		return WEFT_ALLOW;
+	case WEFT_FAIL_REFUSE:
+		return WEFT_DENY;
 	}
 	if (weft_record(ctx, WEFT_FAMILY_V6, ip6, port, cgroup_id) != 0) {
 		weft_count(WEFT_CNT_PASSED);

@@ -20,8 +20,9 @@
  *    hostNetwork pods), which ambient exempts as well and which the STRICT guard also admits;
  *  - ports whose mode is STRICT: the plaintext connection goes to the pod's socket, where the inbound
  *    guard (inbound_guard.c) drops its SYN.
- * A pod in weft_in_pods whose listener is gone (the agent is restarting) is refused: SK_DROP fails the
- * lookup, so the kernel answers the SYN with a reset. No connection ever bypasses the policy.
+ * A pod in weft_in_pods whose listener is gone or whose proxy is not serving (weft_alive) follows its fail
+ * mode: closed (default) is refused (SK_DROP fails the lookup, the kernel answers the SYN with a reset),
+ * open goes to the pod directly, as its outbound connections then do.
  */
 #include "lib/maps.h"
 #include "lib/counters.h"
@@ -97,8 +98,12 @@ int weft_inbound_lookup(struct bpf_sk_lookup *ctx)
 	if (weft_lookup_mode(*cg, t.local_port) == WEFT_MODE_STRICT)
 		return SK_PASS;
 
-	struct bpf_sock *sk = bpf_map_lookup_elem(&weft_in_socks, &pod);
+	/* The proxy is not serving (its listener gone, or its heartbeat stale): the pod's fail mode decides. */
+	struct bpf_sock *sk = weft_proxy_serving() ? bpf_map_lookup_elem(&weft_in_socks, &pod) : 0;
 	if (!sk) {
+		struct weft_pod *p = bpf_map_lookup_elem(&weft_pods, cg);
+		if (p && weft_pod_fails_open(p))
+			return SK_PASS;
 		weft_count(WEFT_CNT_IN_NO_SOCK);
 		return SK_DROP;
 	}

@@ -33,6 +33,8 @@ export interface Workload {
   workloadName: string;
   /** access log opt-in (annotation weft.io/access-log on the Pod, else its Namespace): JSON lines */
   accessLog?: 'json';
+  /** the Namespace's weft.io/fail-mode: open lets its pods' connections go direct while the node proxy is not serving (absent: closed) */
+  failMode?: 'open';
 }
 
 export interface ServicePort {
@@ -91,4 +93,7 @@ export const MESH_NAMESPACE_ENABLED = 'enabled';
 /** Pod or Namespace annotation: `json` turns the proxies' access log on for its pods, `off` turns it off */
 export const ACCESS_LOG_ANNOTATION = 'weft.io/access-log';
 export const ACCESS_LOG_VALUES = ['json', 'off'] as const;
+/** Namespace annotation: what capture does with its pods' connections while the node proxy is not serving */
+export const FAIL_MODE_ANNOTATION = 'weft.io/fail-mode';
+export const FAIL_MODE_VALUES = ['closed', 'open'] as const;
 export const DEFAULT_TRUST_DOMAIN = 'cluster.local';

@@ -17,7 +17,7 @@ export function policyKey(p: CompiledPolicy): string {
 }
 
 function workloadToWire(w: Workload): WireWorkload {
-  return { ...w, labels: { ...w.labels }, portMtls: { ...(w.portMtls ?? {}) }, accessLog: w.accessLog ?? '' };
+  return { ...w, labels: { ...w.labels }, portMtls: { ...(w.portMtls ?? {}) }, accessLog: w.accessLog ?? '', failMode: w.failMode ?? '' };
 }
 
 function workloadFromWire(w: WireWorkload): Workload {
@@ -35,6 +35,7 @@ function workloadFromWire(w: WireWorkload): Workload {
     ...(w.portMtls && Object.keys(w.portMtls).length > 0 ? { portMtls: { ...w.portMtls } as Record<string, MtlsMode> } : {}),
     workloadName: w.workloadName,
     ...(w.accessLog === 'json' ? { accessLog: 'json' as const } : {}),
+    ...(w.failMode === 'open' ? { failMode: 'open' as const } : {}),
   };
 }
 

@@ -125,6 +125,7 @@ function writeWorkload(w: Writer, x: Workload, withLabels: boolean): void {
     });
   }
   if (x.accessLog) w.string(13, x.accessLog);
+  if (x.failMode) w.string(14, x.failMode);
 }
 
 function writeService(w: Writer, s: Service): void {

@@ -18,6 +18,8 @@ export interface DesiredPod {
   mode: MtlsMode;
   /** PeerAuthentication portLevelMtls: ports whose mode differs from the pod's */
   ports?: { port: number; mode: MtlsMode }[];
+  /** the namespace's weft.io/fail-mode is open */
+  failOpen?: boolean;
 }
 
 export interface DesiredRedirect {
@@ -51,7 +53,7 @@ export function desiredFromMesh(config: MeshConfig, nodeName: string, resolver: 
       .map(([port, mode]) => ({ port: Number(port), mode }))
       .filter((p) => p.mode !== w.mtlsMode)
       .sort((a, b) => a.port - b.port);
-    pods.push({ cgroupId: cg.id, uid: w.uid, mode: w.mtlsMode, ...(ports.length ? { ports } : {}) });
+    pods.push({ cgroupId: cg.id, uid: w.uid, mode: w.mtlsMode, ...(ports.length ? { ports } : {}), ...(w.failMode === 'open' ? { failOpen: true } : {}) });
     inbound.push({ uid: w.uid, cgroupId: cg.id, cgroupPath: cg.path, ips: w.ips.filter((ip) => ipFamily(ip)) });
   }
 

@@ -23,20 +23,21 @@ export const MAPS = {
   proxySyn: 'weft_proxy_syn',
   inPods: 'weft_in_pods',
   inSocks: 'weft_in_socks',
+  alive: 'weft_alive',
 } as const;
 
 /** The sk_lookup program of inbound capture: attached per pod network namespace, not at the cgroup. */
 export const INBOUND_LOOKUP = { file: 'inbound_lookup.o', program: 'weft_inbound_lookup', linkPrefix: 'link_in_' } as const;
 
 /** weft_pod.flags bits (WEFT_POD_* in maps.h) */
-export const POD_FLAGS = { portModes: 1 } as const;
+export const POD_FLAGS = { portModes: 1, failOpen: 2 } as const;
 
 /** WEFT_MODE_* in maps.h */
 export const GUARD_MODE = { PERMISSIVE: 0, STRICT: 1, DISABLE: 2 } as const;
 export type GuardMode = keyof typeof GUARD_MODE;
 
 /** enum weft_counter in counters.h */
-export const COUNTER_INDEX = { redirected: 0, passed: 1, guardDrops: 2, lookupMisses: 3, loopSkips: 4, closed: 5, inboundSteered: 6, inboundNoListener: 7 } as const;
+export const COUNTER_INDEX = { redirected: 0, passed: 1, guardDrops: 2, lookupMisses: 3, loopSkips: 4, closed: 5, inboundSteered: 6, inboundNoListener: 7, failClosed: 8, failOpen: 9 } as const;
 export type CounterName = keyof typeof COUNTER_INDEX;
 
 function family(f: number, where: string): Family {

@@ -74,6 +74,13 @@ export interface EnrolledPod {
   mode: GuardMode;
   /** PeerAuthentication portLevelMtls: modes of ports that differ from the pod's */
   ports?: { port: number; mode: GuardMode }[];
+  /** weft.io/fail-mode open: while the proxy is not serving its connections go direct (never when STRICT) */
+  failOpen?: boolean;
+}
+
+/** weft_pod.flags for a pod */
+function podFlags(pod: EnrolledPod): number {
+  return ((pod.ports?.length ?? 0) > 0 ? POD_FLAGS.portModes : 0) | (pod.failOpen ? POD_FLAGS.failOpen : 0);
 }
 
 export interface ReconcileResult {
@@ -109,6 +116,7 @@ export class RedirectManager implements ConnectionLookup {
   private readonly podPorts: BpfMap<PodPortKey, number>;
   private readonly proxySyn: BpfMap<TupleKey, number>;
   private readonly counters: BpfMap<number, bigint>;
+  private readonly alive: BpfMap<number, bigint>;
   private readonly uids = new Map<bigint, string>();
   private readonly lookupKey = Buffer.alloc(TUPLE_SIZE);
   private readonly lookupValue = Buffer.alloc(origCodec.size);
@@ -134,6 +142,7 @@ export class RedirectManager implements ConnectionLookup {
     this.podPorts = open(MAPS.podPorts, podPortCodec, u32);
     this.proxySyn = open(MAPS.proxySyn, tupleCodec, flagsCodec);
     this.counters = open(MAPS.counters, u32, u64);
+    this.alive = open(MAPS.alive, u32, u64);
   }
 
   /**
@@ -190,7 +199,7 @@ export class RedirectManager implements ConnectionLookup {
     const want = new Map(ports.map((p) => [p.port, GUARD_MODE[p.mode]]));
     for (const k of this.podPorts.keys()) if (k.cgroupId === pod.cgroupId && !want.has(k.port)) this.podPorts.delete(k);
     for (const [port, mode] of want) this.podPorts.update({ cgroupId: pod.cgroupId, port }, mode);
-    this.pods.update(pod.cgroupId, { mode: GUARD_MODE[pod.mode], flags: want.size > 0 ? POD_FLAGS.portModes : 0 });
+    this.pods.update(pod.cgroupId, { mode: GUARD_MODE[pod.mode], flags: podFlags(pod) });
     this.uids.set(pod.cgroupId, pod.uid);
   }
 
@@ -205,7 +214,13 @@ export class RedirectManager implements ConnectionLookup {
   enrolled(): EnrolledPod[] {
     const ports = new Map<bigint, { port: number; mode: GuardMode }[]>();
     for (const [k, v] of this.podPorts.entries()) ports.set(k.cgroupId, [...(ports.get(k.cgroupId) ?? []), { port: k.port, mode: modeName(v) }]);
-    return this.pods.entries().map(([cgroupId, v]) => ({ cgroupId, uid: this.uids.get(cgroupId) ?? '', mode: modeName(v.mode), ...(ports.has(cgroupId) ? { ports: ports.get(cgroupId)!.sort((a, b) => a.port - b.port) } : {}) }));
+    return this.pods.entries().map(([cgroupId, v]) => ({
+      cgroupId,
+      uid: this.uids.get(cgroupId) ?? '',
+      mode: modeName(v.mode),
+      ...(ports.has(cgroupId) ? { ports: ports.get(cgroupId)!.sort((a, b) => a.port - b.port) } : {}),
+      ...((v.flags ?? 0) & POD_FLAGS.failOpen ? { failOpen: true } : {}),
+    }));
   }
 
   // ---- destinations -----------------------------------------------------------------------------
@@ -256,7 +271,7 @@ export class RedirectManager implements ConnectionLookup {
         result.unenrolled++;
         continue;
       }
-      if (v.mode !== GUARD_MODE[p.mode] || (v.flags ?? 0) !== ((p.ports?.length ?? 0) > 0 ? POD_FLAGS.portModes : 0)) result.modeChanged++;
+      if (v.mode !== GUARD_MODE[p.mode] || (v.flags ?? 0) !== podFlags(p)) result.modeChanged++;
       this.enroll(p); // refreshes the uid after a restart too
       want.delete(id);
     }
@@ -277,6 +292,26 @@ export class RedirectManager implements ConnectionLookup {
    */
   repairLinks(): string[] {
     return ensureAttached(this.pinDir, this.cgroupRoot, this.objectsDir, this.logger).attached;
+  }
+
+  // ---- fail mode: is the proxy serving? ------------------------------------------------------------
+
+  /**
+   * The heartbeat: the proxy is serving until `deadlineNs` (CLOCK_MONOTONIC, process.hrtime.bigint()'s
+   * clock, which is bpf_ktime_get_ns()'s). Past it, captured connections follow their pods' fail mode.
+   */
+  servingUntil(deadlineNs: bigint): void {
+    this.alive.update(0, deadlineNs > 1n ? deadlineNs : 2n);
+  }
+
+  /** The proxy stops serving now (the last agent is leaving the node): the fail mode applies at once. */
+  notServing(): void {
+    this.alive.update(0, 1n);
+  }
+
+  /** No heartbeat kept: always serving (capture driven without an agent). */
+  noHeartbeat(): void {
+    this.alive.update(0, 0n);
   }
 
   // ---- connections the proxy opens to local pods (STRICT guard, transparent sources) ----------------
@@ -377,7 +412,7 @@ export class RedirectManager implements ConnectionLookup {
     if (this.closed) return;
     this.closed = true;
     if (this.sweeper) clearInterval(this.sweeper);
-    for (const m of [this.config, this.pods, this.dests, this.origByCookie, this.origByTuple, this.guardSources, this.podPorts, this.proxySyn, this.counters]) m.close();
+    for (const m of [this.config, this.pods, this.dests, this.origByCookie, this.origByTuple, this.guardSources, this.podPorts, this.proxySyn, this.counters, this.alive]) m.close();
   }
 
   /** Detach every program and remove every pin of this instance; the manager is closed afterwards. */

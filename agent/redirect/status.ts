@@ -51,7 +51,7 @@ export function captureStatus(pinDir: string): CaptureStatus {
   }
   const pins = new Set(readdirSync(pinDir));
   for (const name of Object.values(MAPS)) {
-    if (!pins.has(name) || name === MAPS.counters || name === MAPS.config) continue;
+    if (!pins.has(name) || name === MAPS.counters || name === MAPS.config || name === MAPS.alive) continue;
     const probe = BpfMap.openPinned(join(pinDir, name), opaque(1), opaque(1), { sizesFromKernel: true });
     try {
       status.maps[name] = probe.count();

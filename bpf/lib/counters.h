@@ -13,7 +13,9 @@ enum weft_counter {
 	WEFT_CNT_CLOSED = 5,     /* connections with a record that closed (cookie record deleted or tuple record stamped) */
 	WEFT_CNT_IN_STEERED = 6, /* connection to a pod from outside the proxy handed to the proxy's inbound listener */
 	WEFT_CNT_IN_NO_SOCK = 7, /* such a connection to a pod with no inbound listener (agent down): refused */
-	WEFT_CNT_MAX = 8,
+	WEFT_CNT_FAIL_CLOSED = 8,/* captured connect refused: the proxy is not serving and the pod fails closed */
+	WEFT_CNT_FAIL_OPEN = 9,  /* captured connect let go direct: the proxy is not serving and the pod fails open */
+	WEFT_CNT_MAX = 16,
 };
 
 struct {

@@ -41,6 +41,7 @@ struct {
 
 /* weft_pod.flags */
 #define WEFT_POD_PORT_MODES 1 /* weft_pod_ports holds per-port modes for this pod (portLevelMtls) */
+#define WEFT_POD_FAIL_OPEN 2  /* weft.io/fail-mode: open: while the proxy is not serving, connections go direct */
 
 struct weft_pod {
 	__u32 mode;  /* WEFT_MODE_*: drives the inbound guard */
@@ -189,6 +190,40 @@ struct {
 	__type(value, __u64);          /* the listener (an fd on update, its cookie on lookup) */
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weft_in_socks SEC(".maps");
+
+/* ---- fail mode: is the node proxy serving? ---------------------------------------------------------
+ * The agent's watchdog writes a deadline (bpf_ktime_get_ns clock, CLOCK_MONOTONIC) a second ahead on every
+ * tick; a proxy that stopped ticking (killed, stalled, stopped) is "not serving" once it passes, and a
+ * draining agent with no successor writes 1 (a deadline long past). 0 means no heartbeat is kept (capture
+ * driven without an agent, e.g. by tests): always serving. While not serving, an enrolled pod's captured
+ * connections follow its namespace's fail mode: closed (default) refuses them at connect(), open lets
+ * them go direct, unless the pod is STRICT. */
+struct weft_alive {
+	__u64 deadline_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct weft_alive);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_alive SEC(".maps");
+
+static __always_inline int weft_proxy_serving(void)
+{
+	__u32 zero = 0;
+	struct weft_alive *a = bpf_map_lookup_elem(&weft_alive, &zero);
+	if (!a || a->deadline_ns == 0)
+		return 1;
+	return bpf_ktime_get_ns() < a->deadline_ns;
+}
+
+/* While the proxy is not serving: 1 when the pod's connections may go direct (fail open, never STRICT). */
+static __always_inline int weft_pod_fails_open(const struct weft_pod *pod)
+{
+	return (pod->flags & WEFT_POD_FAIL_OPEN) && pod->mode != WEFT_MODE_STRICT;
+}
 
 static __always_inline struct weft_config *weft_get_config(void)
 {

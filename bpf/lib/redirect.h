@@ -54,7 +54,8 @@ static __always_inline struct weft_config *weft_capture_gate(struct bpf_sock_add
 	if (ctx->type != WEFT_SOCK_STREAM)
 		return 0;
 	__u64 cg = bpf_get_current_cgroup_id();
-	if (!bpf_map_lookup_elem(&weft_pods, &cg))
+	struct weft_pod *pod = bpf_map_lookup_elem(&weft_pods, &cg);
+	if (!pod)
 		return 0;
 	struct weft_config *cfg = weft_get_config();
 	if (!cfg || cfg->proxy_port == 0)
@@ -65,6 +66,24 @@ static __always_inline struct weft_config *weft_capture_gate(struct bpf_sock_add
 	}
 	*cgroup_id = cg;
 	return cfg;
+}
+
+#define WEFT_FAIL_NONE 0   /* the proxy is serving: redirect */
+#define WEFT_FAIL_DIRECT 1 /* not serving, the pod fails open: leave the connect untouched */
+#define WEFT_FAIL_REFUSE 2 /* not serving, the pod fails closed: refuse the connect (EPERM) */
+
+/* What to do with a captured connect of the pod in cgroup `cg` (counted here when not a redirect). */
+static __always_inline int weft_fail_verdict(__u64 cg)
+{
+	if (weft_proxy_serving())
+		return WEFT_FAIL_NONE;
+	struct weft_pod *pod = bpf_map_lookup_elem(&weft_pods, &cg);
+	if (pod && weft_pod_fails_open(pod)) {
+		weft_count(WEFT_CNT_FAIL_OPEN);
+		return WEFT_FAIL_DIRECT;
+	}
+	weft_count(WEFT_CNT_FAIL_CLOSED);
+	return WEFT_FAIL_REFUSE;
 }
 
 /* Remember where the socket meant to go, by socket cookie; sockops re-keys it once established. */

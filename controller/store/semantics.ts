@@ -10,6 +10,7 @@ import { checkHttpRoute } from './semantics/httproute.js';
 import { checkAuthorizationPolicy } from './semantics/authorization-policy.js';
 import { checkPeerAuthentication } from './semantics/peer-authentication.js';
 import { checkAccessLogAnnotation } from './semantics/access-log.js';
+import { checkFailModeAnnotation } from './semantics/fail-mode.js';
 
 /** Throws WeftConfigError(`${where}, field <path>`, why) for the first problem; returns when fine. */
 export type SemanticCheck = (obj: KubeObject, where: string) => void;
@@ -20,6 +21,6 @@ export const SEMANTIC_CHECKS: Readonly<Record<string, readonly SemanticCheck[]>>
   GRPCRoute: [checkGrpcRoute],
   AuthorizationPolicy: [checkAuthorizationPolicy],
   PeerAuthentication: [checkPeerAuthentication],
-  Namespace: [checkAccessLogAnnotation],
-  Pod: [checkAccessLogAnnotation],
+  Namespace: [checkAccessLogAnnotation, checkFailModeAnnotation],
+  Pod: [checkAccessLogAnnotation, checkFailModeAnnotation],
 };

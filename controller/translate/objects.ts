@@ -2,7 +2,7 @@
 // selected Pods) -> Service, Node -> NodeInfo, PeerAuthentications -> each workload's mTLS mode. Pure
 // functions shared by the full translation (mesh-config.ts, the reference) and the incremental one
 // (incremental.ts), so both give the same objects for the same inputs.
-import { ACCESS_LOG_ANNOTATION, MESH_NAMESPACE_ENABLED, MESH_NAMESPACE_LABEL } from '../../common/mesh.js';
+import { ACCESS_LOG_ANNOTATION, FAIL_MODE_ANNOTATION, MESH_NAMESPACE_ENABLED, MESH_NAMESPACE_LABEL } from '../../common/mesh.js';
 import type { Endpoint, MtlsMode, NodeInfo, Service, ServicePort, Workload } from '../../common/mesh.js';
 import type { KubeObject } from '../sources/types.js';
 
@@ -138,6 +138,7 @@ export function workloadOf(pod: KubeObject, ctx: WorkloadContext): Workload | un
     ...(mtls.ports ? { portMtls: mtls.ports } : {}),
     workloadName: workloadNameOf(pod),
     ...(accessLogOf(pod.metadata.annotations, ctx.nsAnnotations(ns)) ? { accessLog: 'json' as const } : {}),
+    ...(ctx.nsAnnotations(ns)?.[FAIL_MODE_ANNOTATION] === 'open' ? { failMode: 'open' as const } : {}),
   };
 }
 

@@ -147,6 +147,22 @@ t.test('a pod with no process yet is pending, and installed once it has one', as
   t.equal((await curl(pod.otherIpv4, pod.ipv4)).stdout, 'proxy');
 });
 
+t.test('the proxy not serving (heartbeat lapsed): closed refuses callers outside the mesh, open lets them reach the pod', async (t) => {
+  mgr!.notServing();
+  t.teardown(() => {
+    mgr!.noHeartbeat();
+    enroll('PERMISSIVE');
+  });
+  const closed = await curl(pod.otherIpv4, pod.ipv4, { connectTimeout: 1 });
+  t.equal(closed.code, 7, `fail closed: refused (${closed.stderr.trim()})`);
+  mgr!.reconcile({ pods: [{ cgroupId: pod.cgroupId, uid: pod.uid, mode: 'PERMISSIVE', failOpen: true }], destinations: [] });
+  seen.length = 0;
+  t.equal((await curl(pod.otherIpv4, pod.ipv4)).stdout, 'pod-ok', 'fail open: the pod itself answers');
+  t.same(seen, [], 'not through the proxy');
+  mgr!.noHeartbeat();
+  t.equal((await curl(pod.otherIpv4, pod.ipv4)).stdout, 'proxy', 'serving again: steered again');
+});
+
 t.test('uninstall removes the links with every other pin', async (t) => {
   inbound!.close();
   inbound = undefined;

@@ -16,6 +16,7 @@ export interface Workload {
   'workloadName'?: (string);
   'portMtls'?: ({[key: string]: string});
   'accessLog'?: (string);
+  'failMode'?: (string);
 }
 
 export interface Workload__Output {
@@ -32,4 +33,5 @@ export interface Workload__Output {
   'workloadName': (string);
   'portMtls': ({[key: string]: string});
   'accessLog': (string);
+  'failMode': (string);
 }
