@@ -1,8 +1,9 @@
-// Turns store changes into new config versions. A change that arrives after a quiet spell (debounceMs since
-// the last version) is built on the next turn of the event loop: one changed route or policy is in force on
-// the agents in milliseconds, not after a timer, and the objects of one synchronous burst (a relist, `weft
-// apply` of a directory) still become one version. Changes that follow a version closely (a rollout) are
-// debounced: one version when they pause for debounceMs, at most maxDelayMs after the first of them.
+// Turns store changes into new config versions. A change is built on the next turn of the event loop, so one
+// changed route or policy is in force on the agents in milliseconds, not after a timer, while the objects of
+// one synchronous burst (a relist, `weft apply` of a directory) still become one version. Only past
+// `burst` versions in the last second (a rollout, a storm) are changes debounced: one version when they pause
+// for debounceMs, at most maxDelayMs after the first of them, so a storm makes few versions (each one a round
+// of deltas to every agent, and an entry of the history that deltas are computed from).
 // Versions start from the wall clock in milliseconds and only go up, so they keep increasing across
 // controller restarts and agents never see one go backwards.
 //
@@ -19,11 +20,10 @@ import { emptyChangeSet, IncrementalTranslator, isEmptyChangeSet, mergeChangeSet
 import { cmp, type TranslateOptions } from './objects.js';
 
 export interface PublisherOptions extends TranslateOptions {
-  /**
-   * a change this long after the last version is built at once; closer changes wait until they pause this
-   * long; default 100 ms
-   */
+  /** past `burst` versions in one second, changes wait until they pause this long; default 100 ms */
   debounceMs?: number;
+  /** versions built on the next turn (no debounce) in any one second; default 4 */
+  burst?: number;
   /** longest a change waits under a constant stream of changes; default 1 s */
   maxDelayMs?: number;
   /** versions whose change sets are kept for deltas; an agent further behind gets a snapshot; default 256 */
@@ -62,9 +62,10 @@ export class ConfigPublisher implements MeshView {
   private materialized: MeshConfig | undefined;
   private timer: NodeJS.Timeout | undefined;
   private firstPendingAt = 0;
-  /** the pending build is the immediate one (a change after a quiet spell), not a debounce timer */
+  /** the pending build is an immediate one (within the burst), not a debounce timer */
   private immediate = false;
-  private lastBuiltAt = -Infinity;
+  /** when the builds of the last second started (the publisher's clock), oldest first */
+  private readonly recentBuilds: number[] = [];
   private readonly listeners = new Set<(v: PublishedVersion) => void>();
   private readonly unsubscribe: () => void;
   private readonly log: Logger;
@@ -186,7 +187,8 @@ export class ConfigPublisher implements MeshView {
     if (this.timer && this.immediate) return; // joins the build already due on the next turn
     if (!this.timer) this.firstPendingAt = now;
     else clearTimeout(this.timer);
-    this.immediate = now - this.lastBuiltAt >= debounce;
+    while (this.recentBuilds.length > 0 && now - this.recentBuilds[0]! >= 1000) this.recentBuilds.shift();
+    this.immediate = this.recentBuilds.length < (this.opts.burst ?? 4);
     const wait = this.immediate ? 0 : Math.max(0, Math.min(debounce, this.firstPendingAt + maxDelay - now));
     this.timer = setTimeout(() => {
       this.timer = undefined;
@@ -199,8 +201,9 @@ export class ConfigPublisher implements MeshView {
     if (this.store.revision === this.builtRevision) return;
     const started = performance.now();
     const changedAt = this.firstPendingAt;
-    this.lastBuiltAt = this.now();
-    const waitMs = Math.max(0, this.lastBuiltAt - changedAt);
+    const at = this.now();
+    this.recentBuilds.push(at);
+    const waitMs = Math.max(0, at - changedAt);
     this.builtRevision = this.store.revision;
     const changes = this.translator.build();
     if (isEmptyChangeSet(changes)) return; // nothing an agent can see: no version

@@ -148,28 +148,32 @@ t.test('publisher debounces a burst into one version; versions only go up', asyn
   t.ok(versions[1]! > versions[0]!, 'still increasing');
 });
 
-t.test('publisher: a lone change goes out on the next turn, changes close behind a version are debounced', async (t) => {
+t.test('publisher: changes go out on the next turn, past the burst they are debounced', async (t) => {
   const s = newStore();
-  const p = new ConfigPublisher(s, { ...opts, debounceMs: 60_000, maxDelayMs: 120_000 });
+  const p = new ConfigPublisher(s, { ...opts, debounceMs: 60_000, maxDelayMs: 120_000, burst: 2 });
   t.teardown(() => p.close());
   const got: { version: number; waitMs: number }[] = [];
   p.onConfig((c) => got.push({ version: c.version, waitMs: c.waitMs }));
+  const turn = () => new Promise((r) => setTimeout(r, 20));
   const v0 = p.version;
   s.upsert(pod('a', 'shop', 'node-1', '10.98.1.1', {}), 't');
   s.upsert(pod('b', 'shop', 'node-1', '10.98.1.2', {}), 't');
   t.equal(got.length, 0, 'not built inside the writer\'s turn');
-  await new Promise((r) => setTimeout(r, 20));
-  t.equal(got.length, 1, 'after a quiet spell the change is published at once, not after the 60 s debounce');
+  await turn();
+  t.equal(got.length, 1, 'published at once, not after the 60 s debounce');
   t.equal(p.current().workloads.length, 2, 'one version for the synchronous burst');
   t.ok(got[0]!.waitMs < 50, `waited ${got[0]!.waitMs} ms`);
   t.ok((p.pendingAgeMs(v0) ?? -1) >= 0, 'an agent at the old version has a pending change, with its age');
   t.equal(p.pendingAgeMs(p.version), undefined, 'an agent at the newest version has none');
   s.upsert(pod('c', 'shop', 'node-1', '10.98.1.3', {}), 't');
-  await new Promise((r) => setTimeout(r, 20));
-  t.equal(got.length, 1, 'a change right behind a version waits for the debounce');
+  await turn();
+  t.equal(got.length, 2, 'a second change within the burst: at once too');
+  s.upsert(pod('d', 'shop', 'node-1', '10.98.1.4', {}), 't');
+  await turn();
+  t.equal(got.length, 2, 'past the burst (2 versions in a second) a change waits for the debounce');
   p.flush();
-  t.equal(got.length, 2);
-  t.ok(got[1]!.version > got[0]!.version);
+  t.equal(got.length, 3);
+  t.ok(got[2]!.version > got[1]!.version && got[1]!.version > got[0]!.version, 'versions only go up');
 });
 
 t.test('CRD schemas from manifests replace the built-in ones', async (t) => {
