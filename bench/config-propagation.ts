@@ -2,7 +2,7 @@
 // timings (issue 12: a split moved to 100/0 takes effect for new requests within 1 s; issue 11: a policy in
 // force on every node within 1 s). On a 2-node sandbox, a client pod on node-1 calls the Service `split`
 // with curl in a loop (a new connection per request, sandbox/request-loop.ts); an HTTPRoute sends all of it
-// to v1 (node-1) or all to v2 (node-2), and each round flips it. Per round:
+// to v1 (node-1) or all to v2 (node-2), and each round flips it, watched by a loop of its own. Per round:
 //   effect       from the apply (the moment it was sent) to the first request from which every request went
 //                to the new backend (an upper bound: it is the start of a request, ~20 ms apart)
 //   accepted     the apply's answer (the controller validated and stored it)
@@ -10,6 +10,7 @@
 //   agents       weft_config_apply_seconds{step}: receive, merge, capture, rebuild, total
 //
 //   node dist/bench/config-propagation.js [--rounds 10] [--period-ms 1500] [--via api|cli|dir] [--id ID]
+// (--period-ms: how long requests are observed after each apply)
 //
 // --via api posts to the controller's HTTP API (as `weft apply` does, without the CLI's start-up), cli runs
 // `weft apply -f`, dir writes the route into the controller's watched --config-dir. Results (raw samples
@@ -111,6 +112,8 @@ interface Round {
 }
 
 const STEPS = ['receive', 'merge', 'capture', 'rebuild', 'total'];
+/** old answers observed before each apply */
+const LEAD_MS = 600;
 
 async function applyRoute(sb: SandboxHandle, via: string, controller: string, yaml: string, dir: string, seq: number): Promise<void> {
   if (via === 'api') {
@@ -137,7 +140,7 @@ async function main(): Promise<void> {
   const id = values.id ?? uniqueSandboxId();
   const results = join(process.cwd(), 'bench', 'results');
   mkdirSync(results, { recursive: true });
-  say(`sandbox ${id}: 2 nodes, client on node-1, v1 on node-1, v2 on node-2; ${rounds} rounds ${periodMs} ms apart, via ${via}`);
+  say(`sandbox ${id}: 2 nodes, client on node-1, v1 on node-1, v2 on node-2; ${rounds} rounds, each watched for ${periodMs} ms after the apply, via ${via}`);
   const sb = await startSandbox({ id, nodes: 2, spec: spec(via !== 'dir') });
   const scratch = mkdtempSync(join(tmpdir(), 'weft-config-propagation-'));
   try {
@@ -151,25 +154,30 @@ async function main(): Promise<void> {
       if (i > 100) throw new Error(`the split never answered from v1: ${r.stdout} ${r.stderr}`);
       await new Promise((res) => setTimeout(res, 200));
     }
-    const loop = startRequestLoop(id, `${NS}/client`, `http://${HOST}/`, (rounds + 1) * periodMs + 500);
-    await loop.running;
-    await new Promise((res) => setTimeout(res, periodMs / 2));
     const log: Round[] = [];
+    const samples: LoopSample[] = [];
+    const sleep = (ms: number) => new Promise((res) => setTimeout(res, Math.max(0, ms)));
     for (let i = 0; i < rounds; i++) {
       const to = i % 2 === 0 ? 'v2' : 'v1';
+      // a loop of its own per round: LEAD_MS of the old answers, then periodMs (plus the CLI's start-up)
+      // observed after the apply
+      const loop = startRequestLoop(id, `${NS}/client`, `http://${HOST}/`, LEAD_MS + periodMs + (via === 'cli' ? 2000 : 0));
+      await loop.running;
       const c0 = await scrape(`${controller}/metrics`);
       const a0 = Object.fromEntries(await Promise.all(Object.entries(agents).map(async ([n, u]) => [n, await scrape(u)] as const)));
+      await sleep(LEAD_MS / 2);
       const sentAt = Date.now();
       await applyRoute(sb, via, controller, to === 'v1' ? route(100, 0) : route(0, 100), scratch, i);
       const acceptedMs = Date.now() - sentAt;
-      await new Promise((res) => setTimeout(res, Math.max(0, periodMs - (Date.now() - sentAt))));
+      const seen = await loop.done;
+      samples.push(...seen);
       const c1 = await scrape(`${controller}/metrics`);
       const a1 = Object.fromEntries(await Promise.all(Object.entries(agents).map(async ([n, u]) => [n, await scrape(u)] as const)));
       log.push({
         to,
         sentAt,
         acceptedMs,
-        effect: { after: 0, lastOldMs: undefined, allNewFromMs: undefined },
+        effect: effectOf(seen, sentAt, (body) => body === to),
         controller: {
           waitMs: meanMs(c0, c1, 'weft_controller_config_wait_seconds'),
           buildMs: meanMs(c0, c1, 'weft_controller_config_build_seconds'),
@@ -178,8 +186,6 @@ async function main(): Promise<void> {
         agents: Object.fromEntries(Object.keys(agents).map((n) => [n, Object.fromEntries(STEPS.map((s) => [s, meanMs(a0[n]!, a1[n]!, 'weft_config_apply_seconds', { step: s })]))])),
       });
     }
-    const samples: LoopSample[] = await loop.done;
-    log.forEach((r, i) => (r.effect = effectOf(samples, r.sentAt, (body) => body === r.to, log[i + 1]?.sentAt)));
     const f = (x: number | undefined) => (x === undefined ? '   -' : x.toFixed(1).padStart(6));
     const lines = [
       `config propagation on a 2-node sandbox, via ${via}: ${rounds} split flips (100/0 <-> 0/100), an unmodified curl in a loop in a pod (${samples.length} requests, ${median(samples.map((s) => s.end - s.start)).toFixed(0)} ms each)`,
@@ -190,9 +196,12 @@ async function main(): Promise<void> {
         return `${String(i + 1).padStart(6)}  ${r.to}  ${f(r.effect.allNewFromMs)}  ${f(r.effect.lastOldMs)}  ${f(r.acceptedMs)}   | ${f(r.controller.waitMs)} ${f(r.controller.buildMs)} ${f(r.controller.propagationMs)}    | ${f(n1.total)} ${f(n1.receive)} ${f(n1.merge)} ${f(n1.capture)} ${f(n1.rebuild)} | ${f(n2.total)}`;
       }),
     ];
-    const effects = log.map((r) => r.effect.allNewFromMs ?? Infinity);
-    const summary = { medianMs: median(effects), maxMs: Math.max(...effects), acceptedMedianMs: median(log.map((r) => r.acceptedMs)) };
-    lines.push(`effect for new requests: median ${summary.medianMs.toFixed(0)} ms, max ${summary.maxMs.toFixed(0)} ms (apply answered in ${summary.acceptedMedianMs.toFixed(0)} ms median)`);
+    const effects = log.flatMap((r) => (r.effect.allNewFromMs === undefined ? [] : [r.effect.allNewFromMs]));
+    const summary = { medianMs: median(effects), maxMs: Math.max(...effects), notInForce: rounds - effects.length, acceptedMedianMs: median(log.map((r) => r.acceptedMs)) };
+    lines.push(
+      `effect for new requests: median ${summary.medianMs.toFixed(0)} ms, max ${summary.maxMs.toFixed(0)} ms` +
+        `${summary.notInForce ? `; ${summary.notInForce} rounds not in force within the observed ${periodMs} ms` : ''} (apply answered in ${summary.acceptedMedianMs.toFixed(0)} ms median)`,
+    );
     const file = join(results, `config-propagation-${via}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
     writeFileSync(file, JSON.stringify({ via, rounds, periodMs, summary, log, samples }, null, 2) + '\n');
     lines.push(`results: ${file}`);
