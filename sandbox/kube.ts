@@ -92,7 +92,11 @@ export function endpointSlices(plan: Plan, s: ServicePlan): KubeObject[] {
 export function clusterObjects(plan: Plan): Record<string, KubeObject[]> {
   return {
     '00-nodes.yaml': nodeObjects(plan),
-    '01-namespaces.yaml': plan.namespaces.map((n) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: n.name, labels: { 'kubernetes.io/metadata.name': n.name, ...n.labels } } })),
+    '01-namespaces.yaml': plan.namespaces.map((n) => ({
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: n.name, labels: { 'kubernetes.io/metadata.name': n.name, ...n.labels }, ...(Object.keys(n.annotations).length ? { annotations: n.annotations } : {}) },
+    })),
     '02-serviceaccounts.yaml': plan.serviceAccounts.map((s) => ({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: s.name, namespace: s.namespace } })),
     '03-pods.yaml': plan.pods.map((p) => podObject(plan, p)),
     '04-services.yaml': plan.services.map(serviceObject),

@@ -99,7 +99,8 @@ function parseNamespace(w: Where, meta: Obj): NamespaceSpec {
   if (mesh !== undefined && mesh !== MESH_NAMESPACE_ENABLED && mesh !== 'disabled') {
     w.fail(`metadata.labels.${MESH_NAMESPACE_LABEL}`, `must be "${MESH_NAMESPACE_ENABLED}" or "disabled", got "${mesh}"`);
   }
-  return { name, labels, meshed: mesh === MESH_NAMESPACE_ENABLED, declared: true };
+  const annotations = w.stringMap(meta.annotations, 'metadata.annotations');
+  return { name, labels, annotations, meshed: mesh === MESH_NAMESPACE_ENABLED, declared: true };
 }
 
 function parseContainer(w: Where, v: unknown, field: string): ContainerSpec {
@@ -224,7 +225,7 @@ function parseService(w: Where, meta: Obj, specV: unknown, namespace: string): S
 function crossCheck(spec: SandboxSpec): void {
   const namespaces = new Map(spec.namespaces.map((n) => [n.name, n]));
   if (!namespaces.has('default')) {
-    const def: NamespaceSpec = { name: 'default', labels: {}, meshed: false, declared: false };
+    const def: NamespaceSpec = { name: 'default', labels: {}, annotations: {}, meshed: false, declared: false };
     spec.namespaces.unshift(def);
     namespaces.set('default', def);
   }

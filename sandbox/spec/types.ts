@@ -5,6 +5,8 @@ import type { KubeObject } from '../../controller/sources/types.js';
 export interface NamespaceSpec {
   name: string;
   labels: Record<string, string>;
+  /** weft.io/access-log, weft.io/fail-mode, ...: passed to the controller, which checks them */
+  annotations: Record<string, string>;
   /** labelled weft.io/mesh=enabled */
   meshed: boolean;
   /** false for the implicit `default` namespace */
