@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { WeftConfigError, WeftError } from '../common/errors.js';
 import type { MeshConfig } from '../common/mesh.js';
 import { parse, TARGET_HELP, withTarget } from './common.js';
-import { paint, stdout, structured, table, type Cell } from './output.js';
+import { paint, stdout, structured, table, type Cell, type Out } from './output.js';
 import { getAgentJson, getJson, type AgentTarget, type Target } from './target.js';
 
 export const CLIENT_VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -75,9 +75,11 @@ What one agent holds (the first node when none is named), in istioctl ztunnel-co
   routes       NAMESPACE ROUTE NAME KIND PARENTS RULES
   certs        CERTIFICATE NAME TYPE STATUS VALID CERT SERIAL NUMBER NOT AFTER NOT BEFORE (every node if none named)
   connections  NODE DIRECTION SOURCE DESTINATION PROTOCOL SINCE (every node if none named)
-  endpoints    NODE BACKEND ENDPOINT STATE OUTSTANDING EWMA REQUESTS FAILURES CIRCUIT POLICY: each node's view of
-               the endpoints it sent traffic to (TrafficPolicy: ejected and until when, load, latency, circuit),
-               then its rate-limit buckets (every node if none named)
+  endpoints    NODE BACKEND ENDPOINT STATE OUTSTANDING EWMA REQUESTS FAILURES CIRCUIT POLICY RATE-LIMITED: each
+               node's view of the endpoints it sent traffic to (TrafficPolicy: ejected until when and its
+               ejection multiplier, load, peak-EWMA latency, the circuit's connections/pending/requests/retries
+               in use against their limits), the 429s the endpoint's rate limit answered (counted on its own
+               node: summed over the nodes shown), then the rate-limit buckets (every node if none named)
 
 ${TARGET_HELP}`;
 
@@ -179,36 +181,61 @@ export async function configCommand(argv: string[]): Promise<number> {
 }
 
 /** An agent's GET /traffic (agent/traffic/status.ts), the fields the table shows. */
-interface TrafficView {
+export interface TrafficView {
   backends: {
     backend: string;
     policy: string | null;
-    circuit: { open: boolean };
-    endpoints: { id: string; ejected: boolean; ejectedUntil: string | null; outstanding: number; ewmaLatencyMs: number; requests: number; failures: number; overloaded: number }[];
+    circuit: CircuitView;
+    endpoints: { id: string; ejected: boolean; ejectedUntil: string | null; ejections: number; outstanding: number; ewmaLatencyMs: number; requests: number; failures: number; overloaded: number }[];
   }[];
-  rateLimits: { policy: string; pod: string; entry: number; tokens: number; allowed: number; rejected: Record<string, number> }[];
+  rateLimits: { policy: string; pod: string; entry: number; endpoint?: string; tokens: number; allowed: number; rejected: Record<string, number> }[];
 }
 
-function endpointTables(o: ReturnType<typeof stdout>, per: { node: string; data: TrafficView }[]): string {
+interface CircuitView {
+  open: boolean;
+  activeRequests: number;
+  activeConnections: number;
+  activeRetries: number;
+  pending?: number;
+  limits?: { maxConnections?: number; http2MaxRequests?: number; http1MaxPendingRequests?: number; maxRetries?: number };
+}
+
+/** "closed" or "open", then each limit the policy sets as in use/limit: the circuit at a glance. */
+export function circuitText(c: CircuitView): string {
+  const l = c.limits ?? {};
+  const parts = [c.open ? 'open' : 'closed'];
+  if (l.maxConnections !== undefined) parts.push(`conn ${Math.max(c.activeConnections, c.activeRequests)}/${l.maxConnections}`);
+  if (l.http1MaxPendingRequests !== undefined) parts.push(`pending ${c.pending ?? 0}/${l.http1MaxPendingRequests}`);
+  if (l.http2MaxRequests !== undefined) parts.push(`req ${c.activeRequests}/${l.http2MaxRequests}`);
+  if (l.maxRetries !== undefined) parts.push(`retries ${c.activeRetries}/${l.maxRetries}`);
+  return parts.join(' ');
+}
+
+/** The endpoints dump as tables: each node's endpoints, then the rate-limit buckets. */
+export function endpointTables(o: Out, per: { node: string; data: TrafficView }[]): string {
+  // 429s are counted where the limit is enforced (the destination pod's node): summed over every node shown.
+  const limited = new Map<string, number>();
+  for (const p of per) for (const r of p.data.rateLimits) if (r.endpoint) limited.set(r.endpoint, (limited.get(r.endpoint) ?? 0) + Object.values(r.rejected).reduce((a, n) => a + n, 0));
   const rows = per.flatMap((p) =>
     p.data.backends.flatMap((b) =>
       b.endpoints.map((e) => [
         p.node,
         b.backend,
         e.id,
-        e.ejected ? { text: `ejected until ${e.ejectedUntil ?? '?'}`, color: 'red' as const } : { text: 'healthy', color: 'green' as const },
+        e.ejected ? { text: `ejected until ${e.ejectedUntil ?? '?'} (x${e.ejections})`, color: 'red' as const } : { text: 'healthy', color: 'green' as const },
         String(e.outstanding),
         `${e.ewmaLatencyMs.toFixed(1)}ms`,
         String(e.requests),
         String(e.failures),
-        b.circuit.open ? { text: 'open', color: 'yellow' as const } : 'closed',
+        b.circuit.open ? { text: circuitText(b.circuit), color: 'yellow' as const } : circuitText(b.circuit),
         b.policy ?? '-',
+        String(limited.get(e.id) ?? 0),
       ]),
     ),
   );
-  let out = rows.length ? table(o, ['NODE', 'BACKEND', 'ENDPOINT', 'STATE', 'OUTSTANDING', 'EWMA', 'REQUESTS', 'FAILURES', 'CIRCUIT', 'POLICY'], rows) : 'no endpoint has had traffic yet\n';
-  const buckets = per.flatMap((p) => p.data.rateLimits.map((r) => [p.node, r.policy, r.pod, r.entry < 0 ? 'default' : `perPrincipal[${r.entry}]`, r.tokens.toFixed(1), String(r.allowed), Object.entries(r.rejected).map(([who, n]) => `${who}=${n}`).join(' ') || '-']));
-  if (buckets.length) out += '\n' + table(o, ['NODE', 'RATE LIMIT', 'POD', 'BUCKET', 'TOKENS', 'ALLOWED', 'REJECTED'], buckets);
+  let out = rows.length ? table(o, ['NODE', 'BACKEND', 'ENDPOINT', 'STATE', 'OUTSTANDING', 'EWMA', 'REQUESTS', 'FAILURES', 'CIRCUIT', 'POLICY', 'RATE-LIMITED'], rows) : 'no endpoint has had traffic yet\n';
+  const buckets = per.flatMap((p) => p.data.rateLimits.map((r) => [p.node, r.policy, r.endpoint ?? r.pod, r.entry < 0 ? 'default' : `perPrincipal[${r.entry}]`, r.tokens.toFixed(1), String(r.allowed), Object.entries(r.rejected).map(([who, n]) => `${who}=${n}`).join(' ') || '-']));
+  if (buckets.length) out += '\n' + table(o, ['NODE', 'RATE LIMIT', 'ENDPOINT', 'BUCKET', 'TOKENS', 'ALLOWED', 'REJECTED'], buckets);
   return out;
 }
 

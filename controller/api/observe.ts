@@ -6,6 +6,8 @@
 //   GET /api/v1/graph?window=60        who calls whom: edges with success rate, RPS, latency and mTLS share
 //   GET /api/v1/mesh                   workloads, services, nodes and compiled policies of the config in force
 //   GET /api/v1/policies               policy objects with their status (compiled, refused, agents' ACK)
+//   GET /api/v1/endpoints              per node and endpoint: TrafficPolicy runtime (ejection, load, EWMA
+//        latency, circuit against its limits, rate-limit rejections), from the agents' weft_traffic_* metrics
 //   GET /api/v1/version                the controller's version
 // Traffic comes from Prometheus when the controller has one (--prometheus URL), else from its own scrapes of
 // the agents (--scrape-agents); `source` forces one.
@@ -20,6 +22,7 @@ import type { PrometheusClient } from '../telemetry/prometheus.js';
 import { AUTHZ_DECISIONS } from '../telemetry/scraper.js';
 import type { Sample } from '../telemetry/exposition.js';
 import { authzStatus } from './policy-status.js';
+import { ENDPOINT_METRICS, endpointRows } from './endpoint-status.js';
 import type { AgentScraper } from '../telemetry/scraper.js';
 import type { WindowData } from '../telemetry/window.js';
 
@@ -128,6 +131,21 @@ export function createObserveHandler(o: ObserveOptions): Handler {
     return null;
   }
 
+  /** The endpoint view: the latest weft_traffic_* samples, from this controller's scrapes, else Prometheus. */
+  async function endpoints(): Promise<unknown> {
+    const samples: Record<string, Sample[]> = {};
+    if (o.scraper) {
+      if (!Object.keys(o.scraper.scrapeErrors()).length && !o.scraper.latest(ENDPOINT_METRICS[0]).length) await o.scraper.scrapeAll();
+      for (const name of ENDPOINT_METRICS) samples[name] = o.scraper.latest(name);
+    } else if (o.prometheus) {
+      const prom = o.prometheus;
+      await Promise.all(ENDPOINT_METRICS.map(async (name) => (samples[name] = await prom.query(name, name))));
+    } else {
+      throw new WeftConfigError('source', 'this controller has neither --prometheus nor --scrape-agents, so it has no endpoint metrics');
+    }
+    return { source: o.scraper ? 'agents' : 'prometheus', at: new Date().toISOString(), endpoints: endpointRows(samples) };
+  }
+
   async function policies(): Promise<unknown> {
     const cfg = o.config();
     const decisions = cfg.policies.some((p) => p.kind === 'AuthorizationPolicy') ? await authzDecisions() : null;
@@ -154,7 +172,7 @@ export function createObserveHandler(o: ObserveOptions): Handler {
   return async (req, res) => {
     const url = new URL((req.url ?? '/').replace(/^\/+/, '/'), 'http://localhost');
     const path = url.pathname;
-    if (!['/api/v1/stat', '/api/v1/graph', '/api/v1/mesh', '/api/v1/policies', '/api/v1/version'].includes(path)) return false;
+    if (!['/api/v1/stat', '/api/v1/graph', '/api/v1/mesh', '/api/v1/policies', '/api/v1/endpoints', '/api/v1/version'].includes(path)) return false;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       send(res, 405, { error: `${path} takes GET` });
       return true;
@@ -176,6 +194,9 @@ export function createObserveHandler(o: ObserveOptions): Handler {
           break;
         case '/api/v1/policies':
           send(res, 200, await policies(), head);
+          break;
+        case '/api/v1/endpoints':
+          send(res, 200, await endpoints(), head);
           break;
         case '/api/v1/version':
           send(res, 200, { controller: WEFT_VERSION, configVersion: o.config().version }, head);

@@ -5,9 +5,10 @@
 import type { Logger } from '../../common/log.js';
 import { parseExposition, seriesKey, type Sample } from './exposition.js';
 import { DURATION_BUCKET, REQUEST_BYTES_SUM, REQUESTS, RESPONSE_BYTES_SUM, TCP_CLOSED, TCP_OPENED, type WindowData } from './window.js';
+import { ENDPOINT_METRICS } from '../api/endpoint-status.js';
 
 export const AUTHZ_DECISIONS = 'weft_authz_decisions_total';
-const KEEP = new Set([REQUESTS, DURATION_BUCKET, REQUEST_BYTES_SUM, RESPONSE_BYTES_SUM, TCP_OPENED, TCP_CLOSED, AUTHZ_DECISIONS]);
+const KEEP = new Set<string>([REQUESTS, DURATION_BUCKET, REQUEST_BYTES_SUM, RESPONSE_BYTES_SUM, TCP_OPENED, TCP_CLOSED, AUTHZ_DECISIONS, ...ENDPOINT_METRICS]);
 
 interface Snapshot {
   at: number;

@@ -294,7 +294,7 @@ export const MESH_SCRIPT = String.raw`
 `;
 
 export const MESH_HTML = `
-<nav class="views" aria-label="Views"><a href="#workloads">Workloads</a><a href="#services">Services</a><a href="#graph-section">Service graph</a><a href="#policies">Policies</a><a href="#nodes">Nodes</a></nav>
+<nav class="views" aria-label="Views"><a href="#workloads">Workloads</a><a href="#services">Services</a><a href="#graph-section">Service graph</a><a href="#policies">Policies</a><a href="#endpoints">Endpoints</a><a href="#nodes">Nodes</a></nav>
 <section class="view" id="workloads" aria-labelledby="h-workloads">
 <h2 id="h-workloads">Workloads</h2>
 <div class="tools"><label>Filter <input id="filter" type="search" placeholder="namespace/name" autocomplete="off"></label>

@@ -4,6 +4,7 @@
 // so agent-supplied text (a NACK reason, a node name) cannot inject markup.
 import { createHash } from 'node:crypto';
 
+import { ENDPOINTS_HTML, ENDPOINTS_SCRIPT } from './page-endpoints.js';
 import { MESH_HTML, MESH_SCRIPT, MESH_STYLE } from './page-mesh.js';
 
 const STYLE = String.raw`
@@ -161,7 +162,7 @@ const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest('bas
 /** allows only this page's own inline script and style, and same-origin fetches (the event stream) */
 export const PAGE_CSP = [
   "default-src 'none'",
-  `script-src 'sha256-${sha256(SCRIPT)}' 'sha256-${sha256(MESH_SCRIPT)}'`,
+  `script-src 'sha256-${sha256(SCRIPT)}' 'sha256-${sha256(MESH_SCRIPT)}' 'sha256-${sha256(ENDPOINTS_SCRIPT)}'`,
   `style-src 'sha256-${sha256(STYLE)}' 'sha256-${sha256(MESH_STYLE)}'`,
   "connect-src 'self'",
   "img-src 'none'",
@@ -181,7 +182,7 @@ export const PAGE_HTML = `<!doctype html>
 </head>
 <body data-stream="connecting">
 <header><h1>Weft mesh</h1><span id="config"></span><span id="stream">connecting\u2026</span></header>
-<div id="summary" aria-label="Agents summary"></div>${MESH_HTML}
+<div id="summary" aria-label="Agents summary"></div>${MESH_HTML}${ENDPOINTS_HTML}
 <main id="nodes" aria-labelledby="h-nodes">
 <h2 id="h-nodes" class="nodes-h">Nodes</h2>
 <table>
@@ -194,6 +195,7 @@ export const PAGE_HTML = `<!doctype html>
 <section class="status" id="status"></section>
 <script>${SCRIPT}</script>
 <script>${MESH_SCRIPT}</script>
+<script>${ENDPOINTS_SCRIPT}</script>
 </body>
 </html>
 `;

@@ -133,5 +133,5 @@ t.test('the mesh views in headless Chromium at 1,000 workloads', { timeout: 600_
   await browser.press('Enter');
   await browser.until(`location.hash === '#graph-section'`, 20_000, 'the graph view');
   t.pass('Enter on "Service graph" goes there');
-  t.same(await browser.eval<string[]>(`[...document.querySelectorAll('nav.views a')].map(a => a.textContent)`), ['Workloads', 'Services', 'Service graph', 'Policies', 'Nodes']);
+  t.same(await browser.eval<string[]>(`[...document.querySelectorAll('nav.views a')].map(a => a.textContent)`), ['Workloads', 'Services', 'Service graph', 'Policies', 'Endpoints', 'Nodes']);
 });
