@@ -29,22 +29,38 @@ export interface AgentOptions {
   transparentSource: boolean;
   /** SIGTERM: how long open connections (long TCP streams, WebSockets, gRPC streams) may finish (ms) */
   drainTimeoutMs: number;
+  /** spans per proxy hop, exported over OTLP/HTTP; undefined: tracing off (trace headers pass as they came) */
+  tracing: TracingFlags | undefined;
   /** listener addresses; defaults from the design's port table */
   listen: { outbound: number; inbound: number; admin: number; metrics: number; health: number };
 }
 
+export interface TracingFlags {
+  /** the collector's OTLP/HTTP traces URL, e.g. http://otel-collector.observability:4318/v1/traces */
+  collector: string;
+  /** share of requests whose caller did not decide that are sampled, 0..1 (the flag is in percent) */
+  sampling: number;
+}
+
+/** Istio's default sampling rate (meshConfig.defaultConfig.tracing.sampling: 1.0 percent) */
+export const DEFAULT_TRACE_SAMPLING_PERCENT = 1;
+
 export const AGENT_USAGE = `usage: weft agent --node NAME --node-ip IP --controller HOST:PORT --controller-ca FILE --token-file FILE
                   [--cgroup-root PATH] [--cgroup-layout sandbox|kubepods] [--bpffs DIR] [--state-dir DIR]
                   [--outbound-ip IP] [--trust-domain DOMAIN] [--transparent-source] [--drain-timeout SECONDS]
+                  [--trace-collector URL [--trace-sampling PERCENT]]
        weft agent --uninstall [--bpffs DIR]
 
 Runs the node agent: eBPF capture, the node proxy (15001 outbound, 15008 tunnel), metrics (15020),
 health (15021) and admin (127.0.0.1:15000). --node defaults to $NODE_NAME. On SIGTERM the agent hands
 its listeners to a successor (or keeps accepting if there is none) and lets open connections finish for
 --drain-timeout seconds (default 20; keep it below the pod's terminationGracePeriodSeconds).
+--trace-collector turns tracing on: one span per proxy hop, exported over OTLP/HTTP (protobuf) to URL
+(e.g. http://otel-collector:4318/v1/traces); requests whose caller did not decide are sampled at
+--trace-sampling percent (default 1).
 `;
 
-const VALUE_FLAGS = new Set(['--node', '--node-ip', '--controller', '--controller-ca', '--token-file', '--cgroup-root', '--cgroup-layout', '--bpffs', '--state-dir', '--outbound-ip', '--trust-domain', '--drain-timeout']);
+const VALUE_FLAGS = new Set(['--node', '--node-ip', '--controller', '--controller-ca', '--token-file', '--cgroup-root', '--cgroup-layout', '--bpffs', '--state-dir', '--outbound-ip', '--trust-domain', '--drain-timeout', '--trace-collector', '--trace-sampling']);
 
 export function parseAgentFlags(argv: string[], env: Readonly<Record<string, string | undefined>>): AgentOptions {
   const v = new Map<string, string>();
@@ -70,7 +86,7 @@ export function parseAgentFlags(argv: string[], env: Readonly<Record<string, str
   const bpffs = v.get('--bpffs') ?? DEFAULT_PIN_DIR;
   const listen = { outbound: PORTS.outbound, inbound: PORTS.inboundTunnel, admin: PORTS.admin, metrics: PORTS.metrics, health: PORTS.health };
   if (uninstall) {
-    return { node: '', nodeIp: '', controller: '', controllerCaFile: '', tokenFile: '', cgroupRoot: undefined, cgroupLayout: 'sandbox', bpffs, stateDir: '', outboundIp: '', trustDomain: DEFAULT_TRUST_DOMAIN, uninstall, drainTimeoutMs: 20_000, transparentSource, listen };
+    return { node: '', nodeIp: '', controller: '', controllerCaFile: '', tokenFile: '', cgroupRoot: undefined, cgroupLayout: 'sandbox', bpffs, stateDir: '', outboundIp: '', trustDomain: DEFAULT_TRUST_DOMAIN, uninstall, drainTimeoutMs: 20_000, transparentSource, tracing: undefined, listen };
   }
   const need = (flag: string, what: string) => {
     const x = v.get(flag);
@@ -111,6 +127,25 @@ export function parseAgentFlags(argv: string[], env: Readonly<Record<string, str
     uninstall,
     transparentSource,
     drainTimeoutMs: drain * 1000,
+    tracing: tracingFlags(v.get('--trace-collector'), v.get('--trace-sampling')),
     listen,
   };
+}
+
+/** --trace-collector / --trace-sampling; a sampling rate with nowhere to send spans would do nothing: refused. */
+export function tracingFlags(collector: string | undefined, sampling: string | undefined): TracingFlags | undefined {
+  if (collector === undefined) {
+    if (sampling !== undefined) throw new WeftConfigError('--trace-sampling', 'has no effect without --trace-collector (where spans are exported)');
+    return undefined;
+  }
+  let url: URL;
+  try {
+    url = new URL(collector);
+  } catch {
+    throw new WeftConfigError('--trace-collector', `"${collector}" is not a URL (the collector's OTLP/HTTP traces endpoint, e.g. http://otel-collector:4318/v1/traces)`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new WeftConfigError('--trace-collector', `"${collector}": OTLP/HTTP needs an http:// or https:// URL`);
+  const pct = sampling === undefined ? DEFAULT_TRACE_SAMPLING_PERCENT : Number(sampling);
+  if (!(pct >= 0 && pct <= 100) || sampling?.trim() === '') throw new WeftConfigError('--trace-sampling', `"${sampling}" is not a percentage between 0 and 100`);
+  return { collector: url.href, sampling: pct / 100 };
 }

@@ -168,7 +168,14 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
     if (opts.transparentSource) setupTransparentRouting(log.child('transparent'));
     const plainPodConnect: PodConnector = (c) => connectTcp(c.ip, c.port, c.timeoutMs);
     const routing = new RoutingMetrics(registry);
+    // tracing: the SDK is loaded only when it is on
+    const tracing = opts.tracing ? (await import('./observe/otlp.js')).otlpTracing(opts.tracing, state, registry) : undefined;
+    if (tracing) {
+      log.info('tracing on', { collector: opts.tracing!.collector, samplingPercent: opts.tracing!.sampling * 100 });
+      cleanups.push(() => tracing.shutdown());
+    }
     const proxy = new NodeProxy({
+      ...(tracing ? { tracing } : {}),
       stages: { authorizer: authzStage(authz), router: routingRouter({ metrics: routing }), observers: [...STAGE_FACTORIES.observers, routingObserver(routing, () => state.trustDomain), accessLogObserver(log.child('access'))] },
       ...(opts.transparentSource ? { podConnect: transparentPodConnector(capture, plainPodConnect) } : {}),
       state,

@@ -74,7 +74,8 @@ function requestLine(state: MeshState, ctx: RequestContext, direction: Direction
     bytes_recv: o.bytesReceived,
     bytes_sent: o.bytesSent,
     duration_ms: Math.round((o.endMs - o.startMs) * 1000) / 1000,
-    trace_id: traceId(ctx),
+    // with tracing on, the context this proxy forwards (and its spans carry); else the caller's
+    trace_id: ctx.trace?.traceId ?? traceId(ctx),
   };
 }
 

@@ -68,6 +68,16 @@ export type ResponseFlag =
   | 'DI' // fault injected (delay)
   | 'DPE'; // downstream protocol error
 
+/**
+ * The request's trace context as this proxy forwards it (agent/observe/tracing.ts); undefined while
+ * tracing is off, when the proxy leaves trace headers as they came.
+ */
+export interface RequestTrace {
+  /** 32 hex digits: the caller's trace id, or the one this proxy started */
+  readonly traceId: string;
+  readonly sampled: boolean;
+}
+
 export interface Outcome {
   /** the status sent to the client (0 until known; gRPC errors keep the HTTP status, grpc-status is in grpcStatus) */
   status: number;
@@ -107,6 +117,8 @@ export class RequestContext {
   labels: PeerLabels | undefined;
   /** same node: the destination half's labels (reporter="destination"), reported too when set */
   destinationLabels: PeerLabels | undefined;
+  /** set by the pipeline's tracing when it is on (agent/observe/tracing.ts) */
+  trace: RequestTrace | undefined;
 
   constructor(
     readonly connection: ConnectionContext,
@@ -124,6 +136,7 @@ export class RequestContext {
     this.destinationPort = connection.destinationPort;
     this.labels = undefined;
     this.destinationLabels = undefined;
+    this.trace = undefined;
     this.idleTimer = undefined;
   }
 

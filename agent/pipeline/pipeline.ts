@@ -17,7 +17,7 @@ import type { ConnectionContext, RequestContext, ResponseFlag } from './context.
 import { addressedBackend } from './defaults.js';
 import { LiveRegistry } from './live.js';
 import { RuntimeState } from './runtime.js';
-import { FALLBACK_HEADER, RESPONSE_HEADERS_ATTR, type AttemptResult, type Backend, type CompiledStages, type EndpointRef, type ForwardAction, type HeaderEdits, type LocalResponse, type PendingPermit, type Permit, type StageFactories, type StageInput, type WeightedBackend } from './stages.js';
+import { FALLBACK_HEADER, RESPONSE_HEADERS_ATTR, type AttemptResult, type Backend, type CompiledStages, type EndpointRef, type ForwardAction, type HeaderEdits, type LocalResponse, type PendingPermit, type Permit, type RequestTracing, type StageFactories, type StageInput, type WeightedBackend } from './stages.js';
 
 /** What a protocol adapter does for the pipeline, for one request. */
 export interface UpstreamExchange {
@@ -50,6 +50,8 @@ export interface PipelineOptions {
   metrics: IstioMetrics;
   agentMetrics: AgentMetrics;
   log: Logger;
+  /** trace context and spans per hop; absent: trace headers pass as they came, no spans */
+  tracing?: RequestTracing;
 }
 
 /** The L4 plan for one connection: where it goes and the circuit slot it holds. */
@@ -164,13 +166,14 @@ export class Pipeline {
     const o = ctx.outcome;
     ctx.labels = route.labels;
     try {
+      this.o.tracing?.destination(ctx);
       const refusal = this.destinationRequest(ctx, st);
       if (refusal) return this.reply(ctx, ex, refusal);
       o.endpoint = `${route.ip}:${route.port}`;
       o.attempts = 1;
       const unregister = this.live.add({ ctx, close: () => ex.abort() });
       try {
-        const r = await ex.send(route, DELIVER_ACTION, DELIVER_ACTION.backends[0]!);
+        const r = await ex.send(route, withRequestHeaders(DELIVER_ACTION, this.o.tracing?.headers(ctx)), DELIVER_ACTION.backends[0]!);
         if (r.status > 0) {
           o.status = r.status;
           if (r.grpcStatus !== undefined) o.grpcStatus = r.grpcStatus;
@@ -235,6 +238,7 @@ export class Pipeline {
     const st = this.current;
     const o = ctx.outcome;
     try {
+      this.o.tracing?.source(ctx);
       const action = st.router.route(ctx);
       o.routeName = action.routeName;
       if (action.kind === 'respond') return this.reply(ctx, ex, action);
@@ -320,6 +324,7 @@ export class Pipeline {
             o.endpoint = ep.id;
             if (route.kind === 'local' && route.workload) {
               // Same node: the destination half runs here, on the same parsed request.
+              this.o.tracing?.destination(ctx);
               const refusal = this.destinationRequest(ctx, st);
               if (refusal) {
                 permit.release();
@@ -339,7 +344,7 @@ export class Pipeline {
                   ex.abort();
                 }, action.backendRequestTimeoutMs);
               }
-              result = await ex.send(route, withStageHeaders(ctx, action), wb);
+              result = await ex.send(route, withRequestHeaders(withStageHeaders(ctx, action), this.o.tracing?.headers(ctx)), wb);
               if (result.status > 0) ctx.touch();
               clearTimeout(perTry);
               if (tryTimedOut && result.status === 0) result = { status: 0, error: 'timeout', sent: result.sent };
@@ -448,6 +453,7 @@ export class Pipeline {
       ctx.labels = route.labels;
       ctx.destinationLabels = route.destinationLabels;
       if (route.kind === 'local' && route.workload) {
+        this.o.tracing?.destination(ctx);
         const refusal = this.destinationRequest(ctx, st);
         if (refusal) {
           this.reply(ctx, ex, { ...refusal, headers: [...(refusal.headers ?? []), [FALLBACK_HEADER, fb.name]] });
@@ -459,7 +465,7 @@ export class Pipeline {
       }
       const action: ForwardAction = { kind: 'forward', backends: [{ backend: fb.backend, weight: 1 }], responseHeaders: { set: [[FALLBACK_HEADER, fb.name]] } };
       const t0 = performance.now();
-      const r = await ex.send(route, action, action.backends[0]!);
+      const r = await ex.send(route, withRequestHeaders(action, this.o.tracing?.headers(ctx)), action.backends[0]!);
       st.traffic.feedback(ctx, fb.backend, ep, r, performance.now() - t0);
       if (r.status > 0) {
         o.status = r.status;
@@ -500,6 +506,11 @@ export class Pipeline {
       if (ctx.labels) this.o.metrics.request(ctx.labels, protocol, o.status, o.endMs - o.startMs);
       if (ctx.destinationLabels) this.o.metrics.request(ctx.destinationLabels, protocol, o.status, o.endMs - o.startMs);
     }
+    try {
+      this.o.tracing?.end(ctx);
+    } catch (err) {
+      this.o.log.warn('request tracing failed', { error: err });
+    }
     for (const obs of st.observers) {
       try {
         obs.request?.(ctx);
@@ -527,6 +538,14 @@ function withStageHeaders(ctx: RequestContext, action: ForwardAction): ForwardAc
   if (!extra) return action;
   const h = action.responseHeaders;
   return { ...action, responseHeaders: { set: [...(h?.set ?? []), ...(extra.set ?? [])], add: [...(h?.add ?? []), ...(extra.add ?? [])], ...(h?.remove ? { remove: h.remove } : {}) } };
+}
+
+/** The action with request header edits appended (the trace context for the next hop); the route's come first. */
+function withRequestHeaders(action: ForwardAction, extra: HeaderEdits | undefined): ForwardAction {
+  if (!extra) return action;
+  const h = action.requestHeaders;
+  if (!h) return { ...action, requestHeaders: extra };
+  return { ...action, requestHeaders: { set: [...(h.set ?? []), ...(extra.set ?? [])], add: [...(h.add ?? []), ...(extra.add ?? [])], remove: [...(h.remove ?? []), ...(extra.remove ?? [])] } };
 }
 
 function isPendingPermit(p: Permit | PendingPermit): p is PendingPermit {

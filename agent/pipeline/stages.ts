@@ -228,6 +228,21 @@ export interface Observer {
   connection?(ctx: ConnectionContext, bytesReceived: number, bytesSent: number): void;
 }
 
+/**
+ * Trace context and one span per proxy hop (agent/observe/tracing.ts), configured per agent (not per config
+ * version); absent when tracing is off.
+ */
+export interface RequestTracing {
+  /** source half, as the request arrives: read or start its context, decide sampling, open the CLIENT span */
+  source(ctx: RequestContext): void;
+  /** destination half (through the tunnel, or same node after `source`): the SERVER span, once per request */
+  destination(ctx: RequestContext): void;
+  /** the header edits that carry the context to the next hop (the pod, or the destination's proxy) */
+  headers(ctx: RequestContext): HeaderEdits | undefined;
+  /** the exchange ended (ctx.outcome complete): this hop's spans end and go to export */
+  end(ctx: RequestContext): void;
+}
+
 // ---- Factories: built once per config version ----------------------------------------------------
 
 export interface StageInput {

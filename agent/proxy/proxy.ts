@@ -10,7 +10,7 @@ import type { MeshState } from '../state/mesh-state.js';
 import type { AgentMetrics } from '../metrics/agent-health.js';
 import type { IstioMetrics } from '../metrics/istio.js';
 import { Pipeline } from '../pipeline/pipeline.js';
-import type { StageFactories } from '../pipeline/stages.js';
+import type { RequestTracing, StageFactories } from '../pipeline/stages.js';
 import { STAGE_FACTORIES } from '../pipeline/wiring.js';
 import { ConnectionTracker } from './connections.js';
 import { DestinationResolver } from './destination.js';
@@ -77,6 +77,8 @@ export interface NodeProxyOptions {
   agentMetrics: AgentMetrics;
   /** the pipeline's stage factories (default: agent/pipeline/wiring.ts); tests replace some */
   stages?: Partial<StageFactories>;
+  /** trace context and spans per hop (agent/observe/tracing.ts); absent: tracing off */
+  tracing?: RequestTracing;
   /** connects to local pods; default plain TCP from the node (transparent.ts: from the caller's address) */
   podConnect?: PodConnector;
   splicer?: KernelSplicer;
@@ -109,7 +111,7 @@ export class NodeProxy {
     const tunnelAddress = o.tunnelAddress ?? ((n: NodeInfo) => ({ host: n.ip, port: PORTS.inboundTunnel }));
     const relayOpts: RelayOptions = { idleTimeoutMs: limits.idleTimeoutMs, splicer: o.splicer };
     const resolver = new DestinationResolver(o.state);
-    this.pipeline = new Pipeline({ state: o.state, resolver, factories: { ...STAGE_FACTORIES, ...o.stages }, metrics: o.metrics, agentMetrics: o.agentMetrics, log: log.child('pipeline') });
+    this.pipeline = new Pipeline({ state: o.state, resolver, factories: { ...STAGE_FACTORIES, ...o.stages }, metrics: o.metrics, agentMetrics: o.agentMetrics, log: log.child('pipeline'), ...(o.tracing ? { tracing: o.tracing } : {}) });
     this.pool = new TunnelPool({
       certs: o.certs,
       log: log.child('tunnel'),

@@ -1,0 +1,103 @@
+// Trace context on the wire: what a request carries in (W3C traceparent, else B3 multi-header x-b3-*, else
+// B3 single-header b3) and the headers a proxy hop sends on. Pure functions over header values, so the
+// parsing rules are tested without a proxy. Malformed values are ignored, as OpenTelemetry's propagators
+// do: the request is then treated as having no context.
+import type { HeaderEdits } from '../pipeline/stages.js';
+
+/** The context a request arrived with. */
+export interface IncomingTrace {
+  /** 32 lower-case hex digits (a 64-bit B3 trace id is left-padded with zeros, as OpenTelemetry's B3 propagator does) */
+  traceId: string;
+  /** the caller's span id (16 hex), undefined when B3 carried a trace id without one */
+  parentId: string | undefined;
+  /** the caller's sampling decision; undefined: the caller left it to us (B3 without a sampling state) */
+  sampled: boolean | undefined;
+  /** the request carried the single `b3` header: it is rewritten too (x-b3-* and traceparent are always sent) */
+  b3Single: boolean;
+}
+
+const HEX32 = /^[0-9a-f]{32}$/;
+const HEX16 = /^[0-9a-f]{16}$/;
+const ZERO32 = '0'.repeat(32);
+const ZERO16 = '0'.repeat(16);
+
+type HeaderOf = (lowerName: string) => string | undefined;
+
+/** W3C first (it is what OpenTelemetry and Envoy's OpenTelemetry tracer speak), then B3 multi, then B3 single. */
+export function readTraceContext(header: HeaderOf): IncomingTrace | undefined {
+  const b3Single = header('b3');
+  return fromTraceparent(header('traceparent'), b3Single !== undefined) ?? fromB3Multi(header, b3Single !== undefined) ?? fromB3Single(b3Single);
+}
+
+/** traceparent: version-traceid-parentid-flags; version ff and all-zero ids are invalid (W3C Trace Context §3.2). */
+function fromTraceparent(v: string | undefined, b3Single: boolean): IncomingTrace | undefined {
+  if (!v) return undefined;
+  const parts = v.trim().split('-');
+  if (parts.length < 4) return undefined;
+  const [version, traceId, parentId, flags] = parts as [string, string, string, string];
+  if (!/^[0-9a-f]{2}$/.test(version) || version === 'ff' || (version === '00' && parts.length !== 4)) return undefined;
+  if (!HEX32.test(traceId) || traceId === ZERO32 || !HEX16.test(parentId) || parentId === ZERO16 || !/^[0-9a-f]{2}$/.test(flags)) return undefined;
+  return { traceId, parentId, sampled: (parseInt(flags, 16) & 1) === 1, b3Single };
+}
+
+function b3TraceId(v: string | undefined): string | undefined {
+  if (!v) return undefined;
+  const id = v.trim().toLowerCase();
+  if (HEX32.test(id)) return id === ZERO32 ? undefined : id;
+  if (HEX16.test(id)) return id === ZERO16 ? undefined : ZERO16 + id;
+  return undefined;
+}
+
+/** B3 sampling state: 1/true accept, 0/false deny, d (or x-b3-flags: 1) debug = accept; absent: deferred. */
+function b3Sampled(sampled: string | undefined, debug: boolean): boolean | undefined {
+  if (debug) return true;
+  const s = sampled?.trim().toLowerCase();
+  if (s === '1' || s === 'true' || s === 'd') return true;
+  if (s === '0' || s === 'false') return false;
+  return undefined;
+}
+
+function fromB3Multi(header: HeaderOf, b3Single: boolean): IncomingTrace | undefined {
+  const traceId = b3TraceId(header('x-b3-traceid'));
+  if (!traceId) return undefined;
+  const span = header('x-b3-spanid')?.trim().toLowerCase();
+  return { traceId, parentId: span && HEX16.test(span) && span !== ZERO16 ? span : undefined, sampled: b3Sampled(header('x-b3-sampled'), header('x-b3-flags')?.trim() === '1'), b3Single };
+}
+
+/** b3: {traceid}-{spanid}[-{sampling}[-{parentspanid}]]; a lone sampling state ("0", "1", "d") carries no ids. */
+function fromB3Single(v: string | undefined): IncomingTrace | undefined {
+  if (!v) return undefined;
+  const parts = v.trim().split('-');
+  if (parts.length < 2) return undefined;
+  const traceId = b3TraceId(parts[0]);
+  const span = parts[1]!.toLowerCase();
+  if (!traceId || !HEX16.test(span) || span === ZERO16) return undefined;
+  return { traceId, parentId: span, sampled: b3Sampled(parts[2], false), b3Single: true };
+}
+
+/** The caller decided "not sampled" with a bare b3 sampling state (b3: 0) and no ids. */
+export function b3DeniedWithoutIds(header: HeaderOf): boolean {
+  const v = header('b3')?.trim();
+  return v === '0';
+}
+
+/**
+ * The headers the next hop gets: traceparent (tracestate is left as it came: W3C lets a hop that adds no
+ * entry of its own forward it unchanged), B3 multi-header, and the single b3 header when the request had
+ * one. `spanId` is the span the next hop's span is a child of (this hop's own when it records one);
+ * `parentId` the span that one is a child of, for x-b3-parentspanid.
+ */
+export function outgoingHeaders(traceId: string, spanId: string, parentId: string | undefined, sampled: boolean, b3Single: boolean): HeaderEdits {
+  const flag = sampled ? '1' : '0';
+  const set: Array<readonly [string, string]> = [
+    ['traceparent', `00-${traceId}-${spanId}-0${flag}`],
+    ['x-b3-traceid', traceId],
+    ['x-b3-spanid', spanId],
+    ['x-b3-sampled', flag],
+  ];
+  if (parentId) set.push(['x-b3-parentspanid', parentId]);
+  if (b3Single) set.push(['b3', `${traceId}-${spanId}-${flag}${parentId ? `-${parentId}` : ''}`]);
+  // a stale parent id from the caller must not survive next to our span id; x-b3-flags (debug) is replaced by sampled=1
+  const remove = parentId ? ['x-b3-flags'] : ['x-b3-parentspanid', 'x-b3-flags'];
+  return { set, remove };
+}
