@@ -26,7 +26,7 @@ import { parseExposition, type Sample } from '../controller/telemetry/exposition
 import { APPLY_PATH } from '../controller/api/paths.js';
 import { startSandbox, uniqueSandboxId, type SandboxHandle } from '../sandbox/api.js';
 import { WEFT_BIN } from '../sandbox/mesh.js';
-import { effectOf, startRequestLoop, type LoopSample } from '../sandbox/request-loop.js';
+import { effectOf, loopClientYaml, startRequestLoop, type LoopSample } from '../sandbox/request-loop.js';
 import { runDirFor } from '../sandbox/state.js';
 import { median } from './stats.js';
 
@@ -58,16 +58,8 @@ metadata: { name: ${name}, namespace: ${NS} }
 spec: { selector: { pod: ${name} }, ports: [{ name: http, port: 80, targetPort: 8080, appProtocol: http }] }
 `;
   return [
+    loopClientYaml(NS, 'node-1'),
     `apiVersion: v1
-kind: Namespace
-metadata: { name: ${NS}, labels: { weft.io/mesh: enabled } }
----
-apiVersion: v1
-kind: Pod
-metadata: { name: client, namespace: ${NS} }
-spec: { nodeName: node-1, containers: [{ name: main, command: [sleep, infinity] }] }
----
-apiVersion: v1
 kind: Service
 metadata: { name: split, namespace: ${NS} }
 spec: { selector: { pod: v1 }, ports: [{ name: http, port: 80, targetPort: 8080, appProtocol: http }] }

@@ -23,6 +23,22 @@ export interface RequestLoop {
   done: Promise<LoopSample[]>;
 }
 
+/**
+ * A meshed namespace and in it, on `node`, the pod `client` a loop runs in: it only sleeps (curl, sh and date
+ * are the machine's own binaries, run in the pod's namespaces by `weft sandbox exec`). YAML documents.
+ */
+export function loopClientYaml(namespace: string, node: string): string {
+  return `apiVersion: v1
+kind: Namespace
+metadata: { name: ${namespace}, labels: { weft.io/mesh: enabled } }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: client, namespace: ${namespace}, labels: { app: client } }
+spec: { nodeName: ${node}, containers: [{ name: main, command: [sleep, infinity] }] }
+`;
+}
+
 const SCRIPT = `end=$(( $(date +%s%3N) + $2 ))
 while :; do
   s=$(date +%s%3N)

@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { APPLY_PATH } from '../../controller/api/paths.js';
 import { startSandbox, uniqueSandboxId, type SandboxHandle } from '../../sandbox/api.js';
-import { effectOf, startRequestLoop } from '../../sandbox/request-loop.js';
+import { effectOf, loopClientYaml, startRequestLoop } from '../../sandbox/request-loop.js';
 import { weft } from '../helpers/sandbox.js';
 import { scrapeAll, sum } from './mesh-probe.js';
 
@@ -42,15 +42,7 @@ spec:
     - backendRefs: [{ name: v1, port: 80, weight: ${w1} }, { name: v2, port: 80, weight: ${w2} }, { name: flaky, port: 80, weight: 0 }]
 `;
 const SPEC = [
-  `apiVersion: v1
-kind: Namespace
-metadata: { name: ${NS}, labels: { weft.io/mesh: enabled } }
----
-apiVersion: v1
-kind: Pod
-metadata: { name: client, namespace: ${NS}, labels: { app: client } }
-spec: { nodeName: node-1, containers: [{ name: main, command: [sleep, infinity] }] }
-`,
+  loopClientYaml(NS, 'node-1'),
   server('v1', 'node-1', 'echo'),
   server('v2', 'node-2', 'echo'),
   server('flaky', 'node-2', 'flaky'),
