@@ -75,6 +75,7 @@ metadata: { name: ${NS}, labels: { weft.io/mesh: enabled } }
   service('nobody', { pod: 'none' }),
   service('broken', { pod: 'unavailable' }),
   service('generic', { pod: 'ok-b' }),
+  service('sluggish', { gate: 'yes' }),
   OUTLIER,
   policy('hashy', `  loadBalancer: { consistentHash: { httpHeaderName: x-user } }
 `),
@@ -91,6 +92,9 @@ metadata: { name: ${NS}, labels: { weft.io/mesh: enabled } }
   policy('nobody', `  fallback: { response: { status: 200, headers: { content-type: text/plain }, body: "generic answer" }, on: [no-healthy-endpoint] }
 `),
   policy('broken', `  fallback: { backendRef: { name: generic, port: 80 }, on: [5xx] }
+`),
+  policy('sluggish', `  timeouts: { request: 500ms }
+  fallback: { backendRef: { name: generic, port: 80 }, on: [timeout] }
 `),
 ].join('---\n');
 

@@ -246,11 +246,16 @@ t.test('fault injection: 10% delayed 1.5 s, 5% aborted 418, over 1,000 requests'
   t.ok(Math.abs(delayedAll / 1000 - 0.1) <= 0.03, `delayed ${delayedAll}/1000 (want 10% ± 3; ${delayed} of them answered 200)`);
 });
 
-t.test('fallback: a fixed answer when the Service has no endpoints; another Service when the primary answers 503', async (t) => {
+t.test('fallback: a fixed answer when the Service has no endpoints; another Service when the primary answers 503 or times out', async (t) => {
   const none = await curl('client', 'nobody', 3);
   t.same(none.map((x) => [x.code, x.fallback, x.body.trim()]), Array(3).fill([200, 'response', 'generic answer']));
   const broken = await curl('client', 'broken', 5);
   t.same(broken.map((x) => [x.code, x.fallback, x.pod]), Array(5).fill([200, 'tr/generic', 'ok-b']), 'the 503 replaced by the fallback Service (cross node)');
   // counted when the proxy finishes the exchange, which may be just after curl has its answer
   t.ok((await metricAtLeast('node-1', 'weft_traffic_fallbacks_total', { backend: 'tr/broken:80', target: 'tr/generic' }, 5)) >= 5, 'counted');
+  // the primary answers in 2 s, its request timeout is 500 ms: the fallback answers instead
+  const late = await curl('client', 'sluggish', 3);
+  t.same(late.map((x) => [x.code, x.fallback, x.pod]), Array(3).fill([200, 'tr/generic', 'ok-b']), 'the timed-out request answered by the fallback Service');
+  t.ok(late.every((x) => x.seconds < 1.5), `soon after the 500 ms timeout, not after the primary's 2 s (slowest ${Math.max(...late.map((x) => x.seconds))} s)`);
+  t.ok((await metricAtLeast('node-1', 'weft_traffic_fallbacks_total', { backend: 'tr/sluggish:80', target: 'tr/generic' }, 3)) >= 3, 'counted');
 });
