@@ -3,13 +3,17 @@
 // cross-node delivery through the mTLS tunnel, all in the same run.
 //
 //   node dist/bench/proxy.js [--rate 1000] [--seconds 5] [--warmup 1] [--connections 16] [--reps 2] [--profile DIR]
+//                            [--tracing off,1,100]
 //
 // Three processes so the numbers are the proxy's own: this one generates load (bench/load/open-loop.ts,
 // no coordinated omission), one runs the upstream HTTP servers ("pods" on 127.0.10.2 and 127.0.20.2),
 // one runs both node proxies (node-a and node-b of test/proxy/fixtures/mesh.ts, tunnel between them on
 // loopback). CPU µs/request is the proxies' process CPU time over the responses it carried: for the
 // cross-node path that is source and destination proxy together. --profile runs the proxy process with
-// --cpu-prof and prints the functions with the most self time.
+// --cpu-prof and prints the functions with the most self time. --tracing runs one proxies' process per
+// setting (off, or a sampling percentage with spans exported over OTLP/HTTP to a sink in the upstream
+// process that reads and drops them), and every path through each, interleaved: the cost of tracing is
+// the difference between rows of the same run.
 import { fork, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import { cpus, loadavg } from 'node:os';
@@ -25,7 +29,7 @@ const POD_B = '127.0.20.2';
 const VIP_LOCAL = '127.0.97.1';
 const VIP_REMOTE = '127.0.97.2';
 
-type Msg = { port?: number; outbound?: { host: string; port: number }; cpu?: NodeJS.CpuUsage; rss?: number; ok?: boolean };
+type Msg = { port?: number; otlp?: number; outbound?: { host: string; port: number }; cpu?: NodeJS.CpuUsage; rss?: number; ok?: boolean; spans?: Record<string, number> };
 
 function request(child: ChildProcess, msg: unknown): Promise<Msg> {
   return new Promise((resolve) => {
@@ -47,12 +51,28 @@ async function upstreamRole(): Promise<void> {
   await new Promise<void>((r) => a.listen(0, POD_A, r));
   const port = (a.address() as { port: number }).port;
   await new Promise<void>((r) => b.listen(port, POD_B, r));
-  process.send!({ port });
+  // an OTLP/HTTP collector stand-in for --tracing: reads each export and accepts it
+  const otlp = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end());
+  });
+  await new Promise<void>((r) => otlp.listen(0, '127.0.0.1', r));
+  process.send!({ port, otlp: (otlp.address() as { port: number }).port });
 }
 
 // ---- role: the two node proxies --------------------------------------------------------------------
-async function meshRole(port: number): Promise<void> {
+async function meshRole(port: number, tracePercent: number | undefined, collector: string): Promise<void> {
   const { startMesh } = await import('../test/proxy/fixtures/mesh.js');
+  const spans: Record<string, number> = {};
+  const tracing =
+    tracePercent === undefined
+      ? undefined
+      : await (async () => {
+          const { ProxyTracing } = await import('../agent/observe/tracing.js');
+          const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-proto');
+          return (_node: string, state: import('../agent/state/mesh-state.js').MeshState) =>
+            new ProxyTracing({ state, sampling: tracePercent / 100, exporter: new OTLPTraceExporter({ url: collector }), count: (r, n) => (spans[r] = (spans[r] ?? 0) + n) });
+        })();
   const mesh = await startMesh(
     [
       { name: 'client', node: 'node-a', ip: '127.0.0.1' },
@@ -63,13 +83,14 @@ async function meshRole(port: number): Promise<void> {
       { name: 'web-local', vip: VIP_LOCAL, port: 80, targetPort: port, pods: ['web-a'] },
       { name: 'web-remote', vip: VIP_REMOTE, port: 80, targetPort: port, pods: ['web-b'] },
     ],
+    tracing ? { tracing } : {},
   );
   process.on('message', (m: { route?: string; cpu?: boolean; exit?: boolean }) => {
     if (m.route) {
       // The load generator connects from 127.0.0.1: the fake capture says those connections were for m.route.
       mesh.lookup.routes.set('127.0.0.1', { ip: m.route, port: 80, family: 4, cgroupId: mesh.cgroupOf('client') });
       process.send!({ ok: true });
-    } else if (m.cpu) process.send!({ cpu: process.cpuUsage(), rss: process.memoryUsage.rss() });
+    } else if (m.cpu) process.send!({ cpu: process.cpuUsage(), rss: process.memoryUsage.rss(), spans });
     else if (m.exit) void mesh.close().then(() => process.exit(0));
   });
   process.send!({ outbound: mesh.a.outbound });
@@ -96,10 +117,13 @@ async function main(): Promise<void> {
       profile: { type: 'string' },
       role: { type: 'string' },
       port: { type: 'string' },
+      tracing: { type: 'string' },
+      trace: { type: 'string' },
+      collector: { type: 'string' },
     },
   });
   if (values.role === 'upstream') return upstreamRole();
-  if (values.role === 'mesh') return meshRole(Number(values.port));
+  if (values.role === 'mesh') return meshRole(Number(values.port), values.trace === undefined ? undefined : Number(values.trace), values.collector ?? '');
 
   const rate = Number(values.rate);
   const durationMs = Number(values.seconds) * 1000;
@@ -108,23 +132,33 @@ async function main(): Promise<void> {
   const reps = Number(values.reps);
 
   const upstream = fork(SELF, ['--role', 'upstream'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const { port } = await new Promise<Msg>((r) => upstream.once('message', (m) => r(m as Msg)));
+  const { port, otlp } = await new Promise<Msg>((r) => upstream.once('message', (m) => r(m as Msg)));
   const execArgv = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : [];
-  const mesh = fork(SELF, ['--role', 'mesh', '--port', String(port)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
-  const { outbound } = await new Promise<Msg>((r) => mesh.once('message', (m) => r(m as Msg)));
+  // one proxies' process per tracing setting (default: one, tracing off, named as before)
+  const settings = values.tracing === undefined ? [undefined] : values.tracing.split(',').map((x) => (x === 'off' ? undefined : Number(x)));
+  for (const x of settings) if (x !== undefined && !(x >= 0 && x <= 100)) throw new Error(`--tracing: "${values.tracing}" is not a list of off and percentages`);
+  const meshes: Array<{ proc: ChildProcess; outbound: { host: string; port: number }; suffix: string }> = [];
+  for (const pct of settings) {
+    const trace = pct === undefined ? [] : ['--trace', String(pct), '--collector', `http://127.0.0.1:${otlp}/v1/traces`];
+    const proc = fork(SELF, ['--role', 'mesh', '--port', String(port), ...trace], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
+    const { outbound } = await new Promise<Msg>((r) => proc.once('message', (m) => r(m as Msg)));
+    meshes.push({ proc, outbound: outbound!, suffix: values.tracing === undefined ? '' : pct === undefined ? ' tracing off' : ` tracing ${pct}%` });
+  }
 
-  const paths = [
-    { path: 'direct', target: { host: POD_A, port: port!, path: '/' }, route: undefined },
-    { path: 'same-node', target: { host: outbound!.host, port: outbound!.port, path: '/' }, route: VIP_LOCAL },
-    { path: 'cross-node', target: { host: outbound!.host, port: outbound!.port, path: '/' }, route: VIP_REMOTE },
+  const paths: Array<{ path: string; target: { host: string; port: number; path: string }; route: string | undefined; mesh: ChildProcess | undefined }> = [
+    { path: 'direct', target: { host: POD_A, port: port!, path: '/' }, route: undefined, mesh: undefined },
   ];
+  for (const [name, route] of [['same-node', VIP_LOCAL], ['cross-node', VIP_REMOTE]] as const) {
+    for (const m of meshes) paths.push({ path: `${name}${m.suffix}`, target: { host: m.outbound.host, port: m.outbound.port, path: '/' }, route, mesh: m.proc });
+  }
   const rows: Row[] = [];
-  const rssIdle = (await request(mesh, { cpu: true })).rss!;
+  const rssIdle = (await request(meshes[0]!.proc, { cpu: true })).rss!;
   let rssMax = rssIdle;
   try {
     // Interleaved repetitions, so a slow moment of the machine does not land on one path only.
     for (let rep = 1; rep <= reps; rep++) {
       for (const p of paths) {
+        const mesh = p.mesh ?? meshes[0]!.proc;
         if (p.route) await request(mesh, { route: p.route });
         const before = (await request(mesh, { cpu: true })).cpu!;
         const result = await openLoop({ target: p.target, rate, connections, durationMs, warmupMs });
@@ -137,9 +171,12 @@ async function main(): Promise<void> {
         process.stderr.write(`${p.path} rep ${rep}: p50 ${result.latencyUs.p50} µs p99 ${result.latencyUs.p99} µs, ${result.rps.toFixed(0)} rps, errors ${result.errors + result.badStatus}\n`);
       }
     }
+    for (const m of meshes) if (m.suffix.includes('%')) process.stderr.write(`spans${m.suffix}: ${JSON.stringify((await request(m.proc, { cpu: true })).spans)}\n`);
   } finally {
-    mesh.send({ exit: true });
-    await new Promise((r) => mesh.once('exit', r));
+    for (const m of meshes) {
+      m.proc.send({ exit: true });
+      await new Promise((r) => m.proc.once('exit', r));
+    }
     upstream.kill();
   }
 
@@ -160,10 +197,10 @@ async function main(): Promise<void> {
   });
   const direct = summary[0]!;
   process.stdout.write(`\nnode proxy, HTTP/1.1 keep-alive, open loop ${rate} rps, ${connections} connections, ${values.seconds}s x ${reps} (median)\n`);
-  process.stdout.write(`path         p50 µs  p90 µs  p99 µs   added p50/p90/p99 µs    proxy CPU µs/req (kernel)  errors\n`);
+  process.stdout.write(`${"path".padEnd(settings.length > 1 ? 26 : 12)} p50 µs  p90 µs  p99 µs   added p50/p90/p99 µs    proxy CPU µs/req (kernel)  errors\n`);
   for (const s of summary) {
     const added = s.path === 'direct' ? '-' : `${s.p50 - direct.p50}/${s.p90 - direct.p90}/${s.p99 - direct.p99}`;
-    process.stdout.write(`${s.path.padEnd(12)} ${String(s.p50).padStart(6)}  ${String(s.p90).padStart(6)}  ${String(s.p99).padStart(6)}   ${added.padEnd(22)}  ${s.cpuUsPerRequest === undefined ? '-'.padStart(16) : `${s.cpuUsPerRequest.toFixed(0)} (${Math.round(100 * s.kernelShare!)}%)`.padStart(16)}           ${s.errors}\n`);
+    process.stdout.write(`${s.path.padEnd(settings.length > 1 ? 26 : 12)} ${String(s.p50).padStart(6)}  ${String(s.p90).padStart(6)}  ${String(s.p99).padStart(6)}   ${added.padEnd(22)}  ${s.cpuUsPerRequest === undefined ? '-'.padStart(16) : `${s.cpuUsPerRequest.toFixed(0)} (${Math.round(100 * s.kernelShare!)}%)`.padStart(16)}           ${s.errors}\n`);
   }
   process.stdout.write(`proxies' process (both nodes) RSS: ${(rssIdle / 1048576).toFixed(1)} MB idle, ${(rssMax / 1048576).toFixed(1)} MB max after a run (${process.version})\n`);
   const [l1, l5] = loadavg();

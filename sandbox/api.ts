@@ -20,6 +20,8 @@ export interface StartOptions {
   noMesh?: boolean;
   /** controller replicas (default 1) */
   controllers?: number;
+  /** agents' tracing: an OTLP/HTTP URL reachable from the node namespaces, and the sampling percentage */
+  tracing?: { collector: string; samplingPercent?: number };
 }
 
 export interface ExecResult {
@@ -57,7 +59,7 @@ export async function startSandbox(opts: StartOptions): Promise<SandboxHandle> {
     writeFileSync(specFile, opts.spec);
   }
   if (!specFile) throw new Error('startSandbox needs spec or specFile');
-  const args = ['sandbox', 'up', '--id', id, '--nodes', String(opts.nodes ?? 2), '-f', specFile, '--detach', ...(opts.noMesh ? ['--no-mesh'] : []), ...(opts.controllers ? ['--controllers', String(opts.controllers)] : [])];
+  const args = ['sandbox', 'up', '--id', id, '--nodes', String(opts.nodes ?? 2), '-f', specFile, '--detach', ...(opts.noMesh ? ['--no-mesh'] : []), ...(opts.controllers ? ['--controllers', String(opts.controllers)] : []), ...(opts.tracing ? ['--trace-collector', opts.tracing.collector, ...(opts.tracing.samplingPercent !== undefined ? ['--trace-sampling', String(opts.tracing.samplingPercent)] : [])] : [])];
   const up = weftSync(args);
   if (up.code !== 0) {
     if (tmp) rmSync(tmp, { recursive: true, force: true });

@@ -19,6 +19,7 @@ import { prometheusAvailable } from './prometheus.js';
 import { idFlag, up } from './up.js';
 import { readSupervisorStatus, superviseAgent, supervisorStatusFile } from './supervisor.js';
 import { pidAlive } from './state.js';
+import { tracingFlags } from '../agent/observe/tracing-flags.js';
 
 /** sandbox/demo.yaml of this installation (dist/sandbox/cli.js -> ../../sandbox/demo.yaml). */
 export const DEMO_SPEC = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'sandbox', 'demo.yaml');
@@ -26,12 +27,15 @@ export const DEMO_SPEC = join(dirname(fileURLToPath(import.meta.url)), '..', '..
 const USAGE = `usage: weft sandbox <command> [--id ID]
 
   up [--nodes N] [-f spec.yaml] [--detach] [--no-mesh] [--no-prometheus] [--ready-timeout SECONDS] [--controllers N]
+     [--trace-collector URL [--trace-sampling PERCENT]]
                       build a sandbox (default: 2 nodes, sandbox/demo.yaml) and stay in the
                       foreground until Ctrl-C, which removes it; --detach returns once it is up;
                       the controller and each agent get --ready-timeout (default 60) to become ready;
                       a Prometheus scrapes the mesh unless --no-prometheus (or the package is missing);
                       --controllers N runs N controller replicas sharing the CA (agents get every address
-                      and fail over between them)
+                      and fail over between them); --trace-collector turns the agents' tracing on (an OTLP/HTTP
+                      URL the node namespaces reach, e.g. a collector in the controller's namespace:
+                      http://10.99.0.2:4318/v1/traces), sampling at --trace-sampling percent (default 1)
   status [--json]     nodes, pods, services, controller and where their pages are forwarded
   exec <ns>/<pod> [-c CONTAINER] -- <cmd...>
                       run a command in a pod's network, mount and UTS namespaces and cgroup
@@ -90,8 +94,12 @@ async function cmdUp(argv: string[]): Promise<number> {
       'no-prometheus': { type: 'boolean', default: false },
       'ready-timeout': { type: 'string', default: '60' },
       controllers: { type: 'string', default: '1' },
+      'trace-collector': { type: 'string' },
+      'trace-sampling': { type: 'string' },
     },
   });
+  // validated as the agents will (so a bad value fails here, not in every agent)
+  const tracing = tracingFlags(values['trace-collector'], values['trace-sampling']);
   const readyTimeout = Number(values['ready-timeout']);
   if (!(readyTimeout > 0)) throw new WeftConfigError('--ready-timeout', `must be a positive number of seconds, got "${values['ready-timeout']}"`);
   const id = sandboxId(values.id);
@@ -132,6 +140,7 @@ async function cmdUp(argv: string[]): Promise<number> {
     readyTimeoutMs: readyTimeout * 1000,
     prometheus: !values['no-prometheus'] && prometheusAvailable(),
     controllers: Number(values.controllers),
+    ...(tracing ? { agentFlags: ['--trace-collector', tracing.collector, '--trace-sampling', String(tracing.sampling * 100)] } : {}),
     ...availability,
   });
   ready = true;

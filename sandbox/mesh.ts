@@ -92,7 +92,7 @@ export function controllerArgv(plan: Plan, files: MeshFiles, prometheusUrl?: str
   ];
 }
 
-export function agentArgv(plan: Plan, node: NodePlan, files: MeshFiles): string[] {
+export function agentArgv(plan: Plan, node: NodePlan, files: MeshFiles, extra: readonly string[] = []): string[] {
   return [
     process.execPath, WEFT_BIN, 'agent',
     '--node', node.name,
@@ -109,6 +109,7 @@ export function agentArgv(plan: Plan, node: NodePlan, files: MeshFiles): string[
     '--transparent-source',
     // long-lived streams through an agent being restarted last this long (the DaemonSet's grace period)
     '--drain-timeout', '60',
+    ...extra,
   ];
 }
 
@@ -123,10 +124,10 @@ export function startController(plan: Plan, files: MeshFiles, prometheusUrl?: st
  * upgrades it in place on `weft sandbox restart-agent`). Returns the supervisor's pid; the agent's is in
  * the supervisor's status file (agentPidOf).
  */
-export function startAgent(plan: Plan, node: NodePlan, files: MeshFiles): number {
+export function startAgent(plan: Plan, node: NodePlan, files: MeshFiles, extra: readonly string[] = []): number {
   mkdirSync(node.stateDir, { recursive: true });
   mkdirSync(node.bpffs, { recursive: true });
-  const argv = [process.execPath, WEFT_BIN, 'sandbox', 'supervise-agent', '--status', supervisorStatusFile(plan.paths.runDir, node.name), '--', ...agentArgv(plan, node, files)];
+  const argv = [process.execPath, WEFT_BIN, 'sandbox', 'supervise-agent', '--status', supervisorStatusFile(plan.paths.runDir, node.name), '--', ...agentArgv(plan, node, files, extra)];
   return launch(node.agentCgroup, node.netns, argv, files.agentLogs[node.name]!);
 }
 

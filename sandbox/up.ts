@@ -44,6 +44,8 @@ export interface UpOptions {
   prometheus?: boolean;
   /** controller replicas (default 1): agents get all their addresses and fail over between them */
   controllers?: number;
+  /** more `weft agent` flags for every agent (tracing: --trace-collector, --trace-sampling) */
+  agentFlags?: string[];
 }
 
 const REQUIRED_PROGRAMS = ['ip', 'nsenter', 'unshare', 'mount', 'umount', 'iptables-restore', 'socat', 'sh'];
@@ -199,7 +201,7 @@ export async function up(opts: UpOptions): Promise<SandboxState> {
       await step('agents', `weft agent on ${plan.nodes.map((n) => n.name).join(', ')} ready (config in force, eBPF attached at each node's cgroup)`, async () => {
         // the preflight's mount: it marks a bpffs it mounted, so `down` unmounts it again once nothing is pinned
         ensureBpffs(plan.paths.bpffsDir);
-        for (const n of plan.nodes) state.pids.agents[n.name] = startAgent(plan, n, files);
+        for (const n of plan.nodes) state.pids.agents[n.name] = startAgent(plan, n, files, opts.agentFlags);
         save();
         await parallel(plan.nodes, conc, async (n) => {
           const pid = state.pids.agents[n.name]!;

@@ -3,7 +3,7 @@
 // the agent only when tracing is on, so an agent without it never loads the SDK.
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import type { Registry } from 'prom-client';
-import type { TracingFlags } from '../flags.js';
+import type { TracingFlags } from './tracing-flags.js';
 import type { MeshState } from '../state/mesh-state.js';
 import { SpanExportMetrics } from './span-export.js';
 import { ProxyTracing } from './tracing.js';

@@ -11,7 +11,7 @@ import { BoundedBatchProcessor, type SpanResult } from '../../agent/observe/span
 import { applyEdits } from '../../agent/proxy/h1/exchange.js';
 import { RequestContext, newConnectionContext, sourceFromPeer } from '../../agent/pipeline/context.js';
 import { MeshState } from '../../agent/state/mesh-state.js';
-import { tracingFlags } from '../../agent/flags.js';
+import { tracingFlags } from '../../agent/observe/tracing-flags.js';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT = '00f067aa0ba902b7';
