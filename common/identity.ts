@@ -10,11 +10,17 @@ export interface WorkloadCertificate {
   notAfter: Date;
 }
 
+/** What changed: the identities whose certificate is new, and whether the trust bundle is. */
+export interface IdentityChange {
+  spiffeIds: readonly string[];
+  trustBundle: boolean;
+}
+
 export interface CertificateProvider {
   /** the current certificate for a SPIFFE ID of a service account with a pod on this node */
   get(spiffeId: string): Promise<WorkloadCertificate>;
   /** PEM of every CA certificate peers may chain to (old and new root during a rotation) */
   trustBundlePem(): string;
-  /** called after any certificate or the trust bundle changed; returns an unsubscribe function */
-  onChange(listener: () => void): () => void;
+  /** called after certificates or the trust bundle changed, saying which; returns an unsubscribe function */
+  onChange(listener: (change: IdentityChange) => void): () => void;
 }

@@ -3,7 +3,7 @@
 // default), retried with exponential backoff while the controller is unreachable, and kept on disk. A
 // rotation only swaps what get() returns: connections already open keep the TLS context they were made with,
 // new connections use the new certificate, so rotating never drops traffic.
-import type { CertificateProvider, WorkloadCertificate } from '../../common/identity.js';
+import type { CertificateProvider, IdentityChange, WorkloadCertificate } from '../../common/identity.js';
 import { WeftError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import { silentLogger } from '../../common/log.js';
@@ -47,7 +47,9 @@ interface Entry {
 
 export class IdentityManager implements CertificateProvider {
   private readonly entries = new Map<string, Entry>();
-  private readonly listeners = new Set<() => void>();
+  private readonly listeners = new Set<(change: IdentityChange) => void>();
+  /** the trust bundle changed since the last emit (a CSR answer may carry a new one) */
+  private bundleChanged = false;
   private readonly disk: IdentityDiskCache | undefined;
   private readonly log: Logger;
   private readonly now: () => number;
@@ -71,7 +73,7 @@ export class IdentityManager implements CertificateProvider {
       this.scheduleRenewal(c.spiffeId);
       this.log.info('loaded certificate from disk', { spiffeId: c.spiffeId, notAfter: c.notAfter.toISOString() });
     }
-    if (this.entries.size > 0) this.emit();
+    if (this.entries.size > 0) this.emit([...this.entries.keys()], true);
   }
 
   stop(): void {
@@ -125,10 +127,10 @@ export class IdentityManager implements CertificateProvider {
     if (!pem || pem === this.bundle) return;
     this.bundle = pem;
     void this.disk?.saveTrustBundle(pem).catch((e: unknown) => this.log.warn('could not persist trust bundle', { err: e }));
-    this.emit();
+    this.emit([], true);
   }
 
-  onChange(listener: () => void): () => void {
+  onChange(listener: (change: IdentityChange) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -193,7 +195,7 @@ export class IdentityManager implements CertificateProvider {
         e.fetching = undefined;
         if (this.entries.get(spiffeId) !== e) return;
         this.scheduleRenewal(spiffeId);
-        this.emit();
+        this.emit([spiffeId], this.bundleChanged);
       },
       () => {
         e.fetching = undefined;
@@ -205,6 +207,7 @@ export class IdentityManager implements CertificateProvider {
   private setTrustBundleQuiet(pem: string): void {
     if (pem === this.bundle) return;
     this.bundle = pem;
+    this.bundleChanged = true;
     void this.disk?.saveTrustBundle(pem).catch((e: unknown) => this.log.warn('could not persist trust bundle', { err: e }));
   }
 
@@ -222,10 +225,13 @@ export class IdentityManager implements CertificateProvider {
     e.timer.unref?.();
   }
 
-  private emit(): void {
+  /** Only what changed is said, so a renewal disturbs only that identity's connections. */
+  private emit(spiffeIds: string[], trustBundle: boolean): void {
+    if (trustBundle) this.bundleChanged = false;
+    const change: IdentityChange = { spiffeIds, trustBundle };
     for (const fn of this.listeners) {
       try {
-        fn();
+        fn(change);
       } catch (err) {
         this.log.error('identity listener failed', { err });
       }

@@ -84,9 +84,13 @@ export class InboundTunnel {
     this.server.on('session', (session) => this.onSession(session));
     this.server.on('stream', (stream, headers) => this.onStream(stream, headers));
     this.unsub.push(
-      o.certs.onChange(() => {
-        this.contexts.clear();
-        this.server.setSecureContext({ ca: o.certs.trustBundlePem() });
+      o.certs.onChange((change) => {
+        // a renewed certificate: only that identity's context is rebuilt (open sessions carry on)
+        for (const id of change.spiffeIds) this.contexts.delete(id);
+        if (change.trustBundle) {
+          this.contexts.clear();
+          this.server.setSecureContext({ ca: o.certs.trustBundlePem() });
+        }
       }),
       o.state.onUpdate(() => {
         this.sniIndex = undefined;

@@ -49,9 +49,19 @@ export class TunnelPool {
 
   constructor(private readonly opts: TunnelPoolOptions) {
     // New certificates or trust bundle: new contexts; let current connections finish their streams, open new ones.
-    this.unsubscribe = opts.certs.onChange(() => {
-      this.contexts.clear();
-      this.drain();
+    // A new trust bundle changes every handshake: every context is rebuilt and every connection drained.
+    // A renewed certificate concerns one source identity: only its context and its connections (GOAWAY:
+    // streams in flight finish, new ones open a connection with the new certificate).
+    this.unsubscribe = opts.certs.onChange((change) => {
+      if (change.trustBundle) {
+        this.contexts.clear();
+        this.drain();
+        return;
+      }
+      for (const id of change.spiffeIds) {
+        this.contexts.delete(id);
+        this.drain(id);
+      }
     });
   }
 
@@ -185,10 +195,13 @@ export class TunnelPool {
   }
 
   /** Stop handing out current connections; they close once their streams finish. */
-  drain(): void {
-    const all = [...this.sessions.values()];
-    this.sessions.clear();
-    for (const s of all) s.then((session) => session.close(), () => {});
+  /** GOAWAY to every tunnel connection, or to those of one source identity. */
+  drain(sourceId?: string): void {
+    for (const [key, s] of this.sessions) {
+      if (sourceId !== undefined && !key.startsWith(`${sourceId}|`)) continue;
+      this.sessions.delete(key);
+      s.then((session) => session.close(), () => {});
+    }
   }
 
   close(): void {

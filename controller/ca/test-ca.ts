@@ -6,7 +6,7 @@
 //   const w = await ca.issueWorkloadCert('spiffe://cluster.local/ns/default/sa/web');
 //   tls.createServer({ key: w.keyPem, cert: w.certChainPem, ca: ca.trustBundlePem(), requestCert: true });
 //   const provider = ca.certificateProvider();             // a CertificateProvider for the proxy
-import type { CertificateProvider, WorkloadCertificate } from '../../common/identity.js';
+import type { CertificateProvider, IdentityChange, WorkloadCertificate } from '../../common/identity.js';
 import { DEFAULT_TRUST_DOMAIN, spiffeId } from '../../common/mesh.js';
 import { CertificateAuthority } from './authority.js';
 
@@ -45,14 +45,15 @@ export async function createTestCa(opts: { trustDomain?: string; leafTtlMs?: num
 /** CertificateProvider backed directly by a CA (no CSR round trip): for proxy and sandbox tests. */
 export class LocalCertificateProvider implements CertificateProvider {
   private readonly cache = new Map<string, Promise<WorkloadCertificate>>();
-  private readonly listeners = new Set<() => void>();
+  private readonly listeners = new Set<(change: IdentityChange) => void>();
   private readonly unsubscribe: () => void;
 
   constructor(
     private readonly ca: CertificateAuthority,
     private readonly ttlMs?: number,
   ) {
-    this.unsubscribe = ca.onChange(() => this.emit());
+    // the CA's key or root changed: every certificate and the bundle
+    this.unsubscribe = ca.onChange(() => this.emit({ spiffeIds: [...this.cache.keys()], trustBundle: true }));
   }
 
   async get(id: string): Promise<WorkloadCertificate> {
@@ -66,7 +67,7 @@ export class LocalCertificateProvider implements CertificateProvider {
     this.cache.set(id, p);
     p.catch(() => this.cache.delete(id));
     const c = await p;
-    if (cached) this.emit();
+    if (cached) this.emit({ spiffeIds: [id], trustBundle: false });
     return c;
   }
 
@@ -74,7 +75,7 @@ export class LocalCertificateProvider implements CertificateProvider {
     return this.ca.trustBundlePem();
   }
 
-  onChange(listener: () => void): () => void {
+  onChange(listener: (change: IdentityChange) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -83,7 +84,7 @@ export class LocalCertificateProvider implements CertificateProvider {
     this.unsubscribe();
   }
 
-  private emit(): void {
-    for (const fn of this.listeners) fn();
+  private emit(change: IdentityChange): void {
+    for (const fn of this.listeners) fn(change);
   }
 }

@@ -56,3 +56,42 @@ t.test('one secure context per source identity, shared by its tunnel connections
   t.equal(built.filter((c) => c === next.certChainPem).length, 1, 'one new context, with the new certificate');
   t.equal(built.filter((c) => c === first).length, 1, 'the old context is not rebuilt');
 });
+
+t.test('a renewed certificate drains only the tunnel connections of that identity', async (t) => {
+  const pods: PodSpec[] = [
+    { name: 'sleep', node: 'node-a', ip: '127.0.10.1' },
+    { name: 'curl', node: 'node-a', ip: '127.0.10.2', sa: 'curl' },
+    { name: 'db1', node: 'node-b', ip: '127.0.20.2', sa: 'db1' },
+  ];
+  const server = net.createServer((s) => s.end('hello from db1'));
+  const port = await listen(server, '127.0.20.2');
+  const mesh = await startMesh(pods, []);
+  t.teardown(async () => {
+    await mesh.close();
+    server.close();
+  });
+  // handshakes the destination node's tunnel listener completed: one per tunnel connection
+  let handshakes = 0;
+  mesh.b.proxy.servers()[1]!.on('secureConnection', () => handshakes++);
+  mesh.route('sleep', '127.0.20.2', port);
+  mesh.route('curl', '127.0.20.2', port);
+  const call = async (ip: string) => t.equal(await read(await dialFrom(ip, mesh.a)), 'hello from db1');
+  await call('127.0.10.1');
+  await call('127.0.10.2');
+  t.equal(handshakes, 2, 'one tunnel connection per source identity');
+  await call('127.0.10.1');
+  await call('127.0.10.2');
+  t.equal(handshakes, 2, 'reused');
+
+  const sleepId = mesh.spiffe('sleep');
+  (mesh.a.certs as FakeCertificateProvider).override(sleepId, await mesh.ca.issue(sleepId));
+  await call('127.0.10.2');
+  t.equal(handshakes, 2, 'curl\'s connection is untouched by sleep\'s renewal');
+  await call('127.0.10.1');
+  t.equal(handshakes, 3, 'sleep opens a new connection, with its new certificate');
+
+  (mesh.a.certs as FakeCertificateProvider).setTrustBundle(mesh.a.certs.trustBundlePem());
+  await call('127.0.10.1');
+  await call('127.0.10.2');
+  t.equal(handshakes, 5, 'a new trust bundle: every identity reconnects');
+});
