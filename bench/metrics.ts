@@ -1,12 +1,13 @@
 // Per-request cost of the Istio metrics, before (prom-client labelled children, bench/metrics-reference.ts)
 // and after (plain numbers on handles, agent/metrics/istio.ts), in one process, interleaved:
 //   node dist/bench/metrics.js [--requests N] [--rounds R]
-// Each request records one response code and one duration for one of a few peer label sets, as the proxy
-// does. "handle" is the path the pipeline takes (handle fetched once per route, record per request);
+// Each request records one response code, one duration and its body sizes for one of a few peer label sets,
+// as the proxy does. "handle" is the path the pipeline takes (handle fetched once per route, record per request);
 // "lookup" finds the handle by label object each time (IstioMetrics.request), as callers without one do.
 import { parseArgs } from 'node:util';
 import { Registry } from 'prom-client';
 import { IstioMetrics, type PeerLabels } from '../agent/metrics/istio.js';
+import { peerLabels } from '../agent/metrics/peer-labels.js';
 import { PromClientIstioMetrics } from './metrics-reference.js';
 
 export interface MetricsBenchResult {
@@ -18,15 +19,14 @@ export interface MetricsBenchResult {
 
 function peers(n: number): PeerLabels[] {
   return Array.from({ length: n }, (_, i) =>
-    Object.freeze({
-      reporter: 'source' as const,
-      source_workload: `client-${i}`,
-      source_workload_namespace: 'bench',
-      source_principal: `spiffe://cluster.local/ns/bench/sa/client-${i}`,
-      destination_workload: 'server',
-      destination_workload_namespace: 'bench',
-      destination_service: 'server.bench.svc.cluster.local',
-      connection_security_policy: 'none' as const,
+    peerLabels({
+      reporter: 'source',
+      source: { workloadName: `client-${i}`, namespace: 'bench', labels: { app: `client-${i}`, version: 'v1' } },
+      sourcePrincipal: `spiffe://cluster.local/ns/bench/sa/client-${i}`,
+      destination: undefined,
+      destinationPrincipal: 'spiffe://cluster.local/ns/bench/sa/server',
+      serviceHost: 'server.bench.svc.cluster.local',
+      security: 'none',
     }),
   );
 }
@@ -40,13 +40,13 @@ export function runMetricsBench(requests = 1_000_000, rounds = 5): MetricsBenchR
   const handles = ps.map((p) => after.requests(p, 'http'));
   const runs: Record<'promClient' | 'lookup' | 'handle', () => void> = {
     promClient: () => {
-      for (let i = 0; i < requests; i++) before.request(ps[i & 3]!, 'http', codes[i % 10]!, durations[i & 63]!);
+      for (let i = 0; i < requests; i++) before.request(ps[i & 3]!, 'http', codes[i % 10]!, durations[i & 63]!, 0, 1024);
     },
     lookup: () => {
-      for (let i = 0; i < requests; i++) after.request(ps[i & 3]!, 'http', codes[i % 10]!, durations[i & 63]!);
+      for (let i = 0; i < requests; i++) after.request(ps[i & 3]!, 'http', codes[i % 10]!, durations[i & 63]!, 0, 1024);
     },
     handle: () => {
-      for (let i = 0; i < requests; i++) handles[i & 3]!.record(codes[i % 10]!, durations[i & 63]!);
+      for (let i = 0; i < requests; i++) handles[i & 3]!.record(codes[i % 10]!, durations[i & 63]!, 0, 1024);
     },
   };
   const samples: Record<string, number[]> = { promClient: [], lookup: [], handle: [] };

@@ -1,63 +1,144 @@
 // Request and TCP telemetry under Istio's standard names and labels, so existing Grafana and Kiali
 // dashboards work unchanged. The per-request path is hot, so nothing on it touches a label: the pipeline
 // asks once per route or connection for a handle (`requests(peer, protocol)`, `tcp(peer, protocol)`) and
-// bumps plain numbers on it; a request with a response code seen before on that handle is a compare, three
-// adds and a bucket scan (prom-client's labelled children re-hashed ten labels per inc/observe, ~2 µs).
-// The label strings are built once per series; `IstioCollector` renders everything at scrape time through
-// prom-client's registry, so names, labels, values and series order are exactly what prom-client's own
-// Counter and Histogram produced (test/metrics/istio-exposition.test.ts compares the two).
+// bumps plain numbers on it; a request whose response code, gRPC status and flags were seen before on that
+// handle is three compares, a few adds and three bucket scans (prom-client's labelled children re-hashed
+// twenty-five labels per inc/observe, ~2 µs each). The label strings are built once per series;
+// istio-exposition.ts renders everything at scrape time through prom-client's registry, so names, labels,
+// values and series order are exactly what prom-client's own Counter and Histogram produce
+// (test/metrics/istio-exposition.test.ts compares the two).
 import type { Registry } from 'prom-client';
+import { registerIstioCollectors } from './istio-exposition.js';
+import { NO_GRPC_STATUS } from './response-labels.js';
 
 export type Reporter = 'source' | 'destination';
 export type SecurityPolicy = 'mutual_tls' | 'none';
 
-/** Who talked to whom over one connection; fixed for the connection's life. */
+/** Who talked to whom over one connection; fixed for the connection's life (agent/metrics/peer-labels.ts builds it). */
 export interface PeerLabels {
   reporter: Reporter;
   source_workload: string;
+  source_canonical_service: string;
+  source_canonical_revision: string;
   source_workload_namespace: string;
   source_principal: string;
+  source_app: string;
+  source_version: string;
+  source_cluster: string;
   destination_workload: string;
   destination_workload_namespace: string;
+  destination_principal: string;
+  destination_app: string;
+  destination_version: string;
   destination_service: string;
+  destination_canonical_service: string;
+  destination_canonical_revision: string;
+  destination_service_name: string;
+  destination_service_namespace: string;
+  destination_cluster: string;
   connection_security_policy: SecurityPolicy;
 }
 
+/** Istio's label order up to request_protocol (connection_security_policy comes last, after the per-request ones). */
 const PEER_LABELS = [
   'reporter',
   'source_workload',
+  'source_canonical_service',
+  'source_canonical_revision',
   'source_workload_namespace',
   'source_principal',
+  'source_app',
+  'source_version',
+  'source_cluster',
   'destination_workload',
   'destination_workload_namespace',
+  'destination_principal',
+  'destination_app',
+  'destination_version',
   'destination_service',
-  'connection_security_policy',
-] as const;
+  'destination_canonical_service',
+  'destination_canonical_revision',
+  'destination_service_name',
+  'destination_service_namespace',
+  'destination_cluster',
+] as const satisfies readonly (keyof PeerLabels)[];
 
-// Istio's default buckets for istio_request_duration_milliseconds.
+// Istio's default buckets for istio_request_duration_milliseconds, and for istio_request_bytes/istio_response_bytes.
 export const DURATION_BUCKETS: readonly number[] = Object.freeze([0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000]);
+export const BYTES_BUCKETS: readonly number[] = Object.freeze([1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000]);
 
-type Labels = Record<string, string>;
+export type Labels = Record<string, string>;
 
-/** One (peer, protocol, response code) series: the counter and the histogram share it. */
-export class RequestSeries {
-  count = 0;
+/** A value's slot: the first bound it does not exceed (the last slot is above every bound, only in +Inf). */
+function slot(bounds: readonly number[], v: number): number {
+  let i = 0;
+  while (i < bounds.length && v > bounds[i]!) i++;
+  return i;
+}
+
+/** One histogram's plain numbers: per-bucket (not cumulative) counts and the sum; the count is the series'. */
+export class Distribution {
   sum = 0;
-  /** per-bucket (not cumulative) counts; the last slot is above every bound (only in +Inf) */
   readonly buckets: Float64Array;
-
-  constructor(
-    readonly code: number,
-    readonly labels: Labels,
-  ) {
-    this.buckets = new Float64Array(DURATION_BUCKETS.length + 1);
+  constructor(readonly bounds: readonly number[]) {
+    this.buckets = new Float64Array(bounds.length + 1);
+  }
+  observe(v: number): void {
+    this.sum += v;
+    this.buckets[slot(this.bounds, v)]! += 1;
   }
 }
 
-/** The handle for one peer label set and protocol: every response code it has seen. */
+/** One (peer, protocol, response code, gRPC status, flags) series: the counter and the three histograms share it. */
+export class RequestSeries {
+  count = 0;
+  readonly duration = new Distribution(DURATION_BUCKETS);
+  readonly requestBytes = new Distribution(BYTES_BUCKETS);
+  readonly responseBytes = new Distribution(BYTES_BUCKETS);
+
+  constructor(
+    readonly code: number,
+    /** NO_GRPC_STATUS when the label is empty */
+    readonly grpc: number,
+    readonly flags: string,
+    readonly labels: Labels,
+  ) {}
+
+  /** the duration histogram's sum and buckets, as before the byte histograms came */
+  get sum(): number {
+    return this.duration.sum;
+  }
+  get buckets(): Float64Array {
+    return this.duration.buckets;
+  }
+}
+
+/** The labels of a request series, in Istio's order. */
+function requestLabels(peer: PeerLabels, protocol: string, code: number, grpc: number, flags: string): Labels {
+  const l: Labels = {};
+  for (const n of PEER_LABELS) l[n] = peer[n];
+  l['request_protocol'] = protocol;
+  l['response_code'] = String(code);
+  l['grpc_response_status'] = grpc === NO_GRPC_STATUS ? '' : String(grpc);
+  l['response_flags'] = flags;
+  l['connection_security_policy'] = peer.connection_security_policy;
+  return l;
+}
+
+/** The labels of a TCP series: no response code; flags are "-" because only connections that reached their upstream are counted. */
+function tcpLabels(peer: PeerLabels, protocol: string): Labels {
+  const l: Labels = {};
+  for (const n of PEER_LABELS) l[n] = peer[n];
+  l['request_protocol'] = protocol;
+  l['response_flags'] = '-';
+  l['connection_security_policy'] = peer.connection_security_policy;
+  return l;
+}
+
+/** The handle for one peer label set and protocol: every (code, gRPC status, flags) it has seen. */
 export class RequestCounter {
   private last: RequestSeries | undefined;
-  private readonly byCode = new Map<number, RequestSeries>();
+  private readonly seen: RequestSeries[] = [];
 
   constructor(
     private readonly peer: PeerLabels,
@@ -65,25 +146,32 @@ export class RequestCounter {
     private readonly created: (s: RequestSeries) => void,
   ) {}
 
-  /** One finished request: its response code (0 when none was sent) and how long it took. */
-  record(code: number, durationMs: number): void {
+  /**
+   * One finished request: its response code (0 when none was sent), how long it took, the body bytes each
+   * way, Envoy's response flags ("-" when none, flagsLabel) and its gRPC status (NO_GRPC_STATUS when none).
+   */
+  record(code: number, durationMs: number, requestBytes = 0, responseBytes = 0, flags = '-', grpc = NO_GRPC_STATUS): void {
     let s = this.last;
-    if (s === undefined || s.code !== code) s = this.series(code);
+    if (s === undefined || s.code !== code || s.grpc !== grpc || s.flags !== flags) s = this.series(code, grpc, flags);
     s.count += 1;
     // prom-client refuses non-finite observations (it threw); a clock oddity is better counted as 0.
-    const ms = durationMs === durationMs && durationMs !== Infinity && durationMs !== -Infinity ? durationMs : 0;
-    s.sum += ms;
-    const bounds = DURATION_BUCKETS;
-    let i = 0;
-    while (i < bounds.length && ms > bounds[i]!) i++;
-    s.buckets[i]! += 1;
+    s.duration.observe(durationMs === durationMs && durationMs !== Infinity && durationMs !== -Infinity ? durationMs : 0);
+    s.requestBytes.observe(requestBytes);
+    s.responseBytes.observe(responseBytes);
   }
 
-  private series(code: number): RequestSeries {
-    let s = this.byCode.get(code);
+  /** A handle rarely sees more than a few outcomes: a scan beats building a key per request. */
+  private series(code: number, grpc: number, flags: string): RequestSeries {
+    let s: RequestSeries | undefined;
+    for (const x of this.seen) {
+      if (x.code === code && x.grpc === grpc && x.flags === flags) {
+        s = x;
+        break;
+      }
+    }
     if (s === undefined) {
-      s = new RequestSeries(code, { ...this.peer, request_protocol: this.protocol, response_code: String(code) });
-      this.byCode.set(code, s);
+      s = new RequestSeries(code, grpc, flags, requestLabels(this.peer, this.protocol, code, grpc, flags));
+      this.seen.push(s);
       this.created(s);
     }
     this.last = s;
@@ -171,15 +259,15 @@ export class IstioMetrics {
     const h = this.handles(peer);
     let c = h.tcp.get(protocol);
     if (c === undefined) {
-      c = new TcpCounter({ ...peer, request_protocol: protocol }, this.onTcpSeries);
+      c = new TcpCounter(tcpLabels(peer, protocol), this.onTcpSeries);
       h.tcp.set(protocol, c);
     }
     return c;
   }
 
-  /** Convenience for callers without a handle: a lookup by label object, then the same adds. */
-  request(peer: PeerLabels, protocol: string, code: number, durationMs: number): void {
-    this.requests(peer, protocol).record(code, durationMs);
+  /** Convenience for callers without a handle: a lookup by label object, then the same adds (RequestCounter.record). */
+  request(peer: PeerLabels, protocol: string, code: number, durationMs: number, requestBytes = 0, responseBytes = 0, flags = '-', grpc = NO_GRPC_STATUS): void {
+    this.requests(peer, protocol).record(code, durationMs, requestBytes, responseBytes, flags, grpc);
   }
 
   tcpOpen(peer: PeerLabels, protocol = 'tcp'): void {
@@ -197,7 +285,7 @@ export class IstioMetrics {
    * plaintext); one that arrived through the tunnel (mutual_tls) only by the destination here.
    */
   totals(): { requests: number; requestErrors: number; connectionsOpened: number } {
-    const once = (l: Labels) => l.reporter !== 'destination' || l.connection_security_policy === 'mutual_tls';
+    const once = (l: Labels) => l['reporter'] !== 'destination' || l['connection_security_policy'] === 'mutual_tls';
     let requests = 0;
     let requestErrors = 0;
     for (const s of this.requestSeries) {
@@ -213,7 +301,7 @@ export class IstioMetrics {
   private handles(peer: PeerLabels): PeerHandles {
     let h = this.byObject.get(peer);
     if (h === undefined) {
-      const key = PEER_LABELS.map((n) => peer[n]).join('\u0000');
+      const key = PEER_LABELS.map((n) => peer[n]).join('\u0000') + '\u0000' + peer.connection_security_policy;
       h = this.byValue.get(key);
       if (h === undefined) {
         h = { requests: new Map(), tcp: new Map() };
@@ -223,75 +311,4 @@ export class IstioMetrics {
     }
     return h;
   }
-}
-
-// ---- exposition ------------------------------------------------------------------------------------
-
-/** What prom-client's registry renders (the shape its own Counter/Histogram return from get()). */
-interface MetricValue {
-  labels: Labels | Record<string, string | number>;
-  value: number;
-  metricName?: string;
-  sharedLabels?: Labels;
-  exemplar?: null;
-}
-interface MetricData {
-  name: string;
-  help: string;
-  type: 'counter' | 'histogram';
-  values: MetricValue[];
-  aggregator: 'sum';
-}
-
-/** A family registered in a prom-client Registry whose values are read from our plain numbers at scrape. */
-class Family {
-  readonly aggregator = 'sum';
-  constructor(
-    readonly name: string,
-    readonly help: string,
-    readonly type: 'counter' | 'histogram',
-    private readonly values: () => MetricValue[],
-  ) {}
-
-  /** For text exposition: histogram series labels as sharedLabels, `le` first (prom-client's layout). */
-  async getForPromString(): Promise<MetricData> {
-    return { name: this.name, help: this.help, type: this.type, values: this.values(), aggregator: 'sum' };
-  }
-
-  /** For JSON (registry.getMetricsAsJSON, getSingleMetric().get()): labels merged, as prom-client does. */
-  async get(): Promise<MetricData> {
-    const values = this.values().map(({ sharedLabels, labels, ...v }) => ({ ...v, labels: { ...labels, ...sharedLabels } }));
-    return { name: this.name, help: this.help, type: this.type, values, aggregator: 'sum' };
-  }
-
-  reset(): void {}
-}
-
-function histogramValues(name: string, series: readonly RequestSeries[]): MetricValue[] {
-  const out: MetricValue[] = [];
-  const bucket = `${name}_bucket`;
-  for (const s of series) {
-    let acc = 0;
-    for (let i = 0; i < DURATION_BUCKETS.length; i++) {
-      acc += s.buckets[i]!;
-      out.push({ labels: { le: DURATION_BUCKETS[i]! }, sharedLabels: s.labels, value: acc, metricName: bucket, exemplar: null });
-    }
-    out.push({ labels: { le: '+Inf' }, sharedLabels: s.labels, value: s.count, metricName: bucket, exemplar: null });
-    out.push({ labels: {}, sharedLabels: s.labels, value: s.sum, metricName: `${name}_sum` });
-    out.push({ labels: {}, sharedLabels: s.labels, value: s.count, metricName: `${name}_count` });
-  }
-  return out;
-}
-
-/** The Istio families, with the names and help texts the agent has always exported. */
-export function registerIstioCollectors(registry: Registry, m: IstioMetrics): void {
-  const counter = (name: string, help: string, values: () => MetricValue[]) => registry.registerMetric(new Family(name, help, 'counter', values) as never);
-  const tcp = (list: readonly TcpCounter[], pick: (c: TcpCounter) => number) => () => list.map((c) => ({ labels: c.labels, value: pick(c) }));
-  counter('istio_requests_total', 'Requests proxied, by response code', () => m.requestSeries.map((s) => ({ labels: s.labels, value: s.count })));
-  const duration = 'istio_request_duration_milliseconds';
-  registry.registerMetric(new Family(duration, 'Request duration as seen by the proxy, in milliseconds', 'histogram', () => histogramValues(duration, m.requestSeries)) as never);
-  counter('istio_tcp_connections_opened_total', 'TCP connections opened', tcp(m.tcpSeries.opened, (c) => c.opened));
-  counter('istio_tcp_connections_closed_total', 'TCP connections closed', tcp(m.tcpSeries.closed, (c) => c.closed));
-  counter('istio_tcp_sent_bytes_total', 'Bytes sent to the connection\'s client (response direction)', tcp(m.tcpSeries.sent, (c) => c.sent));
-  counter('istio_tcp_received_bytes_total', 'Bytes received from the connection\'s client (request direction)', tcp(m.tcpSeries.received, (c) => c.received));
 }

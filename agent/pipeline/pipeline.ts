@@ -11,6 +11,7 @@ import type { Logger } from '../../common/log.js';
 import type { MeshState } from '../state/mesh-state.js';
 import type { IstioMetrics } from '../metrics/istio.js';
 import type { AgentMetrics } from '../metrics/agent-health.js';
+import { flagsLabel, grpcStatusOf } from '../metrics/response-labels.js';
 import type { DestinationResolver, Route } from '../proxy/destination.js';
 import { VersionBackends } from './backends.js';
 import type { ConnectionContext, RequestContext, ResponseFlag } from './context.js';
@@ -502,9 +503,13 @@ export class Pipeline {
     const o = ctx.outcome;
     o.endMs = performance.now();
     if (o.status > 0) {
-      const protocol = ctx.protocol === 'grpc' ? 'grpc' : 'http';
-      if (ctx.labels) this.o.metrics.request(ctx.labels, protocol, o.status, o.endMs - o.startMs);
-      if (ctx.destinationLabels) this.o.metrics.request(ctx.destinationLabels, protocol, o.status, o.endMs - o.startMs);
+      const grpc = ctx.protocol === 'grpc';
+      const protocol = grpc ? 'grpc' : 'http';
+      const ms = o.endMs - o.startMs;
+      const flags = flagsLabel(o.flags);
+      const grpcStatus = grpcStatusOf(grpc, o.grpcStatus, o.status);
+      if (ctx.labels) this.o.metrics.request(ctx.labels, protocol, o.status, ms, o.bytesReceived, o.bytesSent, flags, grpcStatus);
+      if (ctx.destinationLabels) this.o.metrics.request(ctx.destinationLabels, protocol, o.status, ms, o.bytesReceived, o.bytesSent, flags, grpcStatus);
     }
     try {
       this.o.tracing?.end(ctx);

@@ -6,6 +6,7 @@ import type { EndpointRef, UpstreamLimits } from '../pipeline/stages.js';
 import type { NodeInfo, Workload } from '../../common/mesh.js';
 import type { MeshState, ServiceMatch } from '../state/mesh-state.js';
 import type { PeerLabels, SecurityPolicy } from '../metrics/istio.js';
+import { peerLabels } from '../metrics/peer-labels.js';
 
 export type RouteKind = 'local' | 'tunnel' | 'passthrough';
 
@@ -61,21 +62,14 @@ export class DestinationResolver {
 
   /** Peer label sets are shared objects, so the metrics layer can cache its children by identity. */
   labels(reporter: 'source' | 'destination', src: LabelWorkload | undefined, dst: Workload | undefined, service: ServiceMatch | string | undefined, security: SecurityPolicy, srcPrincipal?: string): PeerLabels {
-    const svc = typeof service === 'string' ? service : service ? serviceHost(service, this.state.trustDomain) : UNKNOWN;
+    const svc = typeof service === 'string' ? service : service ? serviceHost(service, this.state.trustDomain) : undefined;
     const principal = srcPrincipal ?? (src && 'serviceAccount' in src ? this.state.identityOf(src as Workload) : UNKNOWN);
-    const key = [reporter, src?.uid ?? '', principal, dst?.uid ?? '', svc, security].join('|');
+    // a full Workload (with pod labels) and a baggage stub of the same workload label differently
+    const key = [reporter, src?.uid ?? '', src?.labels ? 'l' : '', principal, dst?.uid ?? '', svc ?? '', security].join('|');
     let l = this.labelCache.get(key);
     if (!l) {
-      l = Object.freeze({
-        reporter,
-        source_workload: src?.workloadName ?? UNKNOWN,
-        source_workload_namespace: src?.namespace ?? UNKNOWN,
-        source_principal: principal,
-        destination_workload: dst?.workloadName ?? UNKNOWN,
-        destination_workload_namespace: dst?.namespace ?? UNKNOWN,
-        destination_service: svc,
-        connection_security_policy: security,
-      });
+      const destinationPrincipal = dst ? this.state.identityOf(dst) : UNKNOWN;
+      l = peerLabels({ reporter, source: src, sourcePrincipal: principal, destination: dst, destinationPrincipal, serviceHost: svc, security });
       this.labelCache.set(key, l);
     }
     return l;

@@ -146,7 +146,8 @@ export class Http1Proxy implements H1ServerHandler, UpstreamSource {
     const direction = cctx?.side === 'destination' ? 'inbound' : 'outbound';
     this.o.agentMetrics.refused.inc({ direction, reason: status === 431 ? 'header_too_large' : status === 408 ? 'header_timeout' : 'bad_request' });
     if (status === 400) this.o.log.info('http request refused', { status, reason });
-    if (cctx) this.o.metrics.request(this.o.resolver.labels('source', cctx.source.workload, cctx.destination, cctx.service, 'none'), 'http', status, 0);
+    // Envoy flags a request its codec refused as a downstream protocol error.
+    if (cctx) this.o.metrics.request(this.o.resolver.labels('source', cctx.source.workload, cctx.destination, cctx.service, 'none'), 'http', status, 0, 0, 0, 'DPE');
   }
 
   /** Graceful drain: no new keep-alive, idle connections closed now, busy ones after their response. */

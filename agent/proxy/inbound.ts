@@ -198,8 +198,10 @@ export class InboundTunnel {
     const bag = parseBaggage(headers['baggage']);
     const srcNs = bag['k8s.namespace.name'];
     // Baggage is the peer proxy's word; accept its namespace only when the certificate agrees.
+    // The pod itself (its labels name the canonical service) when Forwarded named one of the certificate's pods.
     const src: LabelWorkload | undefined =
-      srcNs && peer.principal.includes(`/ns/${srcNs}/`) ? { uid: `${srcNs}/${bag['k8s.workload.name']}`, namespace: srcNs, workloadName: bag['k8s.workload.name'] ?? 'unknown' } : undefined;
+      fwd?.workload ??
+      (srcNs && peer.principal.includes(`/ns/${srcNs}/`) ? { uid: `${srcNs}/${bag['k8s.workload.name']}`, namespace: srcNs, workloadName: bag['k8s.workload.name'] ?? 'unknown' } : undefined);
     const svc = bag['service.name'] ? `${bag['service.name']}.svc.${state.trustDomain}` : undefined;
     const labels = this.o.resolver.labels('destination', src, w, svc, 'mutual_tls', peer.principal);
 

@@ -10,11 +10,24 @@ function peer(i: number, over: Partial<PeerLabels> = {}): PeerLabels {
   return Object.freeze({
     reporter: i % 2 ? 'destination' : 'source',
     source_workload: `client-${i % 3}`,
+    source_canonical_service: `client-${i % 3}`,
+    source_canonical_revision: 'latest',
     source_workload_namespace: 'shop',
     source_principal: `spiffe://cluster.local/ns/shop/sa/client-${i % 3}`,
+    source_app: 'unknown',
+    source_version: 'unknown',
+    source_cluster: 'Kubernetes',
     destination_workload: `web-${i % 4}`,
     destination_workload_namespace: 'shop',
+    destination_principal: 'spiffe://cluster.local/ns/shop/sa/web',
+    destination_app: 'web',
+    destination_version: `v${i % 2}`,
     destination_service: `web.shop.svc.cluster.local`,
+    destination_canonical_service: 'web',
+    destination_canonical_revision: `v${i % 2}`,
+    destination_service_name: 'web',
+    destination_service_namespace: 'shop',
+    destination_cluster: 'Kubernetes',
     connection_security_policy: i % 2 ? 'mutual_tls' : 'none',
     ...over,
   });
@@ -27,7 +40,7 @@ function rng(seed: number): () => number {
 }
 
 type Event =
-  | { kind: 'request'; peer: PeerLabels; protocol: string; code: number; ms: number }
+  | { kind: 'request'; peer: PeerLabels; protocol: string; code: number; ms: number; reqBytes: number; respBytes: number; flags: string; grpc: number }
   | { kind: 'open'; peer: PeerLabels; protocol?: string }
   | { kind: 'close'; peer: PeerLabels; received: number; sent: number; protocol?: string };
 
@@ -44,7 +57,12 @@ function events(n: number, seed: number): Event[] {
     if (x < 0.6) {
       // durations across every bucket, bounds exactly, and above the last one
       const ms = r() < 0.1 ? [0.5, 1, 250, 3600000, 4000000, 0][Math.floor(r() * 6)]! : r() ** 4 * 70000;
-      out.push({ kind: 'request', peer: p, protocol: protocols[Math.floor(r() * 3)]!, code: codes[Math.floor(r() * codes.length)]!, ms });
+      // sizes across every byte bucket, its bounds exactly, 0 and above 10^8
+      const size = () => (r() < 0.1 ? [0, 1, 10, 100000000, 200000000][Math.floor(r() * 5)]! : Math.floor(r() ** 6 * 1e8));
+      const flags = ['-', '-', '-', 'UF', 'URX,UF', 'NR', 'RL', 'DC'][Math.floor(r() * 8)]!;
+      const protocol = protocols[Math.floor(r() * 3)]!;
+      const grpc = protocol === 'grpc' ? [0, 0, 14, 5, 7][Math.floor(r() * 5)]! : -1;
+      out.push({ kind: 'request', peer: p, protocol, code: codes[Math.floor(r() * codes.length)]!, ms, reqBytes: size(), respBytes: size(), flags, grpc });
     } else if (x < 0.8) out.push({ kind: 'open', peer: p, ...(r() < 0.5 ? { protocol: 'http' } : {}) });
     else out.push({ kind: 'close', peer: p, received: r() < 0.2 ? 0 : Math.floor(r() * 1e6), sent: r() < 0.2 ? 0 : Math.floor(r() * 1e7), ...(r() < 0.5 ? { protocol: 'http' } : {}) });
   }
@@ -53,7 +71,7 @@ function events(n: number, seed: number): Event[] {
 
 function apply(m: IstioMetrics | PromClientIstioMetrics, evs: Event[]): void {
   for (const e of evs) {
-    if (e.kind === 'request') m.request(e.peer, e.protocol, e.code, e.ms);
+    if (e.kind === 'request') m.request(e.peer, e.protocol, e.code, e.ms, e.reqBytes, e.respBytes, e.flags, e.grpc);
     else if (e.kind === 'open') m.tcpOpen(e.peer, e.protocol);
     else m.tcpClose(e.peer, e.received, e.sent, e.protocol);
   }
@@ -75,6 +93,8 @@ t.test('same exposition as prom-client for the same events (text and JSON)', asy
     t.equal(text, await before.metrics(), `seed ${seed}: text exposition identical`);
     t.equal(canonical(await after.getMetricsAsJSON()), canonical(await before.getMetricsAsJSON()), `seed ${seed}: JSON identical`);
     t.match(text, /istio_request_duration_milliseconds_bucket\{le="0.5",reporter="/);
+    t.match(text, /istio_request_bytes_bucket\{le="100000000",reporter="/);
+    t.match(text, /istio_response_bytes_count\{reporter="/);
   }
 });
 

@@ -9,6 +9,7 @@ import { parseAgentFlags } from '../../agent/flags.js';
 import { Readiness, serveHealth } from '../../agent/health/server.js';
 import { AgentMetrics } from '../../agent/metrics/agent-health.js';
 import { IstioMetrics } from '../../agent/metrics/istio.js';
+import { peerLabels } from '../../agent/metrics/peer-labels.js';
 import { serveMetrics } from '../../agent/metrics/server.js';
 import { ConnectionTracker } from '../../agent/proxy/connections.js';
 import { MeshState } from '../../agent/state/mesh-state.js';
@@ -34,23 +35,25 @@ t.test('metrics endpoint: Istio request metrics and weft_* agent health', async 
     certificateExpiries: () => new Map([['spiffe://cluster.local/ns/default/sa/web', new Date(Date.now() + 3600_000)]]),
     captureStats: () => ({ counters: { redirected: 12 }, mapEntries: { pods: 2 }, enrolledPods: 2 }),
   });
-  const peer = {
-    reporter: 'source' as const,
-    source_workload: 'sleep',
-    source_workload_namespace: 'default',
-    source_principal: 'spiffe://cluster.local/ns/default/sa/sleep',
-    destination_workload: 'web',
-    destination_workload_namespace: 'default',
-    destination_service: 'web.default.svc.cluster.local',
-    connection_security_policy: 'mutual_tls' as const,
-  };
+  const peer = peerLabels({
+    reporter: 'source',
+    source: { workloadName: 'sleep', namespace: 'default', labels: { app: 'sleep' } },
+    sourcePrincipal: 'spiffe://cluster.local/ns/default/sa/sleep',
+    destination: undefined,
+    destinationPrincipal: 'unknown',
+    serviceHost: 'web.default.svc.cluster.local',
+    security: 'mutual_tls',
+  });
   istio.request(peer, 'http', 200, 3);
   istio.request(peer, 'http', 200, 4);
   const srv = await serveMetrics(registry, '127.0.0.1', 0, silentLogger);
   t.teardown(() => srv.close());
   const { status, body } = await get(srv.address.port, '/metrics');
   t.equal(status, 200);
-  t.match(body, /istio_requests_total\{reporter="source",source_workload="sleep",source_workload_namespace="default",source_principal="spiffe:\/\/cluster.local\/ns\/default\/sa\/sleep",destination_workload="web",destination_workload_namespace="default",destination_service="web.default.svc.cluster.local",connection_security_policy="mutual_tls",request_protocol="http",response_code="200"\} 2/);
+  t.match(
+    body,
+    /istio_requests_total\{reporter="source",source_workload="sleep",source_canonical_service="sleep",source_canonical_revision="latest",source_workload_namespace="default",source_principal="spiffe:\/\/cluster.local\/ns\/default\/sa\/sleep",source_app="sleep",source_version="unknown",source_cluster="Kubernetes",destination_workload="unknown",destination_workload_namespace="unknown",destination_principal="unknown",destination_app="unknown",destination_version="unknown",destination_service="web.default.svc.cluster.local",destination_canonical_service="unknown",destination_canonical_revision="latest",destination_service_name="web",destination_service_namespace="default",destination_cluster="unknown",request_protocol="http",response_code="200",grpc_response_status="",response_flags="-",connection_security_policy="mutual_tls"\} 2/,
+  );
   t.match(body, /istio_request_duration_milliseconds_count\{[^}]*response_code="200"\} 2/);
   t.match(body, /weft_config_version 7/);
   t.match(body, /weft_controller_connected 1/);
