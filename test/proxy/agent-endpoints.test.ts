@@ -54,7 +54,7 @@ t.test('metrics endpoint: Istio request metrics and weft_* agent health', async 
     body,
     /istio_requests_total\{reporter="source",source_workload="sleep",source_canonical_service="sleep",source_canonical_revision="latest",source_workload_namespace="default",source_principal="spiffe:\/\/cluster.local\/ns\/default\/sa\/sleep",source_app="sleep",source_version="unknown",source_cluster="Kubernetes",destination_workload="unknown",destination_workload_namespace="unknown",destination_principal="unknown",destination_app="unknown",destination_version="unknown",destination_service="web.default.svc.cluster.local",destination_canonical_service="unknown",destination_canonical_revision="latest",destination_service_name="web",destination_service_namespace="default",destination_cluster="unknown",request_protocol="http",response_code="200",grpc_response_status="",response_flags="-",connection_security_policy="mutual_tls"\} 2/,
   );
-  t.match(body, /istio_request_duration_milliseconds_count\{[^}]*response_code="200"\} 2/);
+  t.match(body, /istio_request_duration_milliseconds_count\{[^}]*response_code="200"[^}]*\} 2/);
   t.match(body, /weft_config_version 7/);
   t.match(body, /weft_controller_connected 1/);
   t.match(body, /weft_certificate_expiry_seconds\{spiffe_id="spiffe:\/\/cluster.local\/ns\/default\/sa\/web"\} 3[56]\d\d/);

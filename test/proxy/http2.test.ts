@@ -6,7 +6,7 @@ import t, { type Test } from 'tap';
 import http2 from 'node:http2';
 import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import { listen, metricEventually, startMesh, type Mesh, type PodSpec } from './fixtures/mesh.js';
+import { listen, metricEventually, metricValue, startMesh, type Mesh, type PodSpec } from './fixtures/mesh.js';
 
 const PODS: PodSpec[] = [
   { name: 'sleep', node: 'node-a', ip: '127.0.10.1' },
@@ -163,4 +163,7 @@ t.test('gRPC unary, bidi streaming and error status, same node and cross node', 
   t.equal(err.code, grpc.status.NOT_FOUND, 'grpc-status from the trailers');
   t.equal(err.details, 'no such thing');
   t.ok((await metricEventually(mesh.a.registry, 'istio_requests_total', { request_protocol: 'grpc', response_code: '200', source_workload: 'sleep' }, 7)) >= 7, 'gRPC calls counted');
+  const grpcLabels = { reporter: 'source', request_protocol: 'grpc', response_code: '200', response_flags: '-' };
+  t.equal(await metricEventually(mesh.a.registry, 'istio_requests_total', { ...grpcLabels, grpc_response_status: '5' }, 1), 1, 'grpc_response_status: NOT_FOUND from the trailers');
+  t.ok((await metricValue(mesh.a.registry, 'istio_requests_total', { ...grpcLabels, grpc_response_status: '0' })) >= 6, 'grpc_response_status: OK for the calls that succeeded');
 });
