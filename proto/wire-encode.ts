@@ -7,6 +7,7 @@
 // 10 MB snapshot. test/controller/wire-encode.test.ts checks it against proto-loader's decoder.
 import type { CompiledPolicy } from '../common/policy.js';
 import type { NodeInfo, Service, Workload } from '../common/mesh.js';
+import { telemetryLabels } from '../common/telemetry-labels.js';
 
 /** ConfigUpdate field numbers (mesh.proto) */
 export const UPDATE_FIELD = {
@@ -105,13 +106,12 @@ function writeWorkload(w: Writer, x: Workload, withLabels: boolean): void {
   w.string(4, x.serviceAccount);
   w.string(5, x.node);
   for (const ip of x.ips) w.element(6, ip);
-  if (withLabels) {
-    for (const [k, v] of Object.entries(x.labels)) {
-      w.message(7, (e) => {
-        e.element(1, k);
-        e.element(2, v);
-      });
-    }
+  // another node's workload: only the labels Istio's metrics read, for the peer labels of its requests
+  for (const [k, v] of Object.entries(withLabels ? x.labels : telemetryLabels(x.labels))) {
+    w.message(7, (e) => {
+      e.element(1, k);
+      e.element(2, v);
+    });
   }
   w.bool(8, x.meshed);
   w.bool(9, x.hostNetwork);
@@ -151,7 +151,7 @@ function writeService(w: Writer, s: Service): void {
   }
 }
 
-/** `upsert_workloads: {...}` as a ConfigUpdate fragment; without labels for workloads on other nodes */
+/** `upsert_workloads: {...}` as a ConfigUpdate fragment; only the telemetry labels for workloads on other nodes */
 export function workloadPiece(x: Workload, withLabels: boolean): Buffer {
   const w = new Writer();
   w.message(UPDATE_FIELD.upsertWorkloads, (m) => writeWorkload(m, x, withLabels));

@@ -2,15 +2,13 @@
 // derive them (docs/operators.md, "Labels decided for the agents' metrics"). Computed when a label set is
 // built (once per source/destination pair and config version), never per request.
 import type { Workload } from '../../common/mesh.js';
+import { CANONICAL_NAME_LABELS, CANONICAL_REVISION_LABELS } from '../../common/telemetry-labels.js';
 
 export const UNKNOWN = 'unknown';
 /** Istio's cluster name when none is configured (global.multiCluster.clusterName); Weft is one cluster. */
 export const CLUSTER_NAME = 'Kubernetes';
 const LATEST = 'latest';
 
-/** Each field falls back on its own: a pod may set a canonical name and leave the revision to `version`. */
-const CANONICAL_NAME = ['service.istio.io/canonical-name', 'app.kubernetes.io/name', 'app'] as const;
-const CANONICAL_REVISION = ['service.istio.io/canonical-revision', 'app.kubernetes.io/version', 'version'] as const;
 
 export interface WorkloadLabels {
   canonicalService: string;
@@ -39,8 +37,9 @@ export function workloadLabels(w: NamedWorkload | undefined): WorkloadLabels {
   if (!w) return { canonicalService: UNKNOWN, canonicalRevision: LATEST, app: UNKNOWN, version: UNKNOWN, cluster: UNKNOWN };
   const l = w.labels;
   return {
-    canonicalService: first(l, CANONICAL_NAME) ?? w.workloadName,
-    canonicalRevision: first(l, CANONICAL_REVISION) ?? LATEST,
+    // each field falls back on its own: a pod may set a canonical name and leave the revision to `version`
+    canonicalService: first(l, CANONICAL_NAME_LABELS) ?? w.workloadName,
+    canonicalRevision: first(l, CANONICAL_REVISION_LABELS) ?? LATEST,
     app: l?.['app'] || UNKNOWN,
     version: l?.['version'] || UNKNOWN,
     cluster: CLUSTER_NAME,

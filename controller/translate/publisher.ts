@@ -15,6 +15,7 @@ import type { Logger } from '../../common/log.js';
 import { silentLogger } from '../../common/log.js';
 import type { MeshConfig, NodeInfo, Service, Workload } from '../../common/mesh.js';
 import type { CompiledPolicy } from '../../common/policy.js';
+import { telemetryLabels } from '../../common/telemetry-labels.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { emptyChangeSet, IncrementalTranslator, isEmptyChangeSet, mergeChangeSet, type ChangeSet } from './incremental.js';
 import { cmp, type TranslateOptions } from './objects.js';
@@ -154,11 +155,12 @@ export class ConfigPublisher implements MeshView {
   /**
    * What one node's agent gets: every node, service and policy (any pod may call any service: without the
    * call graph a node needs them all), every workload (endpoint identities), but labels only for the
-   * workloads on this node (only local workloads are matched against selectors on the agent).
+   * workloads on this node (only local workloads are matched against selectors on the agent), except the
+   * few Istio's metrics read (canonical service and revision, app, version: the peer's labels of a request).
    */
   configFor(node: string): MeshConfig {
     const cfg = this.current();
-    return { ...cfg, workloads: cfg.workloads.map((w) => (w.node === node ? w : { ...w, labels: {} })) };
+    return { ...cfg, workloads: cfg.workloads.map((w) => (w.node === node ? w : { ...w, labels: telemetryLabels(w.labels) })) };
   }
 
   onConfig(fn: (v: PublishedVersion) => void): () => void {

@@ -161,7 +161,7 @@ t.test('encoder: chunked snapshots and chained deltas decode to each node view; 
   let agent1 = receive(undefined, chunksOf(snap1));
   t.same(sortConfig(agent1.config), sortConfig(pub.configFor('node-1')), 'node-1 snapshot = its view (labels only for its own workloads)');
   t.equal(agent1.bundle, 'BUNDLE-1');
-  t.same(agent1.config.workloads.find((w) => w.name === 'web-2')!.labels, {}, 'a workload on another node comes without labels');
+  t.same(agent1.config.workloads.find((w) => w.name === 'web-2')!.labels, { app: 'web' }, 'a workload on another node comes with only the labels Istio\'s metrics read');
   t.same(agent1.config.workloads.find((w) => w.name === 'web-1')!.labels, { app: 'web', tier: 'front' });
 
   const afterFirst = enc.encodings;

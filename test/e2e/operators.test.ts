@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { testSandboxId, weft } from '../helpers/sandbox.js';
 import { weftBin } from '../helpers/paths.js';
+import { checkIstioMetrics, ISTIO_METRICS_SPEC, writeIstioMetricsFixtures } from './istio-metrics.js';
 
 const id = testSandboxId();
 const dir = mkdtempSync(join(tmpdir(), 'weft-ops-e2e-'));
@@ -72,8 +73,9 @@ spec:
   nodeName: node-1
   containers:
     - { name: load, command: [node, load.mjs] }
-`,
+${ISTIO_METRICS_SPEC}`,
 );
+writeIstioMetricsFixtures(dir);
 
 const env = { ...process.env, WEFT_SANDBOX_ID: id, NO_COLOR: '1' };
 const run = (args: string[], timeout = 60_000) => spawnSync(process.execPath, [weftBin, ...args], { encoding: 'utf8', env, timeout });
@@ -121,8 +123,12 @@ t.test('a newcomer\'s commands on a two-node sandbox with Prometheus', async (t)
   }
   t.same(ups.map((u) => `${u.metric.job}/${u.metric.node ?? ''}=${u.value[1]}`).sort(), ['weft-agent/node-1=1', 'weft-agent/node-2=1', 'weft-controller/=1']);
 
+  // Istio's standard metrics across two nodes, while the steady load fills the window below
+  const loadStarted = Date.now();
+  await checkIstioMetrics(t, dir, (q) => promQuery(prom, q), (pod, argv) => run(['sandbox', 'exec', pod, '--', ...argv]));
+
   // let the steady load fill a 30 s window in both Prometheus and the controller's own scrapes
-  await sleep(40_000);
+  await sleep(Math.max(0, 40_000 - (Date.now() - loadStarted)));
 
   // which reporter to compare with: the one weft stat counts (destination reports when there are any)
   const dst = await promQuery(prom, 'sum(istio_requests_total{reporter="destination",destination_workload="web",destination_workload_namespace="shop"})');
