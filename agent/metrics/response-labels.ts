@@ -2,12 +2,20 @@
 // grpc_response_status, computed as Envoy computes them for Istio's metrics. Cheap on purpose: they run
 // once per request, and the series lookup compares their results without building a key.
 
-/** Envoy's %RESPONSE_FLAGS%: "-" when none, else the flags in the order they were raised, comma-joined. */
+// Envoy's ResponseFlag enum order: %RESPONSE_FLAGS% lists the flags set in this order, each once, whatever
+// order they were raised in (a retried connection failure is "UF,URX").
+const ENVOY_ORDER: readonly string[] = ['LH', 'UH', 'UT', 'LR', 'UR', 'UF', 'UC', 'UO', 'NR', 'DI', 'FI', 'RL', 'UAEX', 'RLSE', 'DC', 'URX', 'SI', 'IH', 'DPE'];
+const rank = (f: string) => {
+  const i = ENVOY_ORDER.indexOf(f);
+  return i < 0 ? ENVOY_ORDER.length : i;
+};
+
+/** Envoy's %RESPONSE_FLAGS%: "-" when none, else the distinct flags in Envoy's order, comma-joined. */
 export function flagsLabel(flags: readonly string[]): string {
   const n = flags.length;
   if (n === 0) return '-';
   if (n === 1) return flags[0]!;
-  return flags.join(',');
+  return [...new Set(flags)].sort((a, b) => rank(a) - rank(b)).join(',');
 }
 
 /** No gRPC status (not a gRPC request, or no response at all): grpc_response_status is empty. */

@@ -11,6 +11,7 @@ import type { Workload } from '../../common/mesh.js';
 import type { MeshState } from '../state/mesh-state.js';
 import type { ConnectionContext, RequestContext } from '../pipeline/context.js';
 import type { Observer, StageInput } from '../pipeline/stages.js';
+import { flagsLabel } from '../metrics/response-labels.js';
 
 type Direction = 'outbound' | 'inbound';
 
@@ -67,7 +68,7 @@ function requestLine(state: MeshState, ctx: RequestContext, direction: Direction
     path: ctx.path,
     status: o.status,
     ...(o.grpcStatus !== undefined ? { grpc_status: o.grpcStatus } : {}),
-    response_flags: o.flags.length ? o.flags.join(',') : '-',
+    response_flags: flagsLabel(o.flags),
     route: o.routeName ?? null,
     policy: o.policyName ?? null,
     attempts: o.attempts,

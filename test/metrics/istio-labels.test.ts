@@ -70,10 +70,12 @@ t.test('a peer label set: every Istio standard label, from both workloads', asyn
   t.match(none, { source_workload: 'unknown', source_canonical_revision: 'latest', destination_service: 'unknown', destination_service_name: 'unknown', destination_cluster: 'unknown' });
 });
 
-t.test('response_flags: "-" when none, else Envoy\'s flags comma-joined in the order raised', async (t) => {
+t.test('response_flags: "-" when none, else the distinct flags in Envoy\'s order, comma-joined', async (t) => {
   t.equal(flagsLabel([]), '-');
   t.equal(flagsLabel(['UF']), 'UF');
-  t.equal(flagsLabel(['URX', 'UF']), 'URX,UF');
+  t.equal(flagsLabel(['UF', 'UF', 'URX']), 'UF,URX', 'a connection failure on every attempt, then retries exhausted');
+  t.equal(flagsLabel(['URX', 'UF']), 'UF,URX', 'Envoy\'s order, not the order raised');
+  t.equal(flagsLabel(['DC', 'UT', 'DI']), 'UT,DI,DC');
 });
 
 t.test('grpc_response_status: the server\'s status, else inferred from the HTTP status as Envoy does, empty for HTTP', async (t) => {
