@@ -5,6 +5,7 @@
 import type { Attributes } from '@opentelemetry/api';
 import type { MeshState } from '../state/mesh-state.js';
 import type { RequestContext } from '../pipeline/context.js';
+import { flagsLabel } from '../metrics/response-labels.js';
 
 /** Istio's span name: the destination Service's FQDN and port, `/*` (else the address called). */
 export function spanName(state: MeshState, ctx: RequestContext): string {
@@ -36,7 +37,7 @@ export function spanAttributes(state: MeshState, ctx: RequestContext, side: 'cli
     'http.url': `${ctx.scheme}://${ctx.authority}${ctx.path}`,
     'http.protocol': PROTOCOL[ctx.protocol],
     'http.status_code': String(o.status),
-    response_flags: o.flags.length ? o.flags.join(',') : '-',
+    response_flags: flagsLabel(o.flags),
     upstream_cluster: upstreamCluster(state, ctx, side),
     'upstream_cluster.name': upstreamCluster(state, ctx, side),
     'peer.address': src.ip,
