@@ -106,6 +106,9 @@ function modeName(mode: number): GuardMode {
 
 const destId = (d: DestKey) => `${d.ip}|${d.port}`;
 
+/** max_entries of weft_dests (bpf/lib/maps.h) */
+const MAX_DESTINATIONS = 65_536;
+
 export class RedirectManager implements ConnectionLookup {
   private readonly config: BpfMap<number, CaptureConfig>;
   private readonly pods: BpfMap<bigint, PodEntry>;
@@ -118,6 +121,8 @@ export class RedirectManager implements ConnectionLookup {
   private readonly counters: BpfMap<number, bigint>;
   private readonly alive: BpfMap<number, bigint>;
   private readonly uids = new Map<bigint, string>();
+  /** in-memory mirror of weft_dests by destId (undefined: read it from the kernel first) */
+  private dests_: Map<string, DestKey> | undefined;
   private readonly lookupKey = Buffer.alloc(TUPLE_SIZE);
   private readonly lookupValue = Buffer.alloc(origCodec.size);
   private userLookupMisses = 0n;
@@ -225,21 +230,63 @@ export class RedirectManager implements ConnectionLookup {
 
   // ---- destinations -----------------------------------------------------------------------------
 
-  /** Replace the set of mesh destinations with `dests` (port 0 = every port of that address). */
+  /**
+   * Replace the set of mesh destinations with `dests` (port 0 = every port of that address), by diff
+   * against an in-memory mirror of the map (read from the kernel once, and again after forgetMirror()), so
+   * a config version costs syscalls for what changed, not a walk of 65,536 entries. Never half applied: a
+   * set that would not fit is refused before anything changes, and an update the kernel refuses midway is
+   * rolled back before the error is thrown (the config is then NACKed with it).
+   */
   setDestinations(dests: MeshDestination[]): { added: number; removed: number } {
     const want = new Map(dests.map((d) => [destId(d), d]));
     for (const d of dests) destCodec.encode(d, Buffer.alloc(destCodec.size)); // validate all before changing any
-    let removed = 0;
-    for (const have of this.dests.keys()) {
-      if (want.delete(destId(have))) continue;
-      if (this.dests.delete(have)) removed++;
+    const have = this.destMirror();
+    const gone = [...have].filter(([id]) => !want.has(id)).map(([, d]) => d);
+    const fresh = [...want].filter(([id]) => !have.has(id)).map(([, d]) => d);
+    if (have.size - gone.length + fresh.length > MAX_DESTINATIONS) {
+      throw new CaptureError('WEFT_ERR_CAPTURE_FULL', `the mesh has ${want.size} captured destinations (Service VIP ports and meshed pod ports); the kernel map holds ${MAX_DESTINATIONS}: nothing was changed, the config is refused`);
     }
-    for (const d of want.values()) this.dests.update(d, 0);
-    return { added: want.size, removed };
+    const removed: MeshDestination[] = [];
+    const added: MeshDestination[] = [];
+    try {
+      for (const d of gone) {
+        this.dests.delete(d);
+        have.delete(destId(d));
+        removed.push(d);
+      }
+      for (const d of fresh) {
+        this.dests.update(d, 0);
+        have.set(destId(d), d);
+        added.push(d);
+      }
+    } catch (e) {
+      // put the map back as it was, so the proxy and the kernel keep agreeing on the old config
+      for (const d of added) {
+        this.dests.delete(d);
+        have.delete(destId(d));
+      }
+      for (const d of removed) {
+        this.dests.update(d, 0);
+        have.set(destId(d), d);
+      }
+      throw e;
+    }
+    return { added: added.length, removed: removed.length };
+  }
+
+  /** The mirror of weft_dests, read from the kernel when there is none. */
+  private destMirror(): Map<string, DestKey> {
+    if (!this.dests_) this.dests_ = new Map(this.dests.keys().map((d) => [destId(d), d]));
+    return this.dests_;
+  }
+
+  /** The next reconcile reads weft_dests from the kernel again (the audit: something may have changed it behind our back). */
+  forgetMirror(): void {
+    this.dests_ = undefined;
   }
 
   destinations(): MeshDestination[] {
-    return this.dests.keys();
+    return [...this.destMirror().values()];
   }
 
   setGuardSources(ips: string[]): void {
@@ -398,7 +445,7 @@ export class RedirectManager implements ConnectionLookup {
   }
 
   mapEntries(): MapEntryCounts {
-    return { pods: this.pods.count(), destinations: this.dests.count(), origByCookie: this.origByCookie.count(), origByTuple: this.origByTuple.count() };
+    return { pods: this.pods.count(), destinations: this.destMirror().size, origByCookie: this.origByCookie.count(), origByTuple: this.origByTuple.count() };
   }
 
   captureConfig(): CaptureConfig | undefined {

@@ -12,6 +12,8 @@ import type { InboundPod } from '../redirect/inbound-capture.js';
 /** The part of RedirectManager this needs. */
 export interface CaptureTarget {
   reconcile(desired: DesiredRedirect): ReconcileResult;
+  /** read the kernel's maps again at the next reconcile instead of trusting the in-memory mirror */
+  forgetMirror?(): void;
   /** re-attach programs whose links are gone; returns what was re-attached */
   repairLinks?(): string[];
 }
@@ -20,6 +22,9 @@ export interface CaptureTarget {
 export interface InboundTarget {
   reconcile(pods: InboundPod[]): { pending: string[] };
 }
+
+/** Every how many audits the destination map is walked in full (with a 5 s audit: a minute). */
+const AUDIT_WALK_EVERY = 12;
 
 export class CaptureSync {
   private uidByCgroup = new Map<bigint, string>();
@@ -33,6 +38,7 @@ export class CaptureSync {
   private auditTimer: NodeJS.Timeout | undefined;
   /** the pods the last apply enrolled: an audit that finds others (a cgroup appeared) is a retry, not drift */
   private appliedUids = new Set<string>();
+  private audits = 0;
   private auditPending: NodeJS.Immediate | undefined;
   /** what an audit found wrong and put right, e.g. ("pods", 1), ("links", 2) */
   onRepair: (what: string, n: number) => void = () => {};
@@ -109,6 +115,8 @@ export class CaptureSync {
     const { desired } = desiredFromMesh(this.last, this.node, this.resolver);
     if (desired.pods.length !== this.appliedUids.size || desired.pods.some((p) => !this.appliedUids.has(p.uid))) return this.reapplyLast();
     try {
+      // the destination mirror is re-read from the kernel every few audits (a full walk of the map)
+      if (++this.audits % AUDIT_WALK_EVERY === 0) this.target.forgetMirror?.();
       const links = this.target.repairLinks?.() ?? [];
       const r = this.target.reconcile(desired);
       const found: Record<string, number> = { links: links.length, pods: r.enrolled + r.modeChanged, stale_pods: r.unenrolled, destinations: r.destinationsAdded + r.destinationsRemoved };
