@@ -137,19 +137,19 @@ async function main(): Promise<void> {
   // one proxies' process per tracing setting (default: one, tracing off, named as before)
   const settings = values.tracing === undefined ? [undefined] : values.tracing.split(',').map((x) => (x === 'off' ? undefined : Number(x)));
   for (const x of settings) if (x !== undefined && !(x >= 0 && x <= 100)) throw new Error(`--tracing: "${values.tracing}" is not a list of off and percentages`);
-  const meshes: Array<{ proc: ChildProcess; outbound: { host: string; port: number }; suffix: string }> = [];
+  const meshes: Array<{ proc: ChildProcess; outbound: { host: string; port: number }; suffix: string; rssMax: number }> = [];
   for (const pct of settings) {
     const trace = pct === undefined ? [] : ['--trace', String(pct), '--collector', `http://127.0.0.1:${otlp}/v1/traces`];
     const proc = fork(SELF, ['--role', 'mesh', '--port', String(port), ...trace], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
     const { outbound } = await new Promise<Msg>((r) => proc.once('message', (m) => r(m as Msg)));
-    meshes.push({ proc, outbound: outbound!, suffix: values.tracing === undefined ? '' : pct === undefined ? ' tracing off' : ` tracing ${pct}%` });
+    meshes.push({ proc, outbound: outbound!, suffix: values.tracing === undefined ? '' : pct === undefined ? ' tracing off' : ` tracing ${pct}%`, rssMax: 0 });
   }
 
-  const paths: Array<{ path: string; target: { host: string; port: number; path: string }; route: string | undefined; mesh: ChildProcess | undefined }> = [
+  const paths: Array<{ path: string; target: { host: string; port: number; path: string }; route: string | undefined; mesh: (typeof meshes)[number] | undefined }> = [
     { path: 'direct', target: { host: POD_A, port: port!, path: '/' }, route: undefined, mesh: undefined },
   ];
   for (const [name, route] of [['same-node', VIP_LOCAL], ['cross-node', VIP_REMOTE]] as const) {
-    for (const m of meshes) paths.push({ path: `${name}${m.suffix}`, target: { host: m.outbound.host, port: m.outbound.port, path: '/' }, route, mesh: m.proc });
+    for (const m of meshes) paths.push({ path: `${name}${m.suffix}`, target: { host: m.outbound.host, port: m.outbound.port, path: '/' }, route, mesh: m });
   }
   const rows: Row[] = [];
   const rssIdle = (await request(meshes[0]!.proc, { cpu: true })).rss!;
@@ -158,13 +158,15 @@ async function main(): Promise<void> {
     // Interleaved repetitions, so a slow moment of the machine does not land on one path only.
     for (let rep = 1; rep <= reps; rep++) {
       for (const p of paths) {
-        const mesh = p.mesh ?? meshes[0]!.proc;
+        const m = p.mesh ?? meshes[0]!;
+        const mesh = m.proc;
         if (p.route) await request(mesh, { route: p.route });
         const before = (await request(mesh, { cpu: true })).cpu!;
         const result = await openLoop({ target: p.target, rate, connections, durationMs, warmupMs });
         const reply = await request(mesh, { cpu: true });
         const after = reply.cpu!;
         rssMax = Math.max(rssMax, reply.rss!);
+        m.rssMax = Math.max(m.rssMax, reply.rss!);
         const cpuUs = after.user + after.system - (before.user + before.system);
         const sysShare = cpuUs > 0 ? (after.system - before.system) / cpuUs : 0;
         rows.push({ path: p.path, rep, result, cpuUsPerRequest: p.route ? cpuUs / Math.max(1, result.completedTotal) : undefined, sysShare: p.route ? sysShare : undefined });
@@ -203,6 +205,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${s.path.padEnd(settings.length > 1 ? 26 : 12)} ${String(s.p50).padStart(6)}  ${String(s.p90).padStart(6)}  ${String(s.p99).padStart(6)}   ${added.padEnd(22)}  ${s.cpuUsPerRequest === undefined ? '-'.padStart(16) : `${s.cpuUsPerRequest.toFixed(0)} (${Math.round(100 * s.kernelShare!)}%)`.padStart(16)}           ${s.errors}\n`);
   }
   process.stdout.write(`proxies' process (both nodes) RSS: ${(rssIdle / 1048576).toFixed(1)} MB idle, ${(rssMax / 1048576).toFixed(1)} MB max after a run (${process.version})\n`);
+  if (meshes.length > 1) for (const m of meshes) process.stdout.write(`  RSS max after a run,${m.suffix}: ${(m.rssMax / 1048576).toFixed(1)} MB\n`);
   const [l1, l5] = loadavg();
   process.stdout.write(`machine load average ${l1!.toFixed(1)} / ${l5!.toFixed(1)} on ${cpus().length} CPUs during the run\n`);
   process.stdout.write(JSON.stringify({ node: process.version, rate, connections, seconds: Number(values.seconds), reps, loadavg: [l1, l5], rssIdleBytes: rssIdle, rssMaxBytes: rssMax, summary }) + '\n');
