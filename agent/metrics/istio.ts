@@ -2,7 +2,7 @@
 // dashboards work unchanged. The per-request path is hot, so nothing on it touches a label: the pipeline
 // asks once per route or connection for a handle (`requests(peer, protocol)`, `tcp(peer, protocol)`) and
 // bumps plain numbers on it; a request whose response code, gRPC status and flags were seen before on that
-// handle is three compares, a few adds and three bucket scans (prom-client's labelled children re-hashed
+// handle is three compares, a few adds and three bucket lookups (prom-client's labelled children re-hashed
 // twenty-five labels per inc/observe, ~2 µs each). The label strings are built once per series;
 // istio-exposition.ts renders everything at scrape time through prom-client's registry, so names, labels,
 // values and series order are exactly what prom-client's own Counter and Histogram produce
@@ -69,11 +69,12 @@ export const BYTES_BUCKETS: readonly number[] = Object.freeze([1, 10, 100, 1000,
 
 export type Labels = Record<string, string>;
 
-/** A value's slot: the first bound it does not exceed (the last slot is above every bound, only in +Inf). */
-function slot(bounds: readonly number[], v: number): number {
-  let i = 0;
-  while (i < bounds.length && v > bounds[i]!) i++;
-  return i;
+/** Istio's size buckets are the powers of ten 1 … 10^8: a few compares find a size's slot (upper-inclusive, 9 is +Inf only). */
+function bytesSlot(v: number): number {
+  if (v <= 1) return 0;
+  if (v <= 1000) return v <= 10 ? 1 : v <= 100 ? 2 : 3;
+  if (v <= 1000000) return v <= 10000 ? 4 : v <= 100000 ? 5 : 6;
+  return v <= 10000000 ? 7 : v <= 100000000 ? 8 : 9;
 }
 
 /** One histogram's plain numbers: per-bucket (not cumulative) counts and the sum; the count is the series'. */
@@ -82,10 +83,6 @@ export class Distribution {
   readonly buckets: Float64Array;
   constructor(readonly bounds: readonly number[]) {
     this.buckets = new Float64Array(bounds.length + 1);
-  }
-  observe(v: number): void {
-    this.sum += v;
-    this.buckets[slot(this.bounds, v)]! += 1;
   }
 }
 
@@ -154,10 +151,21 @@ export class RequestCounter {
     let s = this.last;
     if (s === undefined || s.code !== code || s.grpc !== grpc || s.flags !== flags) s = this.series(code, grpc, flags);
     s.count += 1;
+    // Inlined rather than a method per histogram: this runs for every request (bench/metrics.ts).
     // prom-client refuses non-finite observations (it threw); a clock oddity is better counted as 0.
-    s.duration.observe(durationMs === durationMs && durationMs !== Infinity && durationMs !== -Infinity ? durationMs : 0);
-    s.requestBytes.observe(requestBytes);
-    s.responseBytes.observe(responseBytes);
+    const ms = durationMs === durationMs && durationMs !== Infinity && durationMs !== -Infinity ? durationMs : 0;
+    const d = s.duration;
+    d.sum += ms;
+    const bounds = DURATION_BUCKETS;
+    let i = 0;
+    while (i < bounds.length && ms > bounds[i]!) i++;
+    d.buckets[i]! += 1;
+    const q = s.requestBytes;
+    q.sum += requestBytes;
+    q.buckets[bytesSlot(requestBytes)]! += 1;
+    const r = s.responseBytes;
+    r.sum += responseBytes;
+    r.buckets[bytesSlot(responseBytes)]! += 1;
   }
 
   /** A handle rarely sees more than a few outcomes: a scan beats building a key per request. */
