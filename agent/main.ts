@@ -169,7 +169,7 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
     const plainPodConnect: PodConnector = (c) => connectTcp(c.ip, c.port, c.timeoutMs);
     const routing = new RoutingMetrics(registry);
     // tracing: the SDK is loaded only when it is on
-    const tracing = opts.tracing ? (await import('./observe/otlp.js')).otlpTracing(opts.tracing, state, registry) : undefined;
+    const tracing = opts.tracing ? (await import('./observe/otlp.js')).otlpTracing(opts.tracing, state, registry, log.child('tracing')) : undefined;
     if (tracing) {
       log.info('tracing on', { collector: opts.tracing!.collector, samplingPercent: opts.tracing!.sampling * 100 });
       cleanups.push(() => tracing.shutdown());

@@ -75,10 +75,14 @@ function fromB3Single(v: string | undefined): IncomingTrace | undefined {
   return { traceId, parentId: span, sampled: b3Sampled(parts[2], false), b3Single: true };
 }
 
-/** The caller decided "not sampled" with a bare b3 sampling state (b3: 0) and no ids. */
-export function b3DeniedWithoutIds(header: HeaderOf): boolean {
-  const v = header('b3')?.trim();
-  return v === '0';
+/**
+ * A sampling decision sent without ids (`b3: 0|1|d`, or x-b3-sampled / x-b3-flags without x-b3-traceid):
+ * B3 allows it, and the decision is the caller's even though the trace starts here. undefined: none.
+ */
+export function decisionWithoutIds(header: HeaderOf): boolean | undefined {
+  const single = header('b3')?.trim().toLowerCase();
+  if (single !== undefined && !single.includes('-')) return b3Sampled(single, false);
+  return b3Sampled(header('x-b3-sampled'), header('x-b3-flags')?.trim() === '1');
 }
 
 /**

@@ -18,7 +18,7 @@ import type { RequestContext, RequestTrace } from '../pipeline/context.js';
 import type { HeaderEdits, RequestTracing } from '../pipeline/stages.js';
 import { isError, spanAttributes, spanName } from './span-attributes.js';
 import { BoundedBatchProcessor, DEFAULT_EXPORT_LIMITS, type ExportLimits, type SpanResult } from './span-export.js';
-import { b3DeniedWithoutIds, outgoingHeaders, readTraceContext } from './trace-context.js';
+import { decisionWithoutIds, outgoingHeaders, readTraceContext } from './trace-context.js';
 
 /** One request's trace state on this proxy. */
 class HopTrace implements RequestTrace {
@@ -132,7 +132,8 @@ export class ProxyTracing implements RequestTracing {
     const inc = readTraceContext(h);
     const traceId = inc?.traceId ?? this.ids.generateTraceId();
     let sampled = inc?.sampled;
-    sampled ??= !inc && b3DeniedWithoutIds(h) ? false : this.ratio.shouldSample(ROOT_CONTEXT, traceId).decision === 2;
+    if (!inc) sampled = decisionWithoutIds(h);
+    sampled ??= this.ratio.shouldSample(ROOT_CONTEXT, traceId).decision === 2;
     const b3Single = inc?.b3Single ?? false;
     if (!sampled) {
       const decidedWithIds = inc !== undefined && inc.sampled === false && inc.parentId !== undefined;

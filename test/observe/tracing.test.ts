@@ -162,9 +162,17 @@ t.test('the caller decides: sampled at rate 0, not sampled at rate 1', async (t)
   t.equal(all.tracing.headers(no), undefined, 'decided, unsampled, with ids: the headers pass untouched');
   await finish(all.tracing, no);
   t.equal(all.exporter.getFinishedSpans().length, 0, 'nothing recorded');
-  const denyB3 = request(['b3', '0']);
-  all.tracing.source(denyB3);
-  t.notOk(denyB3.trace!.sampled, 'b3: 0 without ids is a decision too');
+  for (const h of [['b3', '0'], ['X-B3-Sampled', '0'], ['x-b3-sampled', 'false']]) {
+    const deny = request(h);
+    all.tracing.source(deny);
+    t.notOk(deny.trace!.sampled, `${h.join(': ')} without ids is a decision too`);
+  }
+  const none = tracer(0);
+  for (const h of [['b3', '1'], ['b3', 'd'], ['x-b3-sampled', '1'], ['x-b3-flags', '1']]) {
+    const accept = request(h);
+    none.tracing.source(accept);
+    t.ok(accept.trace!.sampled, `${h.join(': ')} without ids: sampled at rate 0`);
+  }
 });
 
 t.test('undecided: the rate decides, by trace id (every hop of a trace agrees)', async (t) => {
