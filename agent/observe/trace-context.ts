@@ -14,6 +14,8 @@ export interface IncomingTrace {
   sampled: boolean | undefined;
   /** the request carried the single `b3` header: it is rewritten too (x-b3-* and traceparent are always sent) */
   b3Single: boolean;
+  /** the context came from traceparent: its tracestate belongs to it and goes on */
+  w3c: boolean;
 }
 
 const HEX32 = /^[0-9a-f]{32}$/;
@@ -37,7 +39,7 @@ function fromTraceparent(v: string | undefined, b3Single: boolean): IncomingTrac
   const [version, traceId, parentId, flags] = parts as [string, string, string, string];
   if (!/^[0-9a-f]{2}$/.test(version) || version === 'ff' || (version === '00' && parts.length !== 4)) return undefined;
   if (!HEX32.test(traceId) || traceId === ZERO32 || !HEX16.test(parentId) || parentId === ZERO16 || !/^[0-9a-f]{2}$/.test(flags)) return undefined;
-  return { traceId, parentId, sampled: (parseInt(flags, 16) & 1) === 1, b3Single };
+  return { traceId, parentId, sampled: (parseInt(flags, 16) & 1) === 1, b3Single, w3c: true };
 }
 
 function b3TraceId(v: string | undefined): string | undefined {
@@ -61,7 +63,7 @@ function fromB3Multi(header: HeaderOf, b3Single: boolean): IncomingTrace | undef
   const traceId = b3TraceId(header('x-b3-traceid'));
   if (!traceId) return undefined;
   const span = header('x-b3-spanid')?.trim().toLowerCase();
-  return { traceId, parentId: span && HEX16.test(span) && span !== ZERO16 ? span : undefined, sampled: b3Sampled(header('x-b3-sampled'), header('x-b3-flags')?.trim() === '1'), b3Single };
+  return { traceId, parentId: span && HEX16.test(span) && span !== ZERO16 ? span : undefined, sampled: b3Sampled(header('x-b3-sampled'), header('x-b3-flags')?.trim() === '1'), b3Single, w3c: false };
 }
 
 /** b3: {traceid}-{spanid}[-{sampling}[-{parentspanid}]]; a lone sampling state ("0", "1", "d") carries no ids. */
@@ -72,7 +74,7 @@ function fromB3Single(v: string | undefined): IncomingTrace | undefined {
   const traceId = b3TraceId(parts[0]);
   const span = parts[1]!.toLowerCase();
   if (!traceId || !HEX16.test(span) || span === ZERO16) return undefined;
-  return { traceId, parentId: span, sampled: b3Sampled(parts[2], false), b3Single: true };
+  return { traceId, parentId: span, sampled: b3Sampled(parts[2], false), b3Single: true, w3c: false };
 }
 
 /**
@@ -85,23 +87,36 @@ export function decisionWithoutIds(header: HeaderOf): boolean | undefined {
   return b3Sampled(header('x-b3-sampled'), header('x-b3-flags')?.trim() === '1');
 }
 
+/** What a hop forwards: the trace, the span the next hop is a child of, and that span's parent. */
+export interface ForwardedTrace {
+  traceId: string;
+  spanId: string;
+  parentId: string | undefined;
+  sampled: boolean;
+  /** the request had a `b3` header: it is rewritten as well */
+  b3Single: boolean;
+  /** the request's tracestate belongs to this trace (it came with a valid traceparent); else it is dropped */
+  keepTracestate: boolean;
+}
+
 /**
- * The headers the next hop gets: traceparent (tracestate is left as it came: W3C lets a hop that adds no
- * entry of its own forward it unchanged), B3 multi-header, and the single b3 header when the request had
- * one. `spanId` is the span the next hop's span is a child of (this hop's own when it records one);
- * `parentId` the span that one is a child of, for x-b3-parentspanid.
+ * The headers the next hop gets: traceparent (tracestate is left as it came when it belongs to the trace:
+ * W3C lets a hop that adds no entry of its own forward it unchanged), B3 multi-header, and the single b3
+ * header when the request had one. A stale x-b3-parentspanid or x-b3-flags of the caller's does not survive.
  */
-export function outgoingHeaders(traceId: string, spanId: string, parentId: string | undefined, sampled: boolean, b3Single: boolean): HeaderEdits {
-  const flag = sampled ? '1' : '0';
+export function outgoingHeaders(f: ForwardedTrace): HeaderEdits {
+  const flag = f.sampled ? '1' : '0';
   const set: Array<readonly [string, string]> = [
-    ['traceparent', `00-${traceId}-${spanId}-0${flag}`],
-    ['x-b3-traceid', traceId],
-    ['x-b3-spanid', spanId],
+    ['traceparent', `00-${f.traceId}-${f.spanId}-0${flag}`],
+    ['x-b3-traceid', f.traceId],
+    ['x-b3-spanid', f.spanId],
     ['x-b3-sampled', flag],
   ];
-  if (parentId) set.push(['x-b3-parentspanid', parentId]);
-  if (b3Single) set.push(['b3', `${traceId}-${spanId}-${flag}${parentId ? `-${parentId}` : ''}`]);
-  // a stale parent id from the caller must not survive next to our span id; x-b3-flags (debug) is replaced by sampled=1
-  const remove = parentId ? ['x-b3-flags'] : ['x-b3-parentspanid', 'x-b3-flags'];
+  if (f.parentId) set.push(['x-b3-parentspanid', f.parentId]);
+  if (f.b3Single) set.push(['b3', `${f.traceId}-${f.spanId}-${flag}${f.parentId ? `-${f.parentId}` : ''}`]);
+  // x-b3-flags (debug) is replaced by sampled=1
+  const remove = ['x-b3-flags'];
+  if (!f.parentId) remove.push('x-b3-parentspanid');
+  if (!f.keepTracestate) remove.push('tracestate');
   return { set, remove };
 }

@@ -37,6 +37,7 @@ class HopTrace implements RequestTrace {
     /** false: the caller's headers already say all the next hop needs (decided, unsampled, with ids) */
     private readonly rewrite: boolean,
     private readonly b3Single: boolean,
+    private readonly keepTracestate: boolean,
   ) {
     this.forwardSpanId = callerSpanId;
     this.forwardParentId = callerParentId;
@@ -50,7 +51,7 @@ class HopTrace implements RequestTrace {
 
   headers(): HeaderEdits | undefined {
     if (!this.rewrite) return undefined;
-    return (this.edits ??= outgoingHeaders(this.traceId, this.forwardSpanId, this.forwardParentId, this.sampled, this.b3Single));
+    return (this.edits ??= outgoingHeaders({ traceId: this.traceId, spanId: this.forwardSpanId, parentId: this.forwardParentId, sampled: this.sampled, b3Single: this.b3Single, keepTracestate: this.keepTracestate }));
   }
 }
 
@@ -134,16 +135,18 @@ export class ProxyTracing implements RequestTracing {
     let sampled = inc?.sampled;
     if (!inc) sampled = decisionWithoutIds(h);
     sampled ??= this.ratio.shouldSample(ROOT_CONTEXT, traceId).decision === 2;
-    const b3Single = inc?.b3Single ?? false;
+    // any b3 header is rewritten (also a bare decision such as "b3: 1": left as it was it would contradict the rest)
+    const b3Single = inc?.b3Single ?? h('b3') !== undefined;
+    const w3c = inc?.w3c ?? false;
     if (!sampled) {
       const decidedWithIds = inc !== undefined && inc.sampled === false && inc.parentId !== undefined;
-      return new HopTrace(traceId, false, inc?.parentId ?? this.ids.generateSpanId(), undefined, !decidedWithIds, b3Single);
+      return new HopTrace(traceId, false, inc?.parentId ?? this.ids.generateSpanId(), undefined, !decidedWithIds, b3Single, w3c);
     }
     let parent: Context = ROOT_CONTEXT;
     if (inc?.parentId) parent = trace.setSpanContext(ROOT_CONTEXT, { traceId, spanId: inc.parentId, traceFlags: TraceFlags.SAMPLED, isRemote: true });
     else this.ids.next = traceId;
     const span = this.tracer.startSpan(spanName(this.o.state, ctx), { kind, startTime: ctx.outcome.startMs }, parent);
-    const t = new HopTrace(traceId, true, inc?.parentId ?? '', undefined, true, b3Single);
+    const t = new HopTrace(traceId, true, inc?.parentId ?? '', undefined, true, b3Single, w3c);
     t[kind === SpanKind.CLIENT ? 'client' : 'server'] = span;
     t.forwardFrom(span);
     if (!inc?.parentId) t.forwardParentId = undefined;

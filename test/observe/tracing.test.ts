@@ -23,7 +23,7 @@ const headerOf = (raw: string[]) => (n: string) => {
 };
 
 t.test('reading a context: W3C first, then B3 multi, then b3; malformed values mean no context', async (t) => {
-  t.same(readTraceContext(headerOf(['traceparent', `00-${TRACE}-${PARENT}-01`])), { traceId: TRACE, parentId: PARENT, sampled: true, b3Single: false });
+  t.same(readTraceContext(headerOf(['traceparent', `00-${TRACE}-${PARENT}-01`])), { traceId: TRACE, parentId: PARENT, sampled: true, b3Single: false, w3c: true });
   t.same(readTraceContext(headerOf(['traceparent', `00-${TRACE}-${PARENT}-00`]))?.sampled, false, 'flags 00: the caller decided not to sample');
   t.same(readTraceContext(headerOf(['traceparent', `00-${TRACE}-${PARENT}-01`, 'x-b3-traceid', 'a'.repeat(32), 'x-b3-spanid', 'b'.repeat(16)]))?.traceId, TRACE, 'traceparent wins over B3');
   t.equal(readTraceContext(headerOf(['traceparent', `00-${'0'.repeat(32)}-${PARENT}-01`])), undefined, 'all-zero trace id');
@@ -31,11 +31,11 @@ t.test('reading a context: W3C first, then B3 multi, then b3; malformed values m
   t.equal(readTraceContext(headerOf(['traceparent', `ff-${TRACE}-${PARENT}-01`])), undefined, 'version ff');
   t.equal(readTraceContext(headerOf(['traceparent', `00-${TRACE}-${PARENT}-01-extra`])), undefined, 'version 00 has exactly four fields');
   t.same(readTraceContext(headerOf(['traceparent', `01-${TRACE}-${PARENT}-01-future`]))?.traceId, TRACE, 'a later version may add fields');
-  t.same(readTraceContext(headerOf(['X-B3-TraceId', '463ac35c9f6413ad', 'X-B3-SpanId', 'a2fb4a1d1a96d312', 'X-B3-Sampled', '1'])), { traceId: '0000000000000000463ac35c9f6413ad', parentId: 'a2fb4a1d1a96d312', sampled: true, b3Single: false }, 'a 64-bit B3 trace id is left-padded');
+  t.same(readTraceContext(headerOf(['X-B3-TraceId', '463ac35c9f6413ad', 'X-B3-SpanId', 'a2fb4a1d1a96d312', 'X-B3-Sampled', '1'])), { traceId: '0000000000000000463ac35c9f6413ad', parentId: 'a2fb4a1d1a96d312', sampled: true, b3Single: false, w3c: false }, 'a 64-bit B3 trace id is left-padded');
   t.equal(readTraceContext(headerOf(['x-b3-traceid', TRACE, 'x-b3-spanid', PARENT]))?.sampled, undefined, 'B3 without a sampling state: deferred to us');
   t.equal(readTraceContext(headerOf(['x-b3-traceid', TRACE, 'x-b3-spanid', PARENT, 'x-b3-sampled', '0', 'x-b3-flags', '1']))?.sampled, true, 'debug means sampled');
   t.equal(readTraceContext(headerOf(['x-b3-traceid', TRACE, 'x-b3-sampled', 'false']))?.sampled, false);
-  t.same(readTraceContext(headerOf(['b3', `${TRACE}-${PARENT}-1-${'c'.repeat(16)}`])), { traceId: TRACE, parentId: PARENT, sampled: true, b3Single: true });
+  t.same(readTraceContext(headerOf(['b3', `${TRACE}-${PARENT}-1-${'c'.repeat(16)}`])), { traceId: TRACE, parentId: PARENT, sampled: true, b3Single: true, w3c: false });
   t.same(readTraceContext(headerOf(['b3', `${TRACE}-${PARENT}`]))?.sampled, undefined, 'b3 without sampling state');
   t.equal(readTraceContext(headerOf(['b3', '0'])), undefined, 'a lone sampling state has no ids');
   t.equal(readTraceContext(headerOf(['b3', 'zz-yy-1'])), undefined);
@@ -43,7 +43,7 @@ t.test('reading a context: W3C first, then B3 multi, then b3; malformed values m
 });
 
 t.test('what the next hop gets', async (t) => {
-  const e = outgoingHeaders(TRACE, 'a'.repeat(16), PARENT, true, true);
+  const e = outgoingHeaders({ traceId: TRACE, spanId: 'a'.repeat(16), parentId: PARENT, sampled: true, b3Single: true, keepTracestate: true });
   const raw = applyEdits(['Host', 'x', 'X-B3-SpanId', 'stale', 'X-B3-Flags', '1', 'tracestate', 'congo=t61rcWkgMzE'], e);
   const h = headerOf(raw);
   t.equal(h('traceparent'), `00-${TRACE}-${'a'.repeat(16)}-01`);
@@ -54,7 +54,8 @@ t.test('what the next hop gets', async (t) => {
   t.equal(h('x-b3-flags'), undefined);
   t.equal(h('b3'), `${TRACE}-${'a'.repeat(16)}-1-${PARENT}`);
   t.equal(h('tracestate'), 'congo=t61rcWkgMzE', 'tracestate passes as it came');
-  const root = headerOf(applyEdits(['x-b3-parentspanid', 'stale'], outgoingHeaders(TRACE, 'a'.repeat(16), undefined, false, false)));
+  const root = headerOf(applyEdits(['x-b3-parentspanid', 'stale', 'tracestate', 'stale=1'], outgoingHeaders({ traceId: TRACE, spanId: 'a'.repeat(16), parentId: undefined, sampled: false, b3Single: false, keepTracestate: false })));
+  t.equal(root('tracestate'), undefined, 'a tracestate that came without its traceparent does not go on');
   t.equal(root('x-b3-parentspanid'), undefined, 'a root has no parent span');
   t.equal(root('traceparent'), `00-${TRACE}-${'a'.repeat(16)}-00`);
   t.equal(root('b3'), undefined, 'the single header only when the request had one');
@@ -172,6 +173,7 @@ t.test('the caller decides: sampled at rate 0, not sampled at rate 1', async (t)
     const accept = request(h);
     none.tracing.source(accept);
     t.ok(accept.trace!.sampled, `${h.join(': ')} without ids: sampled at rate 0`);
+    if (h[0] === 'b3') t.equal(forwarded(none.tracing, accept)('b3')!.split('-')[0], accept.trace!.traceId, 'the bare b3 decision is replaced by the full header');
   }
 });
 
