@@ -36,7 +36,7 @@ const status = sb.status();
 
 // the receiver, inside the sandbox: the controller's namespace, on its underlay address
 const spans: ReceivedSpan[] = [];
-const receiver = spawn('nsenter', [`--net=/run/netns/${status.controller.netns}`, process.execPath, join(distRoot, 'test', 'helpers', 'otlp-receiver.js'), CONTROLLER_IP, String(OTLP_PORT)], { stdio: ['ignore', 'pipe', 'pipe'] });
+const receiver = spawn('nsenter', [`--net=/run/netns/${status.controller.netns}`, process.execPath, join(distRoot, 'test', 'helpers', 'otlp-receiver.js'), CONTROLLER_IP, String(OTLP_PORT)], { stdio: ['pipe', 'pipe', 'pipe'] });
 t.teardown(() => void receiver.kill('SIGKILL'));
 let buf = '';
 receiver.stdout.setEncoding('utf8').on('data', (d: string) => {

@@ -143,4 +143,6 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const [host, port] = process.argv.slice(2);
   const r = await startOtlpReceiver(host, Number(port), (s) => process.stdout.write(JSON.stringify(s) + '\n'));
   process.stderr.write(`otlp receiver on ${r.url}\n`);
+  // the test holds our stdin: when it goes (also when it dies), so do we
+  process.stdin.on('end', () => process.exit(0)).resume();
 }
