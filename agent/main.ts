@@ -41,6 +41,8 @@ import { serveMetrics } from './metrics/server.js';
 import { NodeProxy } from './proxy/proxy.js';
 import { transparentPodConnector, type PodConnector } from './proxy/transparent.js';
 import { accessLogObserver } from './observe/access-log.js';
+import { TapHub, tapObserver } from './observe/tap.js';
+import { TapStreamClient } from './observe/tap-stream.js';
 import { setupTransparentRouting } from './proxy/transparent-routing.js';
 import { connectTcp } from './proxy/upstream.js';
 import { RedirectManager } from './redirect/manager.js';
@@ -174,9 +176,11 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
       log.info('tracing on', { collector: opts.tracing!.collector, samplingPercent: opts.tracing!.sampling * 100 });
       cleanups.push(() => tracing.shutdown());
     }
+    // taps (weft tap / top) opened by the controller over the agent's own stream; one boolean per request when none
+    const tapHub = new TapHub();
     const proxy = new NodeProxy({
       ...(tracing ? { tracing } : {}),
-      stages: { authorizer: authzStage(authz), router: routingRouter({ metrics: routing }), observers: [...STAGE_FACTORIES.observers, routingObserver(routing, () => state.trustDomain), accessLogObserver(log.child('access'))] },
+      stages: { authorizer: authzStage(authz), router: routingRouter({ metrics: routing }), observers: [...STAGE_FACTORIES.observers, routingObserver(routing, () => state.trustDomain), accessLogObserver(log.child('access')), tapObserver(tapHub)] },
       ...(opts.transparentSource ? { podConnect: transparentPodConnector(capture, plainPodConnect) } : {}),
       state,
       lookup: capture,
@@ -229,6 +233,9 @@ export async function runAgent(opts: AgentOptions, log: Logger): Promise<Running
     });
     await config.start();
     cleanups.push(() => config.stop());
+    const taps = new TapStreamClient({ connection: conn, hub: tapHub, log: log.child('tap') });
+    taps.start();
+    cleanups.push(() => taps.stop());
 
     readiness.add('config', () => (state.version > 0 ? undefined : 'no mesh config yet (controller unreachable and nothing saved on disk)'));
     readiness.add('trust', () => (identity.trustBundlePem() ? undefined : 'no trust bundle'));

@@ -3,6 +3,8 @@ import { registerCommand } from './registry.js';
 
 registerCommand('version', 'client, controller and agent versions: weft version [--client]', async () => (await import('./inspect.js')).versionCommand);
 registerCommand('stat', 'golden metrics per workload and Service: weft stat [ns[/workload|svc]]', async () => (await import('./stat.js')).statCommand);
+registerCommand('tap', 'live requests as the proxies see them: weft tap [ns[/workload]] [--to ..] [--path ..] [-o json]', async () => (await import('./tap.js')).tapCommand);
+registerCommand('top', 'the busiest paths, live: weft top [ns[/workload]] [-o json]', async () => (await import('./top.js')).topCommand);
 registerCommand('config', 'what an agent holds: weft config dump [node] workloads|services|policies|routes|certs|connections', async () => (await import('./inspect.js')).configCommand);
 registerCommand('certs', 'workload certificates and trust bundle on every agent, with expiry', async () => (await import('./inspect.js')).certsCommand);
 registerCommand('check', 'is this machine ready (--pre), is the mesh healthy: agents, config ACK, certs, capture', async () => (await import('./check.js')).checkCommand);

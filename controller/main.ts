@@ -16,6 +16,8 @@ import { AgentRegistry } from './agents/registry.js';
 import { createAdminHandler, type HttpHandler } from './api/admin.js';
 import { createMetricsHandler } from './api/metrics.js';
 import { createObserveHandler } from './api/observe.js';
+import { createTapHandler } from './api/tap.js';
+import { TapBroker } from './tap/broker.js';
 import { PrometheusClient } from './telemetry/prometheus.js';
 import { AgentScraper } from './telemetry/scraper.js';
 import { ConfigTimingMetrics } from './telemetry/config-timing.js';
@@ -142,7 +144,8 @@ export async function startController(opts: ControllerOptions): Promise<Controll
   const metrics = new Registry();
   const timing = new ConfigTimingMetrics(metrics, log.child('config-timing'));
   publisher.onConfig((v) => timing.version(v));
-  const grpc = new ControllerGrpcServer({ ca, authorizer, publisher, registry, authenticator: opts.authenticator, logger: log.child('grpc'), onAnswer: (a) => timing.answered(a) });
+  const taps = new TapBroker(log.child('tap'));
+  const grpc = new ControllerGrpcServer({ ca, authorizer, publisher, registry, authenticator: opts.authenticator, logger: log.child('grpc'), onAnswer: (a) => timing.answered(a), tap: taps });
   const controllerIdentity = `spiffe://${opts.trustDomain}/ns/${rootNamespace}/sa/${CONTROLLER_SERVICE_ACCOUNT}`;
   // The serving certificate lives a year (clamped to the root) and is re-issued at every start; agents
   // check its SPIFFE ID against the trust bundle, so names and IPs are a convenience for other clients.
@@ -186,6 +189,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
   const handlers: HttpHandler[] = [
     createObserveHandler({ config: () => publisher.current(), registry, ...(scraper ? { scraper } : {}), ...(opts.prometheusUrl ? { prometheus: new PrometheusClient(opts.prometheusUrl) } : {}) }),
     createMetricsHandler({ config: () => publisher.current(), registry, objects: () => store.size(), metrics }),
+    createTapHandler({ broker: taps, nodes: () => publisher.current().nodes.map((n) => n.name), ...(opts.operatorToken ? { operatorToken: opts.operatorToken } : {}) }),
     createAdminHandler({ store, ca, logger: log.child('admin'), afterWrite: () => publisher.flush(), ...(opts.operatorToken ? { operatorToken: opts.operatorToken } : {}) }),
     ...(opts.httpHandlers ?? []),
   ];

@@ -14,6 +14,8 @@ import type { ConfigUpdate__Output } from '../../proto/generated/weft/v1/ConfigU
 import type { ConnectResponse__Output } from '../../proto/generated/weft/v1/ConnectResponse.js';
 import type { MeshControllerClient } from '../../proto/generated/weft/v1/MeshController.js';
 import type { ReportResponse__Output } from '../../proto/generated/weft/v1/ReportResponse.js';
+import type { TapBatch } from '../../proto/generated/weft/v1/TapBatch.js';
+import type { TapControl__Output } from '../../proto/generated/weft/v1/TapControl.js';
 
 export const DEFAULT_CONTROLLER_IDENTITY = (trustDomain: string) => `spiffe://${trustDomain}/ns/weft-system/sa/weft-controller`;
 
@@ -124,6 +126,11 @@ export class ControllerConnection {
 
   streamConfig(): grpc.ClientDuplexStream<ConfigRequest, ConfigUpdate__Output> {
     return this.client.StreamConfig(this.metadata());
+  }
+
+  /** the tap stream (agent/observe/tap-stream.ts): the controller's tap requests down, tapped requests up */
+  tapStream(): grpc.ClientDuplexStream<TapBatch, TapControl__Output> {
+    return this.client.Tap(this.metadata());
   }
 
   close(): void {

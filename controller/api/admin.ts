@@ -6,13 +6,13 @@
 // An apply is all or nothing: every object is validated first and one invalid object refuses the whole
 // request (422 with the WEFT_ERR_CONFIG message naming object and field). Callers must present the
 // operator token (Authorization: Bearer ...) when one is configured; without one, only loopback may write.
-import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 import { errorMessage, isWeftError, WeftConfigError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import { silentLogger } from '../../common/log.js';
 import { parseObjects } from '../sources/yaml-objects.js';
+import { operatorAuthorizer } from './operator-auth.js';
 import { APPLY_PATH, DELETE_PATH, ROTATE_ROOT_PATH } from './paths.js';
 import { describeObject, type ObjectStore } from '../store/object-store.js';
 import type { CertificateAuthority } from '../ca/authority.js';
@@ -39,20 +39,10 @@ async function readBody(req: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-function isLoopback(addr: string | undefined): boolean {
-  return !!addr && (addr === '::1' || addr.startsWith('127.') || addr.startsWith('::ffff:127.'));
-}
-
 export function createAdminHandler(opts: { store: ObjectStore; ca?: CertificateAuthority; operatorToken?: string; logger?: Logger; afterWrite?: () => void }): HttpHandler {
   const log = opts.logger ?? silentLogger;
-  const token = opts.operatorToken ? Buffer.from(opts.operatorToken) : undefined;
-
-  const authorized = (req: IncomingMessage): boolean => {
-    if (!token) return isLoopback(req.socket.remoteAddress);
-    const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
-    const got = Buffer.from(m?.[1] ?? '');
-    return got.length === token.length && timingSafeEqual(got, token);
-  };
+  const token = opts.operatorToken;
+  const authorized = operatorAuthorizer(opts.operatorToken);
 
   return async (req, res) => {
     const path = (req.url ?? '').split('?')[0];

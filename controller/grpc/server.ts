@@ -13,6 +13,7 @@ import type { CertificateAuthority } from '../ca/authority.js';
 import type { CsrAuthorizer } from '../ca/csr-authorizer.js';
 import { CSR_REFUSAL, CsrRefusedError } from '../ca/errors.js';
 import type { ConfigPublisher } from '../translate/publisher.js';
+import type { TapBroker } from '../tap/broker.js';
 import { ConfigSession, type ConfigAnswer } from './config-session.js';
 import { UpdateEncoder } from './update-encoder.js';
 import { NodeAuthError, type NodeAuthenticator } from './node-auth.js';
@@ -32,6 +33,8 @@ export interface ControllerServerDeps {
   reportIntervalSeconds?: number;
   /** told of every agent's ACK or NACK, timed (telemetry/config-timing.ts) */
   onAnswer?: (a: ConfigAnswer) => void;
+  /** operators' taps (controller/tap/broker.ts); without one, agents' tap streams are refused */
+  tap?: TapBroker;
 }
 
 export interface ServingCert {
@@ -186,6 +189,37 @@ export class ControllerGrpcServer {
             cb(null, { intervalSeconds: deps.reportIntervalSeconds ?? 5 });
           },
           (e: unknown) => cb(this.authFailure(e, call.getPeer())),
+        );
+      },
+      Tap: (call) => {
+        const broker = deps.tap;
+        if (!broker) {
+          call.destroy(Object.assign(new Error('this controller serves no taps'), { code: grpc.status.UNIMPLEMENTED, details: 'this controller serves no taps' }));
+          return;
+        }
+        let detach: (() => void) | undefined;
+        let node: string | undefined;
+        const end = () => {
+          detach?.();
+          detach = undefined;
+        };
+        call.on('data', (b) => {
+          if (node) broker.batch(node, b);
+        });
+        call.on('end', () => {
+          end();
+          call.end();
+        });
+        call.on('error', end);
+        call.on('cancelled', end);
+        call.on('close', end);
+        this.authenticate(call.metadata).then(
+          (n) => {
+            if (call.cancelled || call.destroyed) return;
+            node = n;
+            detach = broker.attach({ node: n, send: (c) => void call.write(c) });
+          },
+          (e: unknown) => call.destroy(Object.assign(new Error(errorMessage(e)), this.authFailure(e, call.getPeer()))),
         );
       },
       StreamConfig: (call) => {

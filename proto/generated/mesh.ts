@@ -18,6 +18,8 @@ import type { ServicePort as _weft_v1_ServicePort, ServicePort__Output as _weft_
 import type { SignCertificateRequest as _weft_v1_SignCertificateRequest, SignCertificateRequest__Output as _weft_v1_SignCertificateRequest__Output } from './weft/v1/SignCertificateRequest.js';
 import type { SignCertificateResponse as _weft_v1_SignCertificateResponse, SignCertificateResponse__Output as _weft_v1_SignCertificateResponse__Output } from './weft/v1/SignCertificateResponse.js';
 import type { Subscribe as _weft_v1_Subscribe, Subscribe__Output as _weft_v1_Subscribe__Output } from './weft/v1/Subscribe.js';
+import type { TapBatch as _weft_v1_TapBatch, TapBatch__Output as _weft_v1_TapBatch__Output } from './weft/v1/TapBatch.js';
+import type { TapControl as _weft_v1_TapControl, TapControl__Output as _weft_v1_TapControl__Output } from './weft/v1/TapControl.js';
 import type { Workload as _weft_v1_Workload, Workload__Output as _weft_v1_Workload__Output } from './weft/v1/Workload.js';
 
 type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
@@ -43,6 +45,8 @@ export interface ProtoGrpcType {
       SignCertificateRequest: MessageTypeDefinition<_weft_v1_SignCertificateRequest, _weft_v1_SignCertificateRequest__Output>
       SignCertificateResponse: MessageTypeDefinition<_weft_v1_SignCertificateResponse, _weft_v1_SignCertificateResponse__Output>
       Subscribe: MessageTypeDefinition<_weft_v1_Subscribe, _weft_v1_Subscribe__Output>
+      TapBatch: MessageTypeDefinition<_weft_v1_TapBatch, _weft_v1_TapBatch__Output>
+      TapControl: MessageTypeDefinition<_weft_v1_TapControl, _weft_v1_TapControl__Output>
       Workload: MessageTypeDefinition<_weft_v1_Workload, _weft_v1_Workload__Output>
     }
   }

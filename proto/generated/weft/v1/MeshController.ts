@@ -11,6 +11,8 @@ import type { ConnectResponse as _weft_v1_ConnectResponse, ConnectResponse__Outp
 import type { ReportResponse as _weft_v1_ReportResponse, ReportResponse__Output as _weft_v1_ReportResponse__Output } from '../../weft/v1/ReportResponse.js';
 import type { SignCertificateRequest as _weft_v1_SignCertificateRequest, SignCertificateRequest__Output as _weft_v1_SignCertificateRequest__Output } from '../../weft/v1/SignCertificateRequest.js';
 import type { SignCertificateResponse as _weft_v1_SignCertificateResponse, SignCertificateResponse__Output as _weft_v1_SignCertificateResponse__Output } from '../../weft/v1/SignCertificateResponse.js';
+import type { TapBatch as _weft_v1_TapBatch, TapBatch__Output as _weft_v1_TapBatch__Output } from '../../weft/v1/TapBatch.js';
+import type { TapControl as _weft_v1_TapControl, TapControl__Output as _weft_v1_TapControl__Output } from '../../weft/v1/TapControl.js';
 
 export interface MeshControllerClient extends grpc.Client {
   Connect(argument: _weft_v1_ConnectRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_ConnectResponse__Output>): grpc.ClientUnaryCall;
@@ -45,6 +47,11 @@ export interface MeshControllerClient extends grpc.Client {
   streamConfig(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_weft_v1_ConfigRequest, _weft_v1_ConfigUpdate__Output>;
   streamConfig(options?: grpc.CallOptions): grpc.ClientDuplexStream<_weft_v1_ConfigRequest, _weft_v1_ConfigUpdate__Output>;
   
+  Tap(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_weft_v1_TapBatch, _weft_v1_TapControl__Output>;
+  Tap(options?: grpc.CallOptions): grpc.ClientDuplexStream<_weft_v1_TapBatch, _weft_v1_TapControl__Output>;
+  tap(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_weft_v1_TapBatch, _weft_v1_TapControl__Output>;
+  tap(options?: grpc.CallOptions): grpc.ClientDuplexStream<_weft_v1_TapBatch, _weft_v1_TapControl__Output>;
+  
 }
 
 export interface MeshControllerHandlers extends grpc.UntypedServiceImplementation {
@@ -56,6 +63,8 @@ export interface MeshControllerHandlers extends grpc.UntypedServiceImplementatio
   
   StreamConfig: grpc.handleBidiStreamingCall<_weft_v1_ConfigRequest__Output, _weft_v1_ConfigUpdate>;
   
+  Tap: grpc.handleBidiStreamingCall<_weft_v1_TapBatch__Output, _weft_v1_TapControl>;
+  
 }
 
 export interface MeshControllerDefinition extends grpc.ServiceDefinition {
@@ -63,4 +72,5 @@ export interface MeshControllerDefinition extends grpc.ServiceDefinition {
   Report: MethodDefinition<_weft_v1_AgentReport, _weft_v1_ReportResponse, _weft_v1_AgentReport__Output, _weft_v1_ReportResponse__Output>
   SignCertificate: MethodDefinition<_weft_v1_SignCertificateRequest, _weft_v1_SignCertificateResponse, _weft_v1_SignCertificateRequest__Output, _weft_v1_SignCertificateResponse__Output>
   StreamConfig: MethodDefinition<_weft_v1_ConfigRequest, _weft_v1_ConfigUpdate, _weft_v1_ConfigRequest__Output, _weft_v1_ConfigUpdate__Output>
+  Tap: MethodDefinition<_weft_v1_TapBatch, _weft_v1_TapControl, _weft_v1_TapBatch__Output, _weft_v1_TapControl__Output>
 }
