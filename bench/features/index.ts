@@ -3,10 +3,13 @@
 import { authzTenPolicies } from './authz-ten-policies.js';
 import { trafficEveryPolicy } from './traffic-every-policy.js';
 import { routeTenRules } from './route-ten-rules.js';
+import { tapOpen, tapOpen1000 } from './tap-open.js';
 import type { FeatureScenario } from './types.js';
 
 export const FEATURES: FeatureScenario[] = [
   authzTenPolicies,
   trafficEveryPolicy,
   routeTenRules,
+  tapOpen,
+  tapOpen1000,
 ];

@@ -110,26 +110,32 @@ export async function runFeatures(o: FeatureRunOptions): Promise<FeatureResult[]
     }
     const runs = Object.fromEntries(scenarios.map((s) => [s, { without: [] as Measurement[], with: [] as Measurement[] }])) as Record<ScenarioId, { without: Measurement[]; with: Measurement[] }>;
     let applied = false;
+    let stopDuring: (() => Promise<void>) | undefined;
     try {
       for (let rep = 0; rep < o.reps; rep++) {
         for (const sid of scenarios) {
           o.checkAbort();
           runs[sid].without.push(await measure(o.env, path, sid));
         }
-        await change(o.env.topo, scope, 'apply', items);
-        applied = true;
+        // a feature without objects (only `during`) leaves the config alone: no version to wait for
+        if (items.length) await change(o.env.topo, scope, 'apply', items);
+        applied = items.length > 0;
+        stopDuring = await f.during?.({ ...featureContext(o.env.topo, scope), sandboxId: o.env.topo.state.id });
         for (const sid of scenarios) {
           o.checkAbort();
           const m = await measure(o.env, path, sid);
           runs[sid].with.push(m);
           o.say(`feature ${f.id} rep ${rep + 1}/${o.reps} ${sid}: without ${fmtM(runs[sid].without.at(-1)!)} | with ${fmtM(m)}`);
         }
-        await change(o.env.topo, scope, 'delete', items);
+        await stopDuring?.();
+        stopDuring = undefined;
+        if (items.length) await change(o.env.topo, scope, 'delete', items);
         applied = false;
       }
     } catch (e) {
       result.error = (e as Error).message;
       o.say(`feature ${f.id}: ${result.error}`);
+      await stopDuring?.().catch(() => {});
       if (applied) await change(o.env.topo, scope, 'delete', items).catch(() => {});
       if ((e as Error).message === 'interrupted') throw e;
     }
@@ -153,7 +159,7 @@ function delta(a: Spread | undefined, b: Spread | undefined, d = 0, unit = ''): 
 /** The README table: one row per feature and scenario. */
 export function featureTable(results: FeatureResult[], reps: number): string[] {
   const lines = [
-    '#### Cost per feature (same run, Weft path, without → with the feature\'s objects applied)',
+    '#### Cost per feature (same run, Weft path, without → with the feature\'s objects applied, or its operator command running)',
     '',
     `Medians of ${reps} alternating repetitions (without, apply, with, delete); latency is absolute (not over direct), so its difference is what the feature adds. Scenario files: \`bench/features/\`.`,
     '',

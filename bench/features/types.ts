@@ -22,8 +22,13 @@ export interface FeatureScenario {
   label: string;
   /** who owns it (issue), for the table */
   owner: string;
-  /** Kubernetes-shaped YAML (multi-document) applied through the controller for the "with" runs, then removed */
+  /** Kubernetes-shaped YAML (multi-document) applied through the controller for the "with" runs, then removed; '' for none */
   objects(ctx: FeatureContext): string;
+  /**
+   * Something running during the "with" runs instead of (or besides) objects, e.g. an operator's `weft tap`:
+   * started before them, and the function it returns stops it after them.
+   */
+  during?(ctx: FeatureContext & { sandboxId: string }): Promise<() => Promise<void>>;
   /** scenarios measured without/with (default ol4 and max: added latency at 1000 rps and CPU per request) */
   scenarios?: ScenarioId[];
   /** which server pod (default same-node: the cost is the source proxy's; cross-node adds the destination's) */
