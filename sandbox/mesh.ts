@@ -74,7 +74,7 @@ export function controllerAddresses(plan: Plan): string {
   return Array.from({ length: n }, (_, k) => `${plan.controller.ip}:${replicaPort(PORTS.controllerGrpc, k)}`).join(',');
 }
 
-export function controllerArgv(plan: Plan, files: MeshFiles, prometheusUrl?: string, replica = 0): string[] {
+export function controllerArgv(plan: Plan, files: MeshFiles, prometheusUrl?: string, replica = 0, extra: readonly string[] = []): string[] {
   const c = plan.controller;
   return [
     process.execPath, WEFT_BIN, 'controller',
@@ -89,6 +89,7 @@ export function controllerArgv(plan: Plan, files: MeshFiles, prometheusUrl?: str
     // golden metrics for weft stat and the page: from the sandbox's Prometheus, else scraped from the agents
     '--scrape-agents',
     ...(prometheusUrl ? ['--prometheus', prometheusUrl] : []),
+    ...extra,
   ];
 }
 
@@ -113,10 +114,10 @@ export function agentArgv(plan: Plan, node: NodePlan, files: MeshFiles, extra: r
   ];
 }
 
-export function startController(plan: Plan, files: MeshFiles, prometheusUrl?: string, replica = 0): number {
+export function startController(plan: Plan, files: MeshFiles, prometheusUrl?: string, replica = 0, extra: readonly string[] = []): number {
   mkdirSync(plan.controller.stateDir, { recursive: true });
   const log = replica === 0 ? files.controllerLog : files.controllerLog.replace(/\.log$/, `-${replica}.log`);
-  return launch(plan.controller.cgroup, plan.controller.netns, controllerArgv(plan, files, prometheusUrl, replica), log);
+  return launch(plan.controller.cgroup, plan.controller.netns, controllerArgv(plan, files, prometheusUrl, replica, extra), log);
 }
 
 /**

@@ -46,6 +46,8 @@ export interface UpOptions {
   controllers?: number;
   /** more `weft agent` flags for every agent (tracing: --trace-collector, --trace-sampling) */
   agentFlags?: string[];
+  /** more `weft controller` flags for every replica (the soak bench: --cert-ttl) */
+  controllerFlags?: string[];
 }
 
 const REQUIRED_PROGRAMS = ['ip', 'nsenter', 'unshare', 'mount', 'umount', 'iptables-restore', 'socat', 'sh'];
@@ -177,12 +179,12 @@ export async function up(opts: UpOptions): Promise<SandboxState> {
           state.pids.prometheus = startPrometheus(plan);
           save();
         }
-        state.pids.controller = startController(plan, files, state.pids.prometheus ? `http://127.0.0.1:${PROMETHEUS_PORT}` : undefined);
+        state.pids.controller = startController(plan, files, state.pids.prometheus ? `http://127.0.0.1:${PROMETHEUS_PORT}` : undefined, 0, opts.controllerFlags);
         save();
         await waitReady('the controller', state.pids.controller, [PORTS.controllerGrpc, PORTS.controllerWeb], [files.ca], files.controllerLog, timeout);
         // more replicas once the first has created the CA root they share
         for (let k = 1; k < (plan.controller.replicas ?? 1); k++) {
-          const pid = startController(plan, files, state.pids.prometheus ? `http://127.0.0.1:${PROMETHEUS_PORT}` : undefined, k);
+          const pid = startController(plan, files, state.pids.prometheus ? `http://127.0.0.1:${PROMETHEUS_PORT}` : undefined, k, opts.controllerFlags);
           (state.pids.controllerReplicas ??= []).push(pid);
           save();
           await waitReady(`controller replica ${k}`, pid, [replicaPort(PORTS.controllerGrpc, k), replicaPort(PORTS.controllerWeb, k)], [], files.controllerLog.replace(/\.log$/, `-${k}.log`), timeout);

@@ -77,11 +77,11 @@ export interface ResilienceSandbox {
   down(): Promise<void>;
 }
 
-export async function buildResilienceSandbox(id: string, say: (l: string) => void, spec = resilienceSpec()): Promise<ResilienceSandbox> {
+export async function buildResilienceSandbox(id: string, say: (l: string) => void, spec = resilienceSpec(), controllerFlags: string[] = []): Promise<ResilienceSandbox> {
   const dir = mkdtempSync(join(tmpdir(), 'weft-resilience-'));
   const specFile = join(dir, 'spec.yaml');
   writeFileSync(specFile, spec);
-  const state = await up({ id, nodes: 2, specFile, detached: true, progress: (l) => say(`sandbox ${l}`), readyTimeoutMs: 120_000 });
+  const state = await up({ id, nodes: 2, specFile, detached: true, progress: (l) => say(`sandbox ${l}`), readyTimeoutMs: 120_000, controllerFlags });
   const status = sandboxStatus(state);
   const vip = (name: string) => {
     const s = status.services.find((x) => x.namespace === NS && x.name === name);
