@@ -8,40 +8,18 @@
 // the caller's address, as it does for the tunnel, and the pod sees its real caller.
 import net, { type Socket } from 'node:net';
 
-import type { Logger } from '../../common/log.js';
 import type { Workload } from '../../common/mesh.js';
-import type { AgentMetrics } from '../metrics/agent-health.js';
-import type { IstioMetrics } from '../metrics/istio.js';
 import { newConnectionContext, sourceFromWorkload } from '../pipeline/context.js';
-import type { Pipeline } from '../pipeline/pipeline.js';
-import type { MeshState } from '../state/mesh-state.js';
-import type { ConnectionTracker } from './connections.js';
-import type { DestinationResolver, Route } from './destination.js';
-import { deliverLocal, type TunnelHttp } from './local-delivery.js';
+import type { Route } from './destination.js';
+import { deliverLocal, type DestinationSideOptions } from './local-delivery.js';
 import { plainIp } from './outbound.js';
-import type { RelayOptions } from './relay.js';
 import { sniff } from './sniff.js';
 import { SourceCap } from './source-cap.js';
-import type { PodConnector } from './transparent.js';
 import { connectTcp } from './upstream.js';
 
-export interface InboundPlaintextOptions {
-  state: MeshState;
-  pipeline: Pipeline;
-  resolver: DestinationResolver;
-  metrics: IstioMetrics;
-  agentMetrics: AgentMetrics;
-  connections: ConnectionTracker;
-  log: Logger;
-  relay: RelayOptions;
-  connectTimeoutMs: number;
+export interface InboundPlaintextOptions extends DestinationSideOptions {
   sniffTimeoutMs: number;
   maxConnectionsPerSource: number;
-  /** connects to the local pod (transparent.ts: from the caller's address); default plain TCP from the node */
-  podConnect?: PodConnector;
-  /** the destination half per request, shared with the tunnel */
-  http1: TunnelHttp;
-  http2: TunnelHttp;
   /** a meshed pod's connection came here: its capture failed (the agent repairs its own pods' capture) */
   onUncaptured?: (caller: Workload) => void;
 }

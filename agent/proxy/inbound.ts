@@ -5,41 +5,19 @@
 import http2, { type Http2SecureServer, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import tls, { type SecureContext, type TLSSocket } from 'node:tls';
 import type { CertificateProvider } from '../../common/identity.js';
-import type { Logger } from '../../common/log.js';
 import type { Workload } from '../../common/mesh.js';
-import type { MeshState } from '../state/mesh-state.js';
-import type { AgentMetrics } from '../metrics/agent-health.js';
-import type { IstioMetrics } from '../metrics/istio.js';
 import { newConnectionContext, sourceFromPeer } from '../pipeline/context.js';
-import type { Pipeline } from '../pipeline/pipeline.js';
-import type { ConnectionTracker } from './connections.js';
-import type { DestinationResolver, LabelWorkload } from './destination.js';
+import type { LabelWorkload } from './destination.js';
 import { TunnelPeerError } from './errors.js';
-import type { RelayOptions } from './relay.js';
 import { handshakeReason, sniFor, spiffeIdsOf, trustDomainOf } from './spiffe.js';
-import type { PodConnector } from './transparent.js';
 import { connectTcp, PROTOCOL_HEADER } from './upstream.js';
 import type { Route } from './destination.js';
-import { deliverLocal, type TunnelHttp } from './local-delivery.js';
+import { deliverLocal, type DestinationSideOptions, type TunnelHttp } from './local-delivery.js';
 
 export type { TunnelHttp };
 
-export interface InboundOptions {
-  state: MeshState;
+export interface InboundOptions extends DestinationSideOptions {
   certs: CertificateProvider;
-  pipeline: Pipeline;
-  resolver: DestinationResolver;
-  metrics: IstioMetrics;
-  agentMetrics: AgentMetrics;
-  connections: ConnectionTracker;
-  log: Logger;
-  relay: RelayOptions;
-  connectTimeoutMs: number;
-  /** connects to the local pod (transparent.ts: from the caller's address); default plain TCP from the node */
-  podConnect?: PodConnector;
-  /** the destination half per request for streams that carry HTTP/1 and HTTP/2 */
-  http1: TunnelHttp;
-  http2: TunnelHttp;
   streamWindow: number;
   connectionWindow: number;
   maxFrameSize: number;

@@ -10,7 +10,11 @@ import type { IstioMetrics } from '../metrics/istio.js';
 import type { ConnectionContext } from '../pipeline/context.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import type { ConnectionTracker } from './connections.js';
-import type { Route } from './destination.js';
+import type { DestinationResolver, Route } from './destination.js';
+import type { Logger } from '../../common/log.js';
+import type { AgentMetrics } from '../metrics/agent-health.js';
+import type { MeshState } from '../state/mesh-state.js';
+import type { PodConnector } from './transparent.js';
 import type { Delivery } from './inbound-http1.js';
 import { relay, type RelayOptions } from './relay.js';
 
@@ -25,6 +29,20 @@ export interface LocalDeliveryDeps {
   metrics: IstioMetrics;
   connections: ConnectionTracker;
   relay: RelayOptions;
+}
+
+/** What the destination side needs, for tunnel streams (inbound.ts) and steered plaintext (inbound-plaintext.ts). */
+export interface DestinationSideOptions extends LocalDeliveryDeps {
+  state: MeshState;
+  resolver: DestinationResolver;
+  agentMetrics: AgentMetrics;
+  log: Logger;
+  connectTimeoutMs: number;
+  /** connects to the local pod (transparent.ts: from the caller's address); default plain TCP from the node */
+  podConnect?: PodConnector;
+  /** the destination half per request for what carries HTTP/1 and HTTP/2 */
+  http1: TunnelHttp;
+  http2: TunnelHttp;
 }
 
 export interface LocalDelivery {

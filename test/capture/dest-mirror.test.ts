@@ -5,23 +5,18 @@
 import t from 'tap';
 import { join } from 'node:path';
 
-import { silentLogger } from '../../common/log.js';
 import { destCodec, flagsCodec, MAPS } from '../../agent/redirect/layout.js';
-import { RedirectManager } from '../../agent/redirect/manager.js';
-import { uninstallPins } from '../../agent/redirect/pins.js';
 import { BpfMap } from '../../native/bpf.js';
-import { netnsCookie } from '../../native/netns.js';
+import { destroyLabCapture, openLabCapture } from '../helpers/lab-capture.js';
 import { createLab } from '../helpers/netns.js';
 
 const lab = createLab('dests', 1);
-const pod = lab.pods[0]!;
-const mgr = RedirectManager.open({ pinDir: lab.pinDir, cgroupRoot: lab.cgroupRoot, proxy: { ipv4: pod.nodeIpv4, port: 15001 }, hostNetnsCookie: netnsCookie(lab.nodeNetnsPath), logger: silentLogger, sweepIntervalMs: 0 });
+const mgr = openLabCapture(lab, { sweepIntervalMs: 0 });
 const raw = BpfMap.openPinned(join(lab.pinDir, MAPS.dests), destCodec, flagsCodec);
 t.teardown(() => {
   raw.close();
   mgr.close();
-  uninstallPins(lab.pinDir, silentLogger);
-  lab.destroy();
+  destroyLabCapture(lab);
 });
 
 const dest = (i: number) => ({ ip: `10.${250 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, port: 80 });

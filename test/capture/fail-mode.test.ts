@@ -5,10 +5,8 @@
 import t from 'tap';
 import type net from 'node:net';
 
-import { silentLogger } from '../../common/log.js';
-import { RedirectManager } from '../../agent/redirect/manager.js';
-import { uninstallPins } from '../../agent/redirect/pins.js';
-import { netnsCookie } from '../../native/netns.js';
+import type { RedirectManager } from '../../agent/redirect/manager.js';
+import { destroyLabCapture, openLabCapture } from '../helpers/lab-capture.js';
 import { closeServer, createLab, listenInNetns, runIn } from '../helpers/netns.js';
 
 const lab = createLab('failmode', 1);
@@ -18,17 +16,10 @@ let mgr: RedirectManager | undefined;
 t.teardown(async () => {
   for (const s of servers) await closeServer(s);
   mgr?.close();
-  uninstallPins(lab.pinDir, silentLogger);
-  lab.destroy();
+  destroyLabCapture(lab);
 });
 
-mgr = RedirectManager.open({
-  pinDir: lab.pinDir,
-  cgroupRoot: lab.cgroupRoot,
-  proxy: { ipv4: pod.nodeIpv4, port: 15001 },
-  hostNetnsCookie: netnsCookie(lab.nodeNetnsPath),
-  logger: silentLogger,
-});
+mgr = openLabCapture(lab);
 const answer = (body: string) => (s: net.Socket) => {
   s.resume();
   s.end(`HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);

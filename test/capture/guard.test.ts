@@ -10,8 +10,8 @@ import { RedirectManager } from '../../agent/redirect/manager.js';
 import { uninstallPins } from '../../agent/redirect/pins.js';
 import { BpfLink } from '../../native/bpf.js';
 import { netnsCookie } from '../../native/netns.js';
-import { closeServer, createLab, listenInNetns, runIn, spawnIn } from '../helpers/netns.js';
-import { distRoot } from '../helpers/paths.js';
+import { destroyLabCapture, openLabCapture, startPodServer } from '../helpers/lab-capture.js';
+import { closeServer, createLab, listenInNetns, runIn } from '../helpers/netns.js';
 
 const lab = createLab('guard', 1);
 const pod = lab.pods[0]!;
@@ -22,27 +22,15 @@ t.teardown(async () => {
   podServer?.kill('SIGKILL');
   if (outside) await closeServer(outside);
   mgr?.close();
-  uninstallPins(lab.pinDir, silentLogger);
-  lab.destroy();
+  destroyLabCapture(lab);
 });
 
-const client = join(distRoot, 'test', 'helpers', 'capture-client.js');
-mgr = RedirectManager.open({
-  pinDir: lab.pinDir,
-  cgroupRoot: lab.cgroupRoot,
-  proxy: { ipv4: pod.nodeIpv4, ipv6: pod.nodeIpv6, port: 15001 },
-  hostNetnsCookie: netnsCookie(lab.nodeNetnsPath),
-  logger: silentLogger,
-});
+mgr = openLabCapture(lab, { ipv6: true });
 const enroll = (mode: 'STRICT' | 'PERMISSIVE') => mgr!.reconcile({ pods: [{ cgroupId: pod.cgroupId, uid: pod.uid, mode }], destinations: [] });
 enroll('STRICT');
 
 // a workload in the pod (its listening socket belongs to the pod's cgroup)
-podServer = spawnIn(pod.cgroupPath, pod.netnsPath, process.execPath, [client, 'serve', '::', '8080']);
-await new Promise<void>((resolve, reject) => {
-  podServer!.stdout!.once('data', () => resolve());
-  podServer!.once('exit', (code) => reject(new Error(`pod server exited ${code}`)));
-});
+podServer = await startPodServer(pod, 8080);
 
 /** curl from the node namespace, from a chosen source address, to the pod. */
 // expected drops wait 1 s for a SYN-ACK that never comes; accepted connections get a generous timeout
@@ -94,12 +82,8 @@ t.test('a second installation into the same pin directory at another cgroup is r
 });
 
 t.test('portLevelMtls: a port whose mode differs from the pod\'s follows its own mode', async (t) => {
-  const second = spawnIn(pod.cgroupPath, pod.netnsPath, process.execPath, [client, 'serve', '::', '8081']);
+  const second = await startPodServer(pod, 8081);
   t.teardown(() => void second.kill('SIGKILL'));
-  await new Promise<void>((resolve, reject) => {
-    second.stdout!.once('data', () => resolve());
-    second.once('exit', (code) => reject(new Error(`second pod server exited ${code}`)));
-  });
   const to = (port: number, connectTimeout: number) =>
     runIn(lab.strangerCgroup, lab.nodeNetnsPath, 'curl', ['-sS', '--connect-timeout', String(connectTimeout), '--max-time', String(connectTimeout + 5), '--interface', pod.otherIpv4, `http://${pod.ipv4}:${port}/`]);
   const reconcile = (mode: 'STRICT' | 'PERMISSIVE', ports: { port: number; mode: 'STRICT' | 'PERMISSIVE' | 'DISABLE' }[]) =>

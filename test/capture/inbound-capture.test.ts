@@ -11,11 +11,11 @@ import { join } from 'node:path';
 
 import { silentLogger } from '../../common/log.js';
 import { InboundCapture, netnsOfCgroup, type InboundPod } from '../../agent/redirect/inbound-capture.js';
-import { RedirectManager } from '../../agent/redirect/manager.js';
+import type { RedirectManager } from '../../agent/redirect/manager.js';
 import { uninstallPins } from '../../agent/redirect/pins.js';
 import { netnsCookie } from '../../native/netns.js';
-import { createLab, runIn, spawnIn } from '../helpers/netns.js';
-import { distRoot } from '../helpers/paths.js';
+import { destroyLabCapture, openLabCapture, startPodServer } from '../helpers/lab-capture.js';
+import { createLab, runIn } from '../helpers/netns.js';
 
 const lab = createLab('inbound', 1);
 const pod = lab.pods[0]!;
@@ -28,26 +28,14 @@ t.teardown(() => {
   inbound?.close();
   for (const s of servers) s.close();
   mgr?.close();
-  uninstallPins(lab.pinDir, silentLogger);
-  lab.destroy();
+  destroyLabCapture(lab);
 });
 
-const client = join(distRoot, 'test', 'helpers', 'capture-client.js');
-mgr = RedirectManager.open({
-  pinDir: lab.pinDir,
-  cgroupRoot: lab.cgroupRoot,
-  proxy: { ipv4: pod.nodeIpv4, ipv6: pod.nodeIpv6, port: 15001 },
-  hostNetnsCookie: netnsCookie(lab.nodeNetnsPath),
-  logger: silentLogger,
-});
+mgr = openLabCapture(lab, { ipv6: true });
 const enroll = (mode: 'STRICT' | 'PERMISSIVE') => mgr!.reconcile({ pods: [{ cgroupId: pod.cgroupId, uid: pod.uid, mode }], destinations: [] });
 enroll('PERMISSIVE');
 
-podServer = spawnIn(pod.cgroupPath, pod.netnsPath, process.execPath, [client, 'serve', '::', '8080']);
-await new Promise<void>((resolve, reject) => {
-  podServer!.stdout!.once('data', () => resolve());
-  podServer!.once('exit', (code) => reject(new Error(`pod server exited ${code}`)));
-});
+podServer = await startPodServer(pod, 8080);
 
 /** What the stand-in proxy saw of each connection handed to it. */
 const seen: Array<{ local: string; localPort: number; remote: string }> = [];

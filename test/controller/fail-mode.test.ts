@@ -9,15 +9,10 @@ import { MtlsIndex, workloadOf } from '../../controller/translate/objects.js';
 import { desiredFromMesh } from '../../agent/redirect/desired.js';
 import { loadMeshProto } from '../../proto/load.js';
 import { workloadPiece } from '../../proto/wire-encode.js';
+import { runningPod } from '../helpers/kube-objects.js';
 
 const ns = (annotations?: Record<string, string>): KubeObject => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', ...(annotations ? { annotations } : {}) } });
-const pod = (annotations?: Record<string, string>): KubeObject => ({
-  apiVersion: 'v1',
-  kind: 'Pod',
-  metadata: { name: 'p', namespace: 'shop', uid: 'u1', ...(annotations ? { annotations } : {}) },
-  spec: { nodeName: 'n1', containers: [] },
-  status: { phase: 'Running', podIP: '10.0.0.1', conditions: [{ type: 'Ready', status: 'True' }] },
-});
+const pod = runningPod;
 
 t.test('checked when applied: a Namespace setting, closed or open', async (t) => {
   t.doesNotThrow(() => checkFailModeAnnotation(ns({ 'weft.io/fail-mode': 'open' }), 'Namespace shop'));

@@ -13,9 +13,9 @@ import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { startSandbox, uniqueSandboxId, type SandboxHandle } from '../../sandbox/api.js';
+import { uniqueSandboxId } from '../../sandbox/api.js';
 import { startRequestLoop, type LoopSample } from '../../sandbox/request-loop.js';
-import { weft } from '../helpers/sandbox.js';
+import { testSandbox } from '../helpers/sandbox.js';
 import { repoRoot } from '../helpers/paths.js';
 import { join } from 'node:path';
 
@@ -49,7 +49,8 @@ const URL = 'http://web.chaos.svc.cluster.local/';
 const id = uniqueSandboxId();
 const stopped: number[] = [];
 let cutNetns: string | undefined;
-function down(): void {
+// whatever a failed test left broken is mended before the sandbox goes
+const mend = () => {
   for (const pid of stopped) {
     try {
       process.kill(pid, 'SIGCONT');
@@ -58,18 +59,8 @@ function down(): void {
     }
   }
   if (cutNetns) execFileSync('ip', ['-n', cutNetns, 'link', 'set', 'eth0', 'up']);
-  const r = weft(['sandbox', 'down', '--id', id], { timeoutMs: 180_000 });
-  if (r.status !== 0) console.error(`sandbox down --id ${id} failed: ${r.stderr}`);
-}
-t.teardown(down);
-
-let sb: SandboxHandle;
-try {
-  sb = await startSandbox({ id, spec: SPEC, nodes: 2 });
-} catch (err) {
-  down();
-  throw err;
-}
+};
+const sb = await testSandbox(t, id, SPEC, 2, mend);
 const ok = (s: LoopSample) => s.body.includes('"service":"web"');
 const gaps = (xs: LoopSample[]) => xs.filter((s) => !ok(s));
 

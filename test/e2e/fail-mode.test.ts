@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { startSandbox, uniqueSandboxId, type SandboxHandle } from '../../sandbox/api.js';
-import { weft } from '../helpers/sandbox.js';
+import { uniqueSandboxId } from '../../sandbox/api.js';
+import { testSandbox } from '../helpers/sandbox.js';
 import { repoRoot } from '../helpers/paths.js';
 import { scrapeAll, sum } from './mesh-probe.js';
 
@@ -56,26 +56,15 @@ spec:
 
 const id = uniqueSandboxId();
 let agentPid: number | undefined;
-function down(): void {
-  if (agentPid) {
-    try {
-      process.kill(agentPid, 'SIGCONT');
-    } catch {
-      /* gone */
-    }
+const sb = await testSandbox(t, id, SPEC, 1, () => {
+  // a stopped agent would keep its sandbox from going down
+  if (!agentPid) return;
+  try {
+    process.kill(agentPid, 'SIGCONT');
+  } catch {
+    /* gone */
   }
-  const r = weft(['sandbox', 'down', '--id', id], { timeoutMs: 180_000 });
-  if (r.status !== 0) console.error(`sandbox down --id ${id} failed: ${r.stderr}`);
-}
-t.teardown(down);
-
-let sb: SandboxHandle;
-try {
-  sb = await startSandbox({ id, spec: SPEC, nodes: 1 });
-} catch (err) {
-  down();
-  throw err;
-}
+});
 const status = sb.status();
 const node = status.nodes[0]!;
 agentPid = node.agent.pid ?? undefined;

@@ -4,7 +4,7 @@
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 
-import { uniqueSandboxId } from '../../sandbox/api.js';
+import { startSandbox, uniqueSandboxId, type SandboxHandle } from '../../sandbox/api.js';
 import { findCgroup2Mount } from '../../sandbox/host/cgroup.js';
 import { weftBin } from './paths.js';
 
@@ -13,6 +13,27 @@ export const testSandboxId = uniqueSandboxId;
 
 export function weft(args: string[], opts: { timeoutMs?: number } = {}): SpawnSyncReturns<string> {
   return spawnSync(process.execPath, [weftBin, ...args], { encoding: 'utf8', timeout: opts.timeoutMs ?? 120_000 });
+}
+
+/** `weft sandbox down --id ID`, as a test's teardown runs it: a failure is reported, not thrown. */
+export function sandboxDown(id: string): void {
+  const r = weft(['sandbox', 'down', '--id', id], { timeoutMs: 180_000 });
+  if (r.status !== 0) console.error(`sandbox down --id ${id} failed: ${r.stderr}`);
+}
+
+/** A sandbox for one test file: started from `spec`, taken down at teardown (and at once if it fails to start). */
+export async function testSandbox(t: { teardown(fn: () => void): void }, id: string, spec: string, nodes: number, extraTeardown: () => void = () => {}): Promise<SandboxHandle> {
+  const down = () => {
+    extraTeardown();
+    sandboxDown(id);
+  };
+  t.teardown(down);
+  try {
+    return await startSandbox({ id, spec, nodes });
+  } catch (err) {
+    down();
+    throw err;
+  }
 }
 
 export function weftAsync(args: string[]) {

@@ -15,6 +15,7 @@ import { listen, startMesh, type PodSpec } from '../proxy/fixtures/mesh.js';
 import { checkAccessLogAnnotation } from '../../controller/store/semantics/access-log.js';
 import { workloadOf, MtlsIndex } from '../../controller/translate/objects.js';
 import type { KubeObject } from '../../controller/sources/types.js';
+import { runningPod } from '../helpers/kube-objects.js';
 
 const PODS: PodSpec[] = [
   { name: 'sleep', node: 'node-a', ip: '127.0.10.1' },
@@ -148,13 +149,7 @@ t.test('trace ids: W3C traceparent, B3 multi and single header; malformed ones i
 });
 
 t.test('the controller: Pod annotation over Namespace, and only the values acted on', async (t) => {
-  const pod = (annotations?: Record<string, string>): KubeObject => ({
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name: 'p', namespace: 'shop', uid: 'u1', ...(annotations ? { annotations } : {}) },
-    spec: { nodeName: 'n1', containers: [] },
-    status: { phase: 'Running', podIP: '10.0.0.1', conditions: [{ type: 'Ready', status: 'True' }] },
-  });
+  const pod = runningPod;
   const ctx = (nsAnn: Record<string, string> | undefined) => ({ opts: { trustDomain: 'cluster.local', rootNamespace: 'weft-system' }, nsLabels: () => ({ 'weft.io/mesh': 'enabled' }), nsAnnotations: () => nsAnn, mtls: new MtlsIndex([], 'weft-system') });
   t.equal(workloadOf(pod(), ctx(undefined))?.accessLog, undefined, 'off by default');
   t.equal(workloadOf(pod(), ctx({ 'weft.io/access-log': 'json' }))?.accessLog, 'json', 'from the Namespace');
