@@ -8,22 +8,15 @@ import { readFileSync } from 'node:fs';
 
 import { TapHub } from '../../agent/observe/tap.js';
 import { TapStreamClient } from '../../agent/observe/tap-stream.js';
-import { RequestContext, newConnectionContext, sourceFromWorkload } from '../../agent/pipeline/context.js';
-import type { MeshState } from '../../agent/state/mesh-state.js';
 import { silentLogger } from '../../common/log.js';
 import type { TapLine } from '../../common/tap.js';
 import { runTap, tapRequest } from '../../cli/tap-client.js';
 import type { Target } from '../../cli/target.js';
 import { connectAgent, makeEnv, runController, until } from './harness.js';
+import { finishedRequest, tapState } from '../helpers/tap-request.js';
 
-function request(path: string): RequestContext {
-  const w = { uid: 'u1', namespace: 'shop', name: 'load-1', workloadName: 'load', serviceAccount: 'load', node: 'node-1', ips: ['10.0.0.1'], labels: {}, meshed: true, hostNetwork: false, mtlsMode: 'STRICT' as const };
-  const conn = newConnectionContext({ side: 'source', protocol: 'http1', source: sourceFromWorkload(w, 'spiffe://cluster.local/ns/shop/sa/load', '10.0.0.1'), original: { ip: '10.97.0.1', port: 80 }, service: undefined, destination: undefined, destinationPort: 0 });
-  const ctx = new RequestContext(conn, 'http1', 'GET', path, 'web', 'http', ['authorization', 'Bearer nope']);
-  ctx.outcome.status = 200;
-  return ctx;
-}
-const state = (node: string) => ({ nodeName: node, trustDomain: 'cluster.local', identityOf: () => 'spiffe://x' }) as unknown as MeshState;
+const request = (path: string) => finishedRequest(path, ['authorization', 'Bearer nope']);
+const state = tapState;
 
 t.test('agents, controller and the CLI client over real gRPC and HTTP', async (t) => {
   const env = makeEnv(t);

@@ -9,9 +9,8 @@ import http from 'node:http';
 import { REDACTED, type TapEvent } from '../../common/tap.js';
 import { TapHub, tapObserver } from '../../agent/observe/tap.js';
 import type { Authorizer } from '../../agent/pipeline/stages.js';
-import { RequestContext, newConnectionContext, sourceFromWorkload } from '../../agent/pipeline/context.js';
-import type { MeshState } from '../../agent/state/mesh-state.js';
 import { listen, startMesh, type PodSpec } from '../proxy/fixtures/mesh.js';
+import { finishedRequest, tapState } from '../helpers/tap-request.js';
 
 const PODS: PodSpec[] = [
   { name: 'sleep', node: 'node-a', ip: '127.0.11.1' },
@@ -115,15 +114,8 @@ t.test('through real proxies: both views, identities, mTLS, redaction, filters',
   t.equal(byTap.get('posts'), undefined, 'no POST: nothing for that tap');
 });
 
-/** A finished request, as an adapter hands it to the observers (no labels: a local answer). */
-function request(path: string, status = 200): RequestContext {
-  const w = { uid: 'u1', namespace: 'shop', name: 'load-1', workloadName: 'load', serviceAccount: 'load', node: 'n1', ips: ['10.0.0.1'], labels: {}, meshed: true, hostNetwork: false, mtlsMode: 'STRICT' as const };
-  const conn = newConnectionContext({ side: 'source', protocol: 'http1', source: sourceFromWorkload(w, 'spiffe://cluster.local/ns/shop/sa/load', '10.0.0.1'), original: { ip: '10.97.0.1', port: 80 }, service: undefined, destination: undefined, destinationPort: 0 });
-  const ctx = new RequestContext(conn, 'http1', 'GET', path, 'web', 'http', ['Authorization', SECRET, 'Proxy-Authorization', 'Basic eA==', 'Set-Cookie', 'a=b', 'accept', '*/*']);
-  ctx.outcome.status = status;
-  return ctx;
-}
-const STATE = { nodeName: 'n1', trustDomain: 'cluster.local', identityOf: () => 'spiffe://x' } as unknown as MeshState;
+const request = (path: string, status = 200) => finishedRequest(path, ['Authorization', SECRET, 'Proxy-Authorization', 'Basic eA==', 'Set-Cookie', 'a=b', 'accept', '*/*'], status);
+const STATE = tapState('n1');
 
 t.test('rate cap and bounded queue: drops counted per reason and handed on once', async (t) => {
   let now = 0;
