@@ -126,6 +126,8 @@ export async function runTap(t: Target, req: TapRequest, onLine: (l: TapLine) =>
       if (ac.signal.aborted) return;
       throw new WeftError('WEFT_ERR_TAP', `the tap stream from ${t.controller} broke: ${(e as { cause?: Error }).cause?.message ?? (e as Error).message}; run the command again`);
     }
+    // the controller never ends a tap itself: it stopped (restart, upgrade)
+    if (!ac.signal.aborted) throw new WeftError('WEFT_ERR_TAP', `the controller at ${t.controller} ended the tap (did it restart? see weft check); run the command again`);
   } finally {
     if (timer) clearTimeout(timer);
     signal.removeEventListener('abort', stop);

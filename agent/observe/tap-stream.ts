@@ -14,6 +14,8 @@ import type { TapControl__Output } from '../../proto/generated/weft/v1/TapContro
 import type { TapHub } from './tap.js';
 
 export const TAP_FLUSH_MS = 100;
+/** a stream up this long before it dropped reconnects at the initial backoff again */
+const STABLE_MS = 30_000;
 
 export interface TapStreamOptions {
   connection: { tapStream(): grpc.ClientDuplexStream<TapBatch, TapControl__Output> };
@@ -53,6 +55,7 @@ export class TapStreamClient {
   private open(): void {
     if (this.stopped) return;
     const stream = this.o.connection.tapStream();
+    const openedAt = Date.now();
     this.stream = stream;
     this.blocked = false;
     stream.on('data', (c: TapControl__Output) => {
@@ -69,6 +72,8 @@ export class TapStreamClient {
       if (this.o.hub.size) this.o.log.info('tap stream down; open taps stopped', { reason: why, taps: this.o.hub.size });
       this.o.hub.stopAll();
       if (this.stopped) return;
+      // a stream is quiet while nobody taps: one that stayed up a while counts as healthy, so backoff starts over
+      if (Date.now() - openedAt > STABLE_MS) this.delay = this.o.retryInitialMs ?? 1000;
       const wait = this.delay * (0.8 + Math.random() * 0.4);
       this.o.log.debug('tap stream down; reconnecting', { reason: why, retryInMs: Math.round(wait) });
       this.delay = Math.min(this.delay * 2, this.o.retryMaxMs ?? 30_000);

@@ -96,3 +96,14 @@ t.test('the CLI checks its filters before connecting', async (t) => {
   t.equal(r.query.get('method'), 'post');
   t.equal(r.durationMs, 2000);
 });
+
+t.test('a controller going away ends the tap with an error that says what to do', async (t) => {
+  const env = makeEnv(t);
+  const c = await runController(env);
+  const target: Target = { kind: 'flag', controller: `http://127.0.0.1:${c.webPort}`, agents: [], prometheus: null, describe: 'test', close() {} };
+  let started = false;
+  const done = runTap(target, tapRequest({}, [], 'tap'), (l) => void (started ||= l.type === 'start'), new AbortController().signal);
+  await until(() => started, 5000, 'the start line');
+  await c.close();
+  await t.rejects(done, { code: 'WEFT_ERR_TAP', message: /ended the tap|broke/ });
+});
