@@ -50,9 +50,14 @@ export async function topCommand(argv: string[]): Promise<number> {
   const drops = new DropTotals();
   let maxRps = 0;
   const snapshot = (): TopSnapshot => ({ at: new Date().toISOString(), requests: agg.counted, dropped: { queue: drops.queue, rate: drops.rate, controller: drops.controller }, rows: agg.top() });
+  // off a terminal, the last table is not printed again at the end when nothing changed since
+  let drawn = '';
   const draw = (final: boolean) => {
+    const state = `${agg.counted}/${agg.skipped}/${drops.total}`;
+    if (final && !live && drawn === state) return;
+    drawn = state;
     if (format === 'json') return o.write(JSON.stringify(snapshot()) + '\n');
-    const header = `${new Date().toISOString().slice(11, 19)}  ${agg.counted} requests, ${drops.describe(maxRps)}${live && !final ? '  (Ctrl-C to quit)' : ''}`;
+    const header = `${new Date().toISOString().slice(11, 19)}  ${agg.counted} request${agg.counted === 1 ? '' : 's'}, ${drops.describe(maxRps)}${live && !final ? '  (Ctrl-C to quit)' : ''}`;
     // on a terminal, only the rows that fit
     const rows = agg.top(live && !final ? Math.max(1, (process.stdout.rows ?? 24) - 3) : Infinity);
     const text = renderTop(o, rows, header);
@@ -62,7 +67,10 @@ export async function topCommand(argv: string[]): Promise<number> {
   const onSig = () => ac.abort();
   process.once('SIGINT', onSig);
   process.once('SIGTERM', onSig);
-  if (live) o.write('\u001b[?1049h'); // the terminal's alternate screen: the shell's scrollback stays as it was
+  if (live) {
+    o.write('\u001b[?1049h'); // the terminal's alternate screen: the shell's scrollback stays as it was
+    draw(false);
+  }
   const timer = setInterval(() => draw(false), intervalMs);
   try {
     await withTarget(values, false, (t) =>
