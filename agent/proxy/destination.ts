@@ -68,7 +68,8 @@ export class DestinationResolver {
     const key = [reporter, src?.uid ?? '', src?.labels ? 'l' : '', principal, dst?.uid ?? '', svc ?? '', security].join('|');
     let l = this.labelCache.get(key);
     if (!l) {
-      const destinationPrincipal = dst ? this.state.identityOf(dst) : UNKNOWN;
+      // a pod outside the mesh has no identity to show (Istio reports "unknown" for it)
+      const destinationPrincipal = dst?.meshed ? this.state.identityOf(dst) : UNKNOWN;
       l = peerLabels({ reporter, source: src, sourcePrincipal: principal, destination: dst, destinationPrincipal, serviceHost: svc, security });
       this.labelCache.set(key, l);
     }

@@ -1,7 +1,8 @@
 // The new Istio labels and byte histograms as real proxies report them (two in-process node proxies, the
 // tunnel between them): a request across nodes is reported by the caller's proxy (source) and the
 // destination's (destination) with the body bytes each way, "-" flags, the canonical labels from both pods'
-// labels and the Service's name; a request to a pod that refuses connections is reported with UF.
+// labels and the Service's name; a request to a pod that refuses connections is reported with UF; a pod
+// outside the mesh has no destination_principal.
 import t from 'tap';
 import http from 'node:http';
 import type { Registry } from 'prom-client';
@@ -12,9 +13,12 @@ const PODS: PodSpec[] = [
   { name: 'web-b', node: 'node-b', ip: '127.0.40.2', sa: 'web', labels: { 'service.istio.io/canonical-name': 'storefront', 'app.kubernetes.io/version': '1.4.0', app: 'web' } },
   // nothing listens on this pod's port: connecting to it fails at the destination's node
   { name: 'dead-b', node: 'node-b', ip: '127.0.40.3', sa: 'dead' },
+  // a pod outside the mesh: reached in plaintext, it has no identity to report
+  { name: 'plain-b', node: 'node-b', ip: '127.0.40.4', sa: 'plain', meshed: false },
 ];
 const WEB_VIP = '127.0.97.30';
 const DEAD_VIP = '127.0.97.31';
+const PLAIN_VIP = '127.0.97.32';
 const ANSWER = 'x'.repeat(1500);
 
 /** One histogram sample (`_sum`, `_count`) of the series with these labels. */
@@ -30,13 +34,17 @@ t.test('a request across nodes: bytes, flags and canonical labels from both repo
     req.on('end', () => res.end(ANSWER));
   });
   const port = await listen(server, '127.0.40.2');
+  const plain = http.createServer((req, res) => req.resume().on('end', () => res.end('plain')));
+  await new Promise<void>((r) => plain.listen(port, '127.0.40.4', r));
   const mesh = await startMesh(PODS, [
     { name: 'web', vip: WEB_VIP, port: 80, targetPort: port, pods: ['web-b'] },
     { name: 'dead', vip: DEAD_VIP, port: 80, targetPort: port, pods: ['dead-b'] },
+    { name: 'plain', vip: PLAIN_VIP, port: 80, targetPort: port, pods: ['plain-b'] },
   ]);
   t.teardown(async () => {
     await mesh.close();
     server.close();
+    plain.close();
   });
   const send = (vip: string, body: string) =>
     new Promise<{ status: number; body: string }>((resolve, reject) => {
@@ -89,4 +97,9 @@ t.test('a request across nodes: bytes, flags and canonical labels from both repo
   const dead = { reporter: 'source', destination_service_name: 'dead', response_code: '503' };
   t.equal(await metricEventually(mesh.a.registry, 'istio_requests_total', { ...dead, response_flags: 'UF' }, 1), 1, 'the failure is flagged UF');
   t.equal(await metricValue(mesh.a.registry, 'istio_requests_total', { ...dead, response_flags: '-' }), 0, 'and not counted as unflagged');
+
+  t.equal((await send(PLAIN_VIP, 'p')).status, 200);
+  const toPlain = { reporter: 'source', destination_workload: 'plain-b', connection_security_policy: 'none', response_code: '200' };
+  t.equal(await metricEventually(mesh.a.registry, 'istio_requests_total', { ...toPlain, destination_principal: 'unknown' }, 1), 1, 'a destination outside the mesh has no principal');
+  t.equal(await metricValue(mesh.a.registry, 'istio_requests_total', { ...toPlain, destination_principal: mesh.spiffe('plain-b') }), 0);
 });
