@@ -42,6 +42,10 @@ export interface TapEvent {
   responseFlags: string[];
   route: string | null;
   policy: string | null;
+  /** attempts the caller's proxy made (retries); 1 on the destination's side */
+  attempts: number;
+  /** the trace id this proxy forwarded (tracing on), else the caller's (W3C or B3), as in the access log */
+  traceId: string | null;
   /** request headers, [name, value]; sensitive values replaced by REDACTED, long lists and values cut */
   headers: [string, string][];
 }

@@ -9,6 +9,7 @@
 // point of the pipeline (its observers), with the metric labels of the view (reporter source or destination).
 import { matchesFilter, safeHeaders, type TapEvent, type TapFilter, type TapSubject } from '../../common/tap.js';
 import type { PeerLabels } from '../metrics/istio.js';
+import { traceId } from './access-log.js';
 import type { RequestContext } from '../pipeline/context.js';
 import type { Observer, StageInput } from '../pipeline/stages.js';
 import type { MeshState } from '../state/mesh-state.js';
@@ -183,6 +184,8 @@ export function tapEvent(state: MeshState, ctx: RequestContext, labels: PeerLabe
     responseFlags: [...o.flags],
     route: o.routeName ?? null,
     policy: o.policyName ?? null,
+    attempts: o.attempts,
+    traceId: ctx.trace?.traceId ?? traceId(ctx),
     headers: safeHeaders(ctx.rawHeaders),
   };
 }

@@ -28,6 +28,8 @@ function ev(over: Partial<TapEvent> & { reporter: TapEvent['reporter'] }, dstPri
     responseFlags: [],
     route: null,
     policy: null,
+    attempts: 1,
+    traceId: null,
     headers: [],
     ...over,
   };

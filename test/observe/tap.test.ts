@@ -20,6 +20,7 @@ const PODS: PodSpec[] = [
 const VIP_A = '127.0.97.50';
 const VIP_B = '127.0.97.51';
 const SECRET = 'Bearer s3cr3t-token-value';
+const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 
 t.test('through real proxies: both views, identities, mTLS, redaction, filters', async (t) => {
   const hub = new TapHub();
@@ -66,16 +67,16 @@ t.test('through real proxies: both views, identities, mTLS, redaction, filters',
   t.same(hub.drain(), []);
 
   hub.start('t1', {}, 1000);
-  t.equal(await get('/x?y=1', { authorization: SECRET, cookie: 'session=abc123', 'x-request-id': 'r-1' }), 200);
+  t.equal(await get('/x?y=1', { authorization: SECRET, cookie: 'session=abc123', 'x-request-id': 'r-1', traceparent: `00-${TRACE}-00f067aa0ba902b7-01` }), 200);
   await settle();
   const cross = events();
   t.equal(cross.length, 2, 'one request across nodes: two views');
   const out = cross.find((e) => e.node === 'node-a')!;
   const inn = cross.find((e) => e.node === 'node-b')!;
-  t.match(out, { reporter: 'source', direction: 'outbound', tls: true, method: 'GET', path: '/x?y=1', status: 200, protocol: 'http1' });
+  t.match(out, { reporter: 'source', direction: 'outbound', tls: true, method: 'GET', path: '/x?y=1', status: 200, protocol: 'http1', attempts: 1, traceId: TRACE });
   t.match(out.source, { workload: 'sleep', namespace: 'default', pod: 'sleep', principal: mesh.spiffe('sleep'), addr: '127.0.11.1' });
   t.match(out.destination, { workload: 'api-b', namespace: 'default', pod: 'api-b', principal: mesh.spiffe('api-b'), service: 'api-far.default.svc.cluster.local', addr: `127.0.21.6:${port}` });
-  t.match(inn, { reporter: 'destination', direction: 'inbound', tls: true, status: 200 });
+  t.match(inn, { reporter: 'destination', direction: 'inbound', tls: true, status: 200, traceId: TRACE });
   t.match(inn.source, { workload: 'sleep', principal: mesh.spiffe('sleep') });
   t.match(inn.destination, { workload: 'api-b', pod: 'api-b', principal: mesh.spiffe('api-b') });
   t.ok(out.latencyMs >= 0 && out.bytesSent > 0, 'latency and bytes');
