@@ -7,6 +7,7 @@ registerCommand('tap', 'live requests as the proxies see them: weft tap [ns[/wor
 registerCommand('top', 'the busiest paths, live: weft top [ns[/workload]] [-o json]', async () => (await import('./top.js')).topCommand);
 registerCommand('config', 'what an agent holds: weft config dump [node] workloads|services|policies|routes|certs|connections', async () => (await import('./inspect.js')).configCommand);
 registerCommand('certs', 'workload certificates and trust bundle on every agent, with expiry', async () => (await import('./inspect.js')).certsCommand);
+registerCommand('analyze', 'check YAML files offline, before applying them: weft analyze -f FILE|DIR', async () => (await import('./analyze.js')).analyzeCommand);
 registerCommand('check', 'is this machine ready (--pre), is the mesh healthy: agents, config ACK, certs, capture', async () => (await import('./check.js')).checkCommand);
 registerCommand('policy', 'policies and their status: weft policy status [ns]', async () => (await import('./inspect.js')).policyCommand);
 registerCommand('capture', 'inspect or remove the eBPF capture: capture status|uninstall [--bpffs DIR]', async () => (await import('../agent/redirect/cli.js')).captureCommand);
