@@ -1,8 +1,9 @@
 // `weft top`'s aggregation (linkerd viz top's columns): tapped requests grouped by source workload,
 // destination workload, method and path (query cut off), with count, best, worst and last latency and the
 // success rate (responses that are not 5xx; no response is a failure). A request both proxies report is
-// counted once: the destination's view when the destination is in the mesh (its proxy reports it), the
-// caller's otherwise (a destination outside the mesh, or an answer the caller's proxy gave itself).
+// counted once: by the caller's proxy when the caller is in the mesh (what the caller got: retries, connection
+// failures and the proxy's own answers included; its proxy reports every request it sends), by the
+// destination's proxy only for callers outside the mesh (no caller identity: nobody else saw it).
 import type { TapEvent } from '../common/tap.js';
 
 export interface TopRow {
@@ -25,7 +26,7 @@ function name(p: { namespace: string | null; workload: string | null; addr: stri
 
 /** Whether this view is the one a request is counted by (see above). */
 export function countedView(e: TapEvent): boolean {
-  return e.reporter === 'destination' || e.destination.principal === null;
+  return e.reporter === 'source' || e.source.principal === null;
 }
 
 export class TopTable {

@@ -12,8 +12,8 @@ import { TopTable, type TopRow } from './top-table.js';
 export const TOP_HELP = `usage: weft top [NAMESPACE[/WORKLOAD]] [filters] [--interval 1s] [--max-rps N] [--duration D] [-o json]
 
 The busiest paths, live: SOURCE, DESTINATION, METHOD, PATH, COUNT, BEST, WORST, LAST (latency) and SUCCESS
-(responses that are not 5xx), from a tap of the proxies (weft tap): each request counted once (the
-destination's proxy reports it when the destination is meshed, the caller's otherwise). Redrawn in place on a
+(responses that are not 5xx), from a tap of the proxies (weft tap): each request counted once, as the
+caller's proxy saw it (the destination's for callers outside the mesh). Redrawn in place on a
 terminal; otherwise a table every --interval; -o json: one JSON object per --interval. Ctrl-C stops it.
 Requests over --max-rps are not counted (the header says how many were dropped): raise it to count a
 busier mesh exactly.

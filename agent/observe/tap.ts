@@ -167,7 +167,8 @@ export function tapEvent(state: MeshState, ctx: RequestContext, labels: PeerLabe
       workload: known(labels?.destination_workload) ?? dst?.workloadName ?? null,
       namespace: known(labels?.destination_workload_namespace) ?? dst?.namespace ?? null,
       pod: dst?.name ?? null,
-      principal: dst ? state.identityOf(dst) : null,
+      // a pod outside the mesh has no identity (as destination_principal says)
+      principal: dst?.meshed ? state.identityOf(dst) : null,
       service: known(labels?.destination_service) ?? (svc ? `${svc.name}.${svc.namespace}.svc.${state.trustDomain}` : null),
       addr: o.endpoint ?? `${c.original.ip}:${c.original.port}`,
     },
