@@ -170,7 +170,8 @@ features (per-feature cost rows, bench/features/): ${FEATURES.map((f) => f.id).j
       if (pid) pin(processTree(pid), proxyCpu);
     }
     checkAbort();
-    for (const [scope, srv] of Object.entries(t.servers) as [Scope, Topology['servers'][Scope]][]) {
+    const upstreams = [...Object.entries(t.servers).map(([scope, srv]) => [scope, srv] as const), ...Object.entries(t.plainServers).map(([scope, srv]) => [`${scope}-plain`, srv] as const)];
+    for (const [scope, srv] of upstreams) {
       const name = `upstream-${scope}`;
       const p = await startNginx(srv.pod, dir, name, upstreamNginxConf(dir, name), [UPSTREAM.http, UPSTREAM.h2c]);
       programs.push(p);
@@ -179,9 +180,10 @@ features (per-feature cost rows, bench/features/): ${FEATURES.map((f) => f.id).j
       programs.push(e);
       pin(processTree(e.pid), loadCpu);
     }
-    say(`upstreams: nginx (1 KB, h2c, gRPC-shaped) and TCP echo in ${t.servers['same-node'].pod.name} (node-1) and ${t.servers['cross-node'].pod.name} (node-2), CPU ${loadCpu}`);
+    say(`upstreams: nginx (1 KB, h2c, gRPC-shaped) and TCP echo in ${t.servers['same-node'].pod.name} (node-1) and ${t.servers['cross-node'].pod.name} (node-2), meshed and outside the mesh, CPU ${loadCpu}`);
 
-    const serverIps = { 'same-node': t.servers['same-node'].pod.ip, 'cross-node': t.servers['cross-node'].pod.ip };
+    // the sidecar peers call the servers outside the mesh, as the direct path does (topology.ts plainServers)
+    const serverIps = { 'same-node': t.plainServers['same-node'].pod.ip, 'cross-node': t.plainServers['cross-node'].pod.ip };
     const sidecar: Record<'nginx' | 'haproxy', number | string> = { nginx: 'not started', haproxy: 'not started' };
     for (const peer of ['nginx', 'haproxy'] as const) {
       if (!pathIds.includes(peer)) continue;

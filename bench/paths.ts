@@ -18,6 +18,8 @@ export interface BenchPath {
   scope: Scope;
   label: string;
   client: PodPlan;
+  /** the ClusterIP the path's client calls (meshed servers for Weft, the servers outside the mesh otherwise) */
+  vip: string;
   /** set when the path cannot be measured in this run, with the reason */
   unavailable: string | undefined;
   /** scenarios this path cannot carry, with the reason */
@@ -50,7 +52,7 @@ export function pathLabel(id: PathId, scope: Scope): string {
 
 export function buildPaths(d: PathDeps, scopes: Scope[], ids: PathId[]): BenchPath[] {
   const { topo } = d;
-  const vips = { 'same-node': topo.servers['same-node'].vip, 'cross-node': topo.servers['cross-node'].vip };
+  const vips = { 'same-node': topo.plainServers['same-node'].vip, 'cross-node': topo.plainServers['cross-node'].vip };
   const out: BenchPath[] = [];
   for (const scope of scopes) {
     for (const id of ids) {
@@ -61,16 +63,17 @@ export function buildPaths(d: PathDeps, scopes: Scope[], ids: PathId[]): BenchPa
         unsupported: id === 'nginx' ? { tcp: 'Debian\'s nginx has no stream (L4) module unless libnginx-mod-stream is installed' } : {},
       };
       if (id === 'direct') {
-        out.push({ ...base, client: topo.plainClient, unavailable: undefined, proxyPids: () => [], activate: () => d.redirect.clear() });
+        out.push({ ...base, client: topo.plainClient, vip: vips[scope], unavailable: undefined, proxyPids: () => [], activate: () => d.redirect.clear() });
       } else if (id === 'weft') {
         const nodes = scope === 'same-node' ? ['node-1'] : ['node-1', 'node-2'];
         const pids = () => nodes.map((n) => topo.agentPid(n)).filter((p): p is number => p !== undefined);
-        out.push({ ...base, client: topo.meshedClient, unavailable: topo.meshUnavailable, proxyPids: pids, activate: async () => {} });
+        out.push({ ...base, client: topo.meshedClient, vip: topo.servers[scope].vip, unavailable: topo.meshUnavailable, proxyPids: pids, activate: async () => {} });
       } else {
         const sc = d.sidecar[id];
         out.push({
           ...base,
           client: topo.plainClient,
+          vip: vips[scope],
           unavailable: typeof sc === 'string' ? sc : undefined,
           proxyPids: () => (typeof sc === 'number' ? [sc] : []),
           activate: () => d.redirect.redirectTo(sidecarRules(id, vips)),

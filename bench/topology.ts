@@ -38,18 +38,25 @@ export interface Topology {
   meshUnavailable: string | undefined;
   meshedClient: PodPlan;
   plainClient: PodPlan;
+  /** meshed server pods (namespace bench): what the Weft path calls */
   servers: Record<Scope, Server>;
+  /**
+   * The same servers outside the mesh (namespace plain), for the direct path and the sidecar peers: a
+   * meshed pod's inbound connections from outside the mesh pass its node proxy (inbound capture), so the
+   * baselines would carry Weft's destination half.
+   */
+  plainServers: Record<Scope, Server>;
   agentPid(node: string): number | undefined;
 }
 
 export function benchSpec(): string {
-  const server = (name: string, node: string) => `---
+  const server = (name: string, node: string, ns = 'bench') => `---
 apiVersion: v1
 kind: Pod
-metadata: { name: ${name}, namespace: bench, labels: { app: ${name} } }
+metadata: { name: ${name}, namespace: ${ns}, labels: { app: ${name} } }
 spec:
   nodeName: ${node}
-  serviceAccountName: server
+  ${ns === 'bench' ? 'serviceAccountName: server' : ''}
   containers:
     - name: main
       command: [sleep, infinity]
@@ -60,7 +67,7 @@ spec:
 ---
 apiVersion: v1
 kind: Service
-metadata: { name: ${name}, namespace: bench }
+metadata: { name: ${name}, namespace: ${ns} }
 spec:
   selector: { app: ${name} }
   ports:
@@ -95,7 +102,7 @@ metadata: { name: client, namespace: bench }
 apiVersion: v1
 kind: ServiceAccount
 metadata: { name: server, namespace: bench }
-${client('bench', 'node-1')}${client('plain', 'node-1')}${server('server-a', 'node-1')}${server('server-b', 'node-2')}`;
+${client('bench', 'node-1')}${client('plain', 'node-1')}${server('server-a', 'node-1')}${server('server-b', 'node-2')}${server('server-a', 'node-1', 'plain')}${server('server-b', 'node-2', 'plain')}`;
 }
 
 /** Why the mesh cannot run in this build, as `weft sandbox up` decides it. */
@@ -124,9 +131,9 @@ export async function buildTopology(opts: { id: string; dir: string; say: (l: st
     if (!p) throw new Error(`bench sandbox has no pod ${ns}/${name}`);
     return p;
   };
-  const vip = (name: string) => {
-    const s = status.services.find((x) => x.namespace === 'bench' && x.name === name);
-    if (!s?.clusterIP) throw new Error(`bench sandbox has no ClusterIP for service bench/${name}`);
+  const vip = (name: string, ns = 'bench') => {
+    const s = status.services.find((x) => x.namespace === ns && x.name === name);
+    if (!s?.clusterIP) throw new Error(`bench sandbox has no ClusterIP for service ${ns}/${name}`);
     return s.clusterIP;
   };
   return {
@@ -139,6 +146,10 @@ export async function buildTopology(opts: { id: string; dir: string; say: (l: st
     servers: {
       'same-node': { pod: pod('bench', 'server-a'), vip: vip('server-a') },
       'cross-node': { pod: pod('bench', 'server-b'), vip: vip('server-b') },
+    },
+    plainServers: {
+      'same-node': { pod: pod('plain', 'server-a'), vip: vip('server-a', 'plain') },
+      'cross-node': { pod: pod('plain', 'server-b'), vip: vip('server-b', 'plain') },
     },
     agentPid: (node) => agentPidOf(state.plan, node) ?? state.pids.agents[node],
   };

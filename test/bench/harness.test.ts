@@ -129,7 +129,7 @@ t.test('histogram math and spreads', async (t) => {
 });
 
 t.test('summary pairs each run with direct, targets and table', async (t) => {
-  const path = (id: BenchPath['id']): BenchPath => ({ id, scope: 'same-node', label: id, client: {} as BenchPath['client'], unavailable: undefined, unsupported: {}, proxyPids: () => [], activate: async () => {} });
+  const path = (id: BenchPath['id']): BenchPath => ({ id, scope: 'same-node', label: id, client: {} as BenchPath['client'], vip: '10.97.0.1', unavailable: undefined, unsupported: {}, proxyPids: () => [], activate: async () => {} });
   const paths = [path('direct'), path('weft'), path('nginx')];
   const m = (p50: number, p99: number, cpu?: number): Measurement => ({ ok: true, rps: 1000, latencyUs: { p50, p90: p50, p99, p999: p99 }, ...(cpu ? { cpuUsPerReq: cpu } : {}) });
   const runs: Runs = {
