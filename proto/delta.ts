@@ -7,6 +7,7 @@ import type { ConfigUpdate, ConfigUpdate__Output } from './generated/weft/v1/Con
 import type { Workload__Output as WireWorkload } from './generated/weft/v1/Workload.js';
 import type { Service__Output as WireService } from './generated/weft/v1/Service.js';
 import type { PolicyObject__Output as WirePolicy } from './generated/weft/v1/PolicyObject.js';
+import { policyFromWire } from './policy-from-wire.js';
 
 export function serviceKey(s: { namespace: string; name: string }): string {
   return `${s.namespace}/${s.name}`;
@@ -163,9 +164,6 @@ function applyKeyed<T>(prev: T[], upsert: T[], remove: string[], key: (x: T) => 
   return out;
 }
 
-function policyFromWire(p: WirePolicy): CompiledPolicy {
-  return JSON.parse(p.json) as CompiledPolicy;
-}
 
 /** an update's entries converted from the wire (done chunk by chunk as they arrive: see UpdateAssembler) */
 export interface ConvertedEntries {

@@ -39,7 +39,14 @@ export async function validateCsr(csrPem: string, trustDomain: string): Promise<
   } catch (e) {
     throw new CsrRefusedError(CSR_REFUSAL.invalid, `the CSR is not a PEM PKCS#10 certificate request (${(e as Error).message})`);
   }
-  const alg = csr.publicKey.algorithm as { name?: string; namedCurve?: string; modulusLength?: number };
+  let alg: { name?: string; namedCurve?: string; modulusLength?: number };
+  try {
+    // the key's parameters are decoded only here: a CSR that parsed may still carry a key whose algorithm
+    // parameters are not ASN.1 the library understands
+    alg = csr.publicKey.algorithm as typeof alg;
+  } catch (e) {
+    throw new CsrRefusedError(CSR_REFUSAL.keyAlgorithm, `the CSR's key algorithm cannot be read (${(e as Error).message}); only ECDSA P-256 or P-384 keys are signed`);
+  }
   if (alg.name !== 'ECDSA' || !ALLOWED_CURVES.has(alg.namedCurve ?? '')) {
     const got = alg.name === 'ECDSA' ? `ECDSA ${alg.namedCurve ?? 'unknown curve'}` : (alg.name ?? 'unknown');
     throw new CsrRefusedError(CSR_REFUSAL.keyAlgorithm, `the CSR's key is ${got}; only ECDSA P-256 or P-384 keys are signed`, { keyAlgorithm: got });

@@ -16,7 +16,14 @@ export function parseObjects(text: string, origin: string): KubeObject[] {
       const line = err.linePos?.[0]?.line;
       throw new WeftConfigError(`${origin}, document ${index}${line ? ` (line ${line})` : ''}`, `is not valid YAML: ${err.message.split('\n')[0]}`);
     }
-    const value = doc.toJS() as unknown;
+    let value: unknown;
+    try {
+      // toJS resolves aliases: an alias to no anchor, or too many of them (the "billion laughs" guard),
+      // is found only here, and the yaml library throws a plain ReferenceError for it
+      value = doc.toJS({ maxAliasCount: 100 });
+    } catch (e) {
+      throw new WeftConfigError(`${origin}, document ${index}`, `is not valid YAML: ${(e as Error).message.split('\n')[0]}`, { cause: e });
+    }
     if (value === null || value === undefined) continue; // empty document (a trailing ---)
     if (typeof value !== 'object' || Array.isArray(value)) {
       throw new WeftConfigError(`${origin}, document ${index}`, 'must be a mapping with apiVersion, kind and metadata');

@@ -54,8 +54,9 @@ export class ObjectStore implements ObjectSink, ServiceAccountPlacement {
   /** Checks one object; returns it normalised (namespace defaulted). Throws WeftConfigError, changes nothing. */
   validate(input: KubeObject): KubeObject {
     const raw = input as unknown as Record<string, unknown>;
-    const what = describeObject(input);
+    // a List item or a document may be anything: check the shape before naming the object by its fields
     if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new WeftConfigError('object', 'must be a mapping with apiVersion, kind and metadata');
+    const what = describeObject(input);
     if (typeof raw.apiVersion !== 'string' || !raw.apiVersion) throw new WeftConfigError(`${what}, field apiVersion`, 'is required');
     if (typeof raw.kind !== 'string' || !raw.kind) throw new WeftConfigError(`${what}, field kind`, 'is required');
     const info = this.kinds.get(raw.apiVersion, raw.kind);
@@ -116,16 +117,21 @@ export class ObjectStore implements ObjectSink, ServiceAccountPlacement {
     const keep = new Set<string>();
     const valid: KubeObject[] = [];
     for (const o of objs) {
-      const md = (o as { metadata?: { namespace?: string; name?: string } }).metadata;
-      const ns = md?.namespace || (this.kinds.get(o.apiVersion, o.kind)?.namespaced === false ? undefined : 'default');
-      const key = objectKey(String(o.apiVersion), String(o.kind), ns, String(md?.name ?? ''));
+      // Read as untrusted: a YAML document may lack apiVersion or metadata, or be a List item that is not a
+      // mapping at all; validate() refuses it by name, and the key must not throw on the way there.
+      const raw = (o !== null && typeof o === 'object' ? o : {}) as { apiVersion?: unknown; kind?: unknown; metadata?: { namespace?: unknown; name?: unknown } };
+      const md = raw.metadata !== null && typeof raw.metadata === 'object' ? raw.metadata : undefined;
+      const apiVersion = String(raw.apiVersion);
+      const kind = String(raw.kind);
+      const ns = (typeof md?.namespace === 'string' && md.namespace) || (this.kinds.get(apiVersion, kind)?.namespaced === false ? undefined : 'default');
+      const key = objectKey(apiVersion, kind, ns, String(md?.name ?? ''));
       try {
         valid.push(this.validate(o));
         keep.add(key);
       } catch (e) {
         // the last good version (if any) stays
         keep.add(key);
-        refused.push({ ref: { apiVersion: String(o.apiVersion), kind: String(o.kind), ...(ns ? { namespace: ns } : {}), name: String(md?.name ?? '') }, error: e as Error });
+        refused.push({ ref: { apiVersion, kind, ...(ns ? { namespace: ns } : {}), name: String(md?.name ?? '') }, error: e as Error });
         this.log.warn('refused object', { source, error: (e as Error).message });
       }
     }

@@ -1,0 +1,8 @@
+// Every fuzz target, in the order the job runs them.
+import type { FuzzTarget } from '../target.js';
+import { configTarget } from './config.js';
+import { csrTarget } from './csr.js';
+import { h1Target } from './h1.js';
+import { objectsTarget } from './objects.js';
+
+export const TARGETS: FuzzTarget[] = [h1Target, objectsTarget, configTarget, csrTarget];
