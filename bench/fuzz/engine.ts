@@ -11,6 +11,8 @@ export interface EngineOptions {
   progress?: (done: number) => void;
   /** run index to print instead of checking (replay of a hang the watchdog reported) */
   replay?: number;
+  /** stop after this long and report the inputs run so far (a slow target on a shared machine) */
+  maxMs?: number;
 }
 
 export interface EngineResult {
@@ -45,7 +47,7 @@ export async function runEngine(ctx: FuzzContext<unknown>, o: EngineOptions): Pr
     count(input);
     await ctx.check(input);
   });
-  const details = await fc.check(prop, { numRuns, seed: o.seed, endOnFailure: false, markInterruptAsFailure: true });
+  const details = await fc.check(prop, { numRuns, seed: o.seed, endOnFailure: ctx.shrink === false, markInterruptAsFailure: false, ...(o.maxMs ? { interruptAfterTimeLimit: o.maxMs } : {}) });
   const ms = performance.now() - started;
   if (!details.failed) return { inputs: done, runs, ms };
   const ce = details.counterexample?.[0];
@@ -56,9 +58,14 @@ export async function runEngine(ctx: FuzzContext<unknown>, o: EngineOptions): Pr
     ms,
     failure: {
       error: err instanceof Error ? `${err.name}: ${err.message}\n${err.stack ?? ''}` : String(err),
-      input: ce === undefined ? '(none)' : ctx.show(ce),
+      input: ce === undefined ? '(none)' : clip(ctx.show(ce)),
       seed: details.seed,
       path: details.counterexamplePath ?? undefined,
     },
   };
+}
+
+/** an input as shown in a report: whole up to 8 KB (a 70 KB header value would bury the rest) */
+function clip(s: string): string {
+  return s.length <= 8192 ? s : `${s.slice(0, 8192)}… (${s.length} characters; replay the seed for all of it)`;
 }

@@ -5,6 +5,7 @@
 //
 //   node dist/bench/fuzz/main.js [--target h1,objects,...] [--inputs 1000000] [--seed 1] [--hang-ms 30000]
 //   node dist/bench/fuzz/main.js --target h1 --seed 7 --replay 12345   # print the input of run 12345
+//   --max-seconds S: stop a target after S seconds and report the inputs it ran (a slow target, a busy machine)
 import { appendFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { memoryVerdict, type MemSample } from './memory.js';
@@ -17,6 +18,7 @@ interface Args {
   seed: number;
   hangMs: number;
   replay?: number;
+  maxSeconds?: number;
   out?: string;
 }
 
@@ -43,6 +45,10 @@ function parseArgs(argv: string[]): Args {
         break;
       case '--replay':
         a.replay = Number(v);
+        i++;
+        break;
+      case '--max-seconds':
+        a.maxSeconds = Number(v);
         i++;
         break;
       case '--out':
@@ -75,28 +81,43 @@ function runOne(name: string, a: Args): Promise<TargetReport> {
   const samples: MemSample[] = [];
   const started = performance.now();
   return new Promise((resolve) => {
-    const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: { target: name, inputs: a.inputs, seed: a.seed, heartbeat, ...(a.replay !== undefined ? { replay: a.replay } : {}) } });
+    const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: { target: name, inputs: a.inputs, seed: a.seed, heartbeat, ...(a.replay !== undefined ? { replay: a.replay } : {}), ...(a.maxSeconds ? { maxMs: a.maxSeconds * 1000 } : {}) } });
     let finding: string | undefined;
     let result: EngineResult | undefined;
     let lastRun = -1;
     let lastMove = performance.now();
+    let lastLog = performance.now();
     const watch = setInterval(() => {
       const run = Atomics.load(hb, 1);
+      if (performance.now() - lastLog > 30_000) {
+        lastLog = performance.now();
+        process.stderr.write(`${new Date().toISOString()} ${name}: ${Atomics.load(hb, 0)} inputs, ${Math.round((performance.now() - started) / 1000)} s, rss ${Math.round(process.memoryUsage.rss() / 1048576)} MB\n`);
+      }
       if (run !== lastRun) {
         lastRun = run;
         lastMove = performance.now();
       } else if (performance.now() - lastMove > a.hangMs) {
         finding = `hang: run ${run - 1} made no progress for ${a.hangMs} ms (replay: --seed ${a.seed} --replay ${run - 1})`;
         void w.terminate();
+        finish();
       }
     }, 1000);
     w.on('message', (m: { type: string; done?: number; heapUsed?: number; error?: string; run?: number; result?: EngineResult }) => {
       if (m.type === 'progress') samples.push({ n: m.done!, heapUsed: m.heapUsed!, rss: process.memoryUsage.rss() });
       else if (m.type === 'crash') finding = `crash: ${m.error} (replay: --seed ${a.seed} --replay ${m.run! - 1})`;
-      else if (m.type === 'done') result = m.result;
+      else if (m.type === 'done') {
+        result = m.result;
+        // The result is in: report now. terminate() may never complete for a worker that ran the h2 target's
+        // node proxies (its 'exit' does not come), and the process exits at the end anyway.
+        void w.terminate();
+        finish();
+      }
     });
     w.on('error', (err) => (finding ??= `crash: ${err.stack ?? err.message}`));
-    w.on('exit', () => {
+    let finished = false;
+    const finish = () => {
+      if (finished) return;
+      finished = true;
       clearInterval(watch);
       const seconds = (performance.now() - started) / 1000;
       const mem = memoryVerdict(samples);
@@ -104,7 +125,8 @@ function runOne(name: string, a: Args): Promise<TargetReport> {
       if (!mem.ok) finding ??= `memory: ${mem.why}`;
       const inputs = result?.inputs ?? Atomics.load(hb, 0);
       resolve({ target: name, seed: a.seed, inputs, seconds: Math.round(seconds), perSecond: Math.round(inputs / seconds), finding, rssMaxMb: mem.rssMaxMb, heapFloorEarlyMb: mem.heapFloorEarlyMb, heapFloorLateMb: mem.heapFloorLateMb });
-    });
+    };
+    w.on('exit', finish);
   });
 }
 

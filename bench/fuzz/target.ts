@@ -12,6 +12,8 @@ export interface FuzzContext<T> {
   /** the input in a form to paste into a regression test */
   show(input: T): string;
   close(): Promise<void>;
+  /** false: report a failure as found, unshrunk (an input that fails by timing out would take hours to shrink) */
+  shrink?: boolean;
 }
 
 export interface FuzzTarget {

@@ -10,10 +10,13 @@ interface Job {
   inputs: number;
   seed: number;
   replay?: number;
+  maxMs?: number;
   heartbeat: SharedArrayBuffer;
 }
 
 const job = workerData as Job;
+// every proxy a target starts listens for exit; a target may start several
+process.setMaxListeners(50);
 const hb = new Int32Array(job.heartbeat);
 const port = parentPort!;
 
@@ -39,6 +42,7 @@ const result = await runEngine(ctx, {
   inputs: job.inputs,
   seed: job.seed,
   ...(job.replay !== undefined ? { replay: job.replay } : {}),
+  ...(job.maxMs ? { maxMs: job.maxMs } : {}),
   progress: (done) => {
     Atomics.store(hb, 0, done);
     const m = process.memoryUsage();
