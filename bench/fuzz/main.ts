@@ -22,42 +22,24 @@ interface Args {
   out?: string;
 }
 
+const NUMERIC: Record<string, 'inputs' | 'seed' | 'hangMs' | 'replay' | 'maxSeconds'> = {
+  '--inputs': 'inputs',
+  '--seed': 'seed',
+  '--hang-ms': 'hangMs',
+  '--replay': 'replay',
+  '--max-seconds': 'maxSeconds',
+};
+
 function parseArgs(argv: string[]): Args {
   const a: Args = { targets: TARGETS.map((t) => t.name), inputs: 1_000_000, seed: 1, hangMs: 30_000 };
-  for (let i = 0; i < argv.length; i++) {
+  for (let i = 0; i < argv.length; i += 2) {
+    const flag = argv[i]!;
     const v = argv[i + 1];
-    switch (argv[i]) {
-      case '--target':
-        a.targets = v!.split(',');
-        i++;
-        break;
-      case '--inputs':
-        a.inputs = Number(v);
-        i++;
-        break;
-      case '--seed':
-        a.seed = Number(v);
-        i++;
-        break;
-      case '--hang-ms':
-        a.hangMs = Number(v);
-        i++;
-        break;
-      case '--replay':
-        a.replay = Number(v);
-        i++;
-        break;
-      case '--max-seconds':
-        a.maxSeconds = Number(v);
-        i++;
-        break;
-      case '--out':
-        a.out = v!;
-        i++;
-        break;
-      default:
-        throw new Error(`unknown argument ${argv[i]}; see the comment at the top of bench/fuzz/main.ts`);
-    }
+    if (v === undefined) throw new Error(`${flag} needs a value; see the comment at the top of bench/fuzz/main.ts`);
+    if (flag === '--target') a.targets = v.split(',');
+    else if (flag === '--out') a.out = v;
+    else if (NUMERIC[flag] && Number.isFinite(Number(v))) a[NUMERIC[flag]] = Number(v);
+    else throw new Error(`bad argument ${flag} ${v}; see the comment at the top of bench/fuzz/main.ts`);
   }
   for (const t of a.targets) if (!TARGETS.some((x) => x.name === t)) throw new Error(`no fuzz target "${t}"; targets: ${TARGETS.map((x) => x.name).join(', ')}`);
   return a;
