@@ -1,13 +1,16 @@
 // The Gateway API mesh conformance cases (conformance/tests/mesh in kubernetes-sigs/gateway-api) that need
 // no real capture, through two real node proxies on loopback with routes compiled by the controller's own
 // store: MeshHTTPRouteMatching, MeshHTTPRouteQueryParamMatching, MeshHTTPRouteRequestHeaderModifier (rule
-// and backendRef filters), MeshHTTPRouteRewritePath, the redirect tests (303, 307, host and status, path,
-// port, scheme), MeshTrafficSplit, MeshHTTPRouteNamedRule, MeshHTTPRouteSimpleSameNamespace. The routes
+// and backendRef filters), MeshHTTPRouteRewritePath, the redirect tests (303, 307, 308, host and status, path,
+// port, scheme), MeshTrafficSplit, MeshHTTPRouteNamedRule, MeshHTTPRouteSimpleSameNamespace,
+// MeshGRPCRouteRequestHeaderModifier and MeshGRPCRouteWeight (gRPC framing over node:http2). The routes
 // state each case's semantics in Weft's words; Service `echo` is backed by v1, as upstream's `echo` is by
 // both versions. The cases that need capture (frontend, ports, consumer routes) run on the sandbox
 // (test/e2e/routes.test.ts).
 import t from 'tap';
 import http from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
 
 import { silentLogger } from '../../common/log.js';
 import type { KubeObject } from '../../controller/sources/types.js';
@@ -44,19 +47,48 @@ const serve = (pod: string) => {
 };
 const port = await listen(serve('v1'), '127.0.22.2');
 await new Promise<void>((r) => serve('v2').listen(port, '127.0.22.3', r));
+// gRPC backends: one unary answer {pod, headers} in a gRPC frame, then grpc-status 0 in the trailers.
+const h2servers: http2.Http2Server[] = [];
+const serveGrpc = (pod: string) => {
+  const s = http2.createServer();
+  s.on('stream', (stream, headers) => {
+    stream.on('data', () => {});
+    stream.on('end', () => {
+      const { ':path': _p, ':method': _m, ':authority': _a, ':scheme': _s, ...rest } = headers;
+      const msg = Buffer.from(JSON.stringify({ pod, headers: rest }));
+      const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), msg]);
+      frame.writeUInt32BE(msg.length, 1);
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      stream.end(frame);
+    });
+  });
+  h2servers.push(s);
+  return s;
+};
+const grpcPort = await listen(serveGrpc('v1'), '127.0.22.2');
+await new Promise<void>((r) => serveGrpc('v2').listen(grpcPort, '127.0.22.3', r));
+const GRPC_VIP = '127.0.97.53';
 const svc = (name: string, vip: string, pods: string[]) => ({ name, vip, port: 80, targetPort: port, pods, appProtocol: 'http' });
-const mesh = await startMesh(PODS, [svc('echo', VIP, ['v1']), svc('echo-v1', '127.0.97.51', ['v1']), svc('echo-v2', '127.0.97.52', ['v2'])], { stages: { router: routingRouter() } });
+const grpcSvc = (name: string, vip: string, pods: string[]) => ({ name, vip, port: 7070, targetPort: grpcPort, pods, appProtocol: 'grpc' });
+const mesh = await startMesh(
+  PODS,
+  [svc('echo', VIP, ['v1']), svc('echo-v1', '127.0.97.51', ['v1']), svc('echo-v2', '127.0.97.52', ['v2']), grpcSvc('echo-grpc', GRPC_VIP, ['v1']), grpcSvc('grpc-v1', '127.0.97.54', ['v1']), grpcSvc('grpc-v2', '127.0.97.55', ['v2'])],
+  { stages: { router: routingRouter() } },
+);
 t.teardown(async () => {
   await mesh.close();
   for (const s of servers) s.close();
+  for (const s of h2servers) s.close();
 });
 mesh.route('client', VIP, 80);
 
 let version = 1;
-/** one HTTPRoute on Service echo port 80, validated and compiled as the controller does, on both proxies */
-const apply = (rules: unknown[]) => {
+/** one route on Service echo port 80 (a GRPCRoute: echo-grpc port 7070), validated and compiled as the controller does, on both proxies */
+const apply = (rules: unknown[], kind: 'HTTPRoute' | 'GRPCRoute' = 'HTTPRoute') => {
   const store = new ObjectStore(new KindRegistry(BUILTIN_KINDS), silentLogger);
-  const route = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'conformance', namespace: 'default' }, spec: { parentRefs: [{ group: '', kind: 'Service', name: 'echo', port: 80 }], rules } };
+  const parent = kind === 'HTTPRoute' ? { group: '', kind: 'Service', name: 'echo', port: 80 } : { group: '', kind: 'Service', name: 'echo-grpc', port: 7070 };
+  const route = { apiVersion: 'gateway.networking.k8s.io/v1', kind, metadata: { name: 'conformance', namespace: 'default' }, spec: { parentRefs: [parent], rules } };
   const r = store.upsert(route as unknown as KubeObject, 'test');
   const policies = compilePolicies(store, { trustDomain: 'cluster.local', rootNamespace: 'weft-system', workloads: mesh.config.workloads, services: mesh.config.services });
   if (policies.length === 0) throw new Error(`the route was not compiled: ${JSON.stringify(r)}`);
@@ -177,13 +209,14 @@ t.test('MeshHTTPRouteRewritePath: prefix, prefix to "/", full path, with header 
   }
 });
 
-t.test('redirects: 303, 307, hostname and status, path, port, scheme', async (t) => {
+t.test('redirects: 303, 307, 308, hostname and status, path, port, scheme', async (t) => {
   const redirect = (p: string, r: Record<string, unknown>) => ({ matches: [prefix(p)], filters: [{ type: 'RequestRedirect', requestRedirect: r }] });
   const full = (v: string) => ({ type: 'ReplaceFullPath', replaceFullPath: v });
   const pre = (v: string) => ({ type: 'ReplacePrefixMatch', replacePrefixMatch: v });
   apply([
     redirect('/redirect', { statusCode: 303 }),
     redirect('/temporary', { statusCode: 307 }),
+    redirect('/permanent', { statusCode: 308 }),
     redirect('/hostname-redirect', { hostname: 'example.org' }),
     redirect('/host-and-status', { statusCode: 301, hostname: 'example.org' }),
     redirect('/original-prefix', { path: pre('/replacement-prefix') }),
@@ -206,6 +239,7 @@ t.test('redirects: 303, 307, hostname and status, path, port, scheme', async (t)
   const cases: [string, number, string][] = [
     ['/redirect', 303, 'http://echo/redirect'],
     ['/temporary', 307, 'http://echo/temporary'],
+    ['/permanent', 308, 'http://echo/permanent'],
     ['/hostname-redirect', 302, 'http://example.org/hostname-redirect'],
     ['/host-and-status', 301, 'http://example.org/host-and-status'],
     ['/original-prefix/lemon', 302, 'http://echo/replacement-prefix/lemon'],
@@ -239,4 +273,59 @@ t.test('MeshTrafficSplit, MeshHTTPRouteNamedRule, MeshHTTPRouteSimpleSameNamespa
   t.same([await who('/v1'), await who('/v2'), await who('/named'), await who('/unnamed')], ['v1', 'v2', 'v1', 'v2']);
   apply([{ backendRefs: to('echo-v1') }]);
   t.equal(await who('/'), 'v1', 'a route with one rule and no match sends everything to its backend');
+});
+
+t.test('MeshGRPCRouteRequestHeaderModifier and MeshGRPCRouteWeight', async (t) => {
+  mesh.route('client', GRPC_VIP, 7070);
+  const session = http2.connect('http://echo-grpc:7070', { createConnection: () => net.connect({ host: mesh.a.outbound.host, port: mesh.a.outbound.port, localAddress: '127.0.22.1' }) });
+  t.teardown(() => session.close());
+  const unary = (headers: Record<string, string> = {}) =>
+    new Promise<{ grpcStatus?: string; pod?: string; headers?: Record<string, string> }>((resolve, reject) => {
+      const req = session.request({ ':method': 'POST', ':path': '/weft.test.Echo/Get', 'content-type': 'application/grpc', te: 'trailers', ...headers });
+      let grpcStatus: string | undefined;
+      const chunks: Buffer[] = [];
+      req.on('response', (h) => h['grpc-status'] !== undefined && (grpcStatus = String(h['grpc-status'])));
+      req.on('trailers', (tr) => (grpcStatus = String(tr['grpc-status'])));
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        resolve({ ...(grpcStatus !== undefined ? { grpcStatus } : {}), ...(body.length > 5 ? (JSON.parse(body.subarray(5).toString()) as object) : {}) });
+      });
+      req.on('error', reject);
+      req.end(Buffer.from([0, 0, 0, 0, 0]));
+    });
+  const testCase = (value: string) => ({ headers: [header('x-test-case', value)] });
+  const mod = (m: Record<string, unknown>) => [{ type: 'RequestHeaderModifier', requestHeaderModifier: m }];
+  const grpcTo = (name: string) => [{ name, port: 7070 }];
+  apply(
+    [
+      { matches: [testCase('set')], filters: mod({ set: [header('x-header-set', 'set-overwrites-values')] }), backendRefs: grpcTo('grpc-v1') },
+      { matches: [testCase('add')], filters: mod({ add: [header('x-header-add', 'add-appends-values')] }), backendRefs: grpcTo('grpc-v1') },
+      { matches: [testCase('remove')], filters: mod({ remove: ['x-header-remove'] }), backendRefs: grpcTo('grpc-v1') },
+      { matches: [testCase('multi')], filters: mod({ set: [header('x-header-set-1', 'header-set-1'), header('x-header-set-2', 'header-set-2')], add: [header('x-header-add-1', 'header-add-1'), header('x-header-add-2', 'header-add-2')], remove: ['x-header-remove-1', 'x-header-remove-2'] }), backendRefs: grpcTo('grpc-v2') },
+    ],
+    'GRPCRoute',
+  );
+  const set = await unary({ 'x-test-case': 'set', 'some-other-header': 'kept', 'x-header-set': 'overwritten' });
+  t.same([set.grpcStatus, set.pod, set.headers?.['x-header-set'], set.headers?.['some-other-header']], ['0', 'v1', 'set-overwrites-values', 'kept'], 'set overwrites');
+  const add = await unary({ 'x-test-case': 'add', 'x-header-add': 'first' });
+  t.equal(add.headers?.['x-header-add'], 'first, add-appends-values', 'add appends (node:http2 joins the values)');
+  const remove = await unary({ 'x-test-case': 'remove', 'x-header-remove': 'gone' });
+  t.same([remove.pod, remove.headers?.['x-header-remove']], ['v1', undefined], 'remove removes');
+  const multi = await unary({ 'x-test-case': 'multi', 'x-header-set-2': 'old', 'x-header-add-2': 'add-header-2', 'x-header-remove-2': 'gone' });
+  const mh = multi.headers ?? {};
+  t.same([multi.pod, mh['x-header-set-1'], mh['x-header-set-2'], mh['x-header-add-1'], mh['x-header-add-2'], mh['x-header-remove-1'], mh['x-header-remove-2']], ['v2', 'header-set-1', 'header-set-2', 'header-add-1', 'add-header-2, header-add-2', undefined, undefined], 'several at once, to the other backend');
+  t.equal((await unary({ 'x-test-case': 'none' })).grpcStatus, '12', 'no rule matches: UNIMPLEMENTED');
+
+  // A backend that does not exist, at weight 0, takes no share and turns no call into an error.
+  apply([{ backendRefs: [{ name: 'grpc-v1', port: 7070, weight: 70 }, { name: 'grpc-v2', port: 7070, weight: 30 }, { name: 'grpc-v3', port: 7070, weight: 0 }] }], 'GRPCRoute');
+  const n = 500;
+  const pods: Record<string, number> = {};
+  for (let i = 0; i < n; i++) {
+    const r = await unary();
+    const k = r.grpcStatus === '0' ? r.pod! : `status-${r.grpcStatus}`;
+    pods[k] = (pods[k] ?? 0) + 1;
+  }
+  // Binomial(500, 0.7): standard deviation 10.2; ±46 is 4.5 of them (a false failure about once in 10^5 runs).
+  t.ok(Math.abs((pods.v1 ?? 0) - 350) <= 46 && (pods.v1 ?? 0) + (pods.v2 ?? 0) === n, `70/30 over ${n} calls, every call answered: ${JSON.stringify(pods)}`);
 });
