@@ -6,14 +6,10 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import { Registry } from 'prom-client';
 
-import { silentLogger } from '../../common/log.js';
-import type { KubeObject } from '../../controller/sources/types.js';
-import { BUILTIN_KINDS, KindRegistry } from '../../controller/store/kinds.js';
-import { ObjectStore } from '../../controller/store/object-store.js';
-import { compilePolicies } from '../../controller/translate/policy/compile.js';
 import { RoutingMetrics } from '../../agent/routing/metrics.js';
 import { routingRouter } from '../../agent/routing/router.js';
 import { listen, metricValue, startMesh, type PodSpec } from '../proxy/fixtures/mesh.js';
+import { applyPolicies } from './apply-policies.js';
 
 const PODS: PodSpec[] = [
   { name: 'client', node: 'node-a', ip: '127.0.21.1' },
@@ -64,8 +60,7 @@ t.test('GRPCRoute by method; retry on unavailable', async (t) => {
     await mesh.close();
     for (const s of servers) s.close();
   });
-  const store = new ObjectStore(new KindRegistry(BUILTIN_KINDS), silentLogger);
-  const objs = [
+  applyPolicies(mesh, [
     {
       apiVersion: 'gateway.networking.k8s.io/v1',
       kind: 'GRPCRoute',
@@ -79,12 +74,7 @@ t.test('GRPCRoute by method; retry on unavailable', async (t) => {
       },
     },
     { apiVersion: 'weft.io/v1alpha1', kind: 'TrafficPolicy', metadata: { name: 'grpc-retries', namespace: 'default' }, spec: { targetRef: { group: '', kind: 'Service', name: 'grpc' }, retries: { attempts: 2, retryOn: 'unavailable' } } },
-  ];
-  for (const o of objs) store.upsert(o as unknown as KubeObject, 'test');
-  const policies = compilePolicies(store, { trustDomain: 'cluster.local', rootNamespace: 'weft-system', workloads: mesh.config.workloads, services: mesh.config.services });
-  const cfg = { ...mesh.config, version: 2, policies };
-  mesh.a.state.update(cfg);
-  mesh.b.state.update(cfg);
+  ]);
   mesh.route('client', VIP, 50051);
   const session = http2.connect('http://grpc', { createConnection: () => net.connect({ host: mesh.a.outbound.host, port: mesh.a.outbound.port, localAddress: '127.0.21.1' }) });
   t.teardown(() => session.close());
@@ -152,8 +142,7 @@ t.test('RequestMirror over HTTP/2: a copy with the -shadow authority and the bod
     await mesh.close();
     for (const s of servers) s.close();
   });
-  const store = new ObjectStore(new KindRegistry(BUILTIN_KINDS), silentLogger);
-  const route = {
+  applyPolicies(mesh, [{
     apiVersion: 'gateway.networking.k8s.io/v1',
     kind: 'HTTPRoute',
     metadata: { name: 'mirror', namespace: 'default' },
@@ -161,12 +150,7 @@ t.test('RequestMirror over HTTP/2: a copy with the -shadow authority and the bod
       parentRefs: [{ group: '', kind: 'Service', name: 'web' }],
       rules: [{ filters: [{ type: 'RequestMirror', requestMirror: { backendRef: { name: 'web-shadow', port: 8080 } } }], backendRefs: [{ name: 'web', port: 8080 }] }],
     },
-  };
-  store.upsert(route as unknown as KubeObject, 'test');
-  const policies = compilePolicies(store, { trustDomain: 'cluster.local', rootNamespace: 'weft-system', workloads: mesh.config.workloads, services: mesh.config.services });
-  const cfg = { ...mesh.config, version: 2, policies };
-  mesh.a.state.update(cfg);
-  mesh.b.state.update(cfg);
+  }]);
   mesh.route('client', VIP, 8080);
   const session = http2.connect('http://web.default:8080', { createConnection: () => net.connect({ host: mesh.a.outbound.host, port: mesh.a.outbound.port, localAddress: '127.0.21.1' }) });
   t.teardown(() => session.close());

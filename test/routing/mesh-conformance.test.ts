@@ -12,13 +12,9 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 
-import { silentLogger } from '../../common/log.js';
-import type { KubeObject } from '../../controller/sources/types.js';
-import { BUILTIN_KINDS, KindRegistry } from '../../controller/store/kinds.js';
-import { ObjectStore } from '../../controller/store/object-store.js';
-import { compilePolicies } from '../../controller/translate/policy/compile.js';
 import { routingRouter } from '../../agent/routing/router.js';
 import { listen, startMesh, type PodSpec } from '../proxy/fixtures/mesh.js';
+import { applyPolicies, serviceRoute } from './apply-policies.js';
 
 const PODS: PodSpec[] = [
   { name: 'client', node: 'node-a', ip: '127.0.22.1' },
@@ -83,18 +79,9 @@ t.teardown(async () => {
 });
 mesh.route('client', VIP, 80);
 
-let version = 1;
-/** one route on Service echo port 80 (a GRPCRoute: echo-grpc port 7070), validated and compiled as the controller does, on both proxies */
+/** one route on Service echo port 80 (a GRPCRoute: echo-grpc port 7070), in force on both proxies */
 const apply = (rules: unknown[], kind: 'HTTPRoute' | 'GRPCRoute' = 'HTTPRoute') => {
-  const store = new ObjectStore(new KindRegistry(BUILTIN_KINDS), silentLogger);
-  const parent = kind === 'HTTPRoute' ? { group: '', kind: 'Service', name: 'echo', port: 80 } : { group: '', kind: 'Service', name: 'echo-grpc', port: 7070 };
-  const route = { apiVersion: 'gateway.networking.k8s.io/v1', kind, metadata: { name: 'conformance', namespace: 'default' }, spec: { parentRefs: [parent], rules } };
-  const r = store.upsert(route as unknown as KubeObject, 'test');
-  const policies = compilePolicies(store, { trustDomain: 'cluster.local', rootNamespace: 'weft-system', workloads: mesh.config.workloads, services: mesh.config.services });
-  if (policies.length === 0) throw new Error(`the route was not compiled: ${JSON.stringify(r)}`);
-  const cfg = { ...mesh.config, version: ++version, policies };
-  mesh.a.state.update(cfg);
-  mesh.b.state.update(cfg);
+  applyPolicies(mesh, [kind === 'HTTPRoute' ? serviceRoute(kind, 'conformance', 'echo', rules, 80) : serviceRoute(kind, 'conformance', 'echo-grpc', rules, 7070)]);
 };
 
 const call = (path: string, headers: Record<string, string> = {}): Promise<Answer> =>

@@ -8,13 +8,9 @@
 import t from 'tap';
 import http from 'node:http';
 
-import { silentLogger } from '../../common/log.js';
-import type { KubeObject } from '../../controller/sources/types.js';
-import { BUILTIN_KINDS, KindRegistry } from '../../controller/store/kinds.js';
-import { ObjectStore } from '../../controller/store/object-store.js';
-import { compilePolicies } from '../../controller/translate/policy/compile.js';
 import { routingRouter } from '../../agent/routing/router.js';
 import { listen, startMesh, type PodSpec } from '../proxy/fixtures/mesh.js';
+import { applyPolicies, serviceRoute } from './apply-policies.js';
 
 const PODS: PodSpec[] = [
   { name: 'client', node: 'node-a', ip: '127.0.23.1' },
@@ -49,32 +45,19 @@ mesh.route('client', VIP, 80);
 
 const prefix = (value: string) => [{ path: { type: 'PathPrefix', value } }];
 const backend = [{ name: 'backend', port: 80 }];
-const store = new ObjectStore(new KindRegistry(BUILTIN_KINDS), silentLogger);
-const objects = [
-  {
-    apiVersion: 'gateway.networking.k8s.io/v1',
-    kind: 'HTTPRoute',
-    metadata: { name: 'retries', namespace: 'default' },
-    spec: {
-      parentRefs: [{ group: '', kind: 'Service', name: 'backend' }],
-      rules: [
-        { matches: prefix('/retry/code-500-attempts-3'), retry: { codes: [500], attempts: 3 }, backendRefs: backend },
-        { matches: prefix('/retry/code-all-attempts-2'), retry: { codes: [500, 502, 503, 504], attempts: 2 }, backendRefs: backend },
-        { matches: prefix('/retry/backend-request-timeout-200ms'), retry: { attempts: 2 }, timeouts: { backendRequest: '200ms' }, backendRefs: backend },
-        { matches: prefix('/retry/request-timeout-200ms'), retry: { codes: [500], attempts: 5 }, timeouts: { backendRequest: '200ms', request: '400ms' }, backendRefs: backend },
-        { matches: prefix('/retry/no-status-code-attempts-3'), retry: { attempts: 3 }, backendRefs: backend },
-        { matches: prefix('/backend-timeout'), timeouts: { backendRequest: '500ms' }, backendRefs: backend },
-        { matches: prefix('/disable-backend-timeout'), timeouts: { backendRequest: '0s' }, backendRefs: backend },
-      ],
-    },
-  },
+applyPolicies(mesh, [
+  serviceRoute('HTTPRoute', 'retries', 'backend', [
+    { matches: prefix('/retry/code-500-attempts-3'), retry: { codes: [500], attempts: 3 }, backendRefs: backend },
+    { matches: prefix('/retry/code-all-attempts-2'), retry: { codes: [500, 502, 503, 504], attempts: 2 }, backendRefs: backend },
+    { matches: prefix('/retry/backend-request-timeout-200ms'), retry: { attempts: 2 }, timeouts: { backendRequest: '200ms' }, backendRefs: backend },
+    { matches: prefix('/retry/request-timeout-200ms'), retry: { codes: [500], attempts: 5 }, timeouts: { backendRequest: '200ms', request: '400ms' }, backendRefs: backend },
+    { matches: prefix('/retry/no-status-code-attempts-3'), retry: { attempts: 3 }, backendRefs: backend },
+    { matches: prefix('/backend-timeout'), timeouts: { backendRequest: '500ms' }, backendRefs: backend },
+    { matches: prefix('/disable-backend-timeout'), timeouts: { backendRequest: '0s' }, backendRefs: backend },
+  ]),
   // Lifts the retry budget so it never decides a case here (its own tests: retry-budget.test.ts, the e2e).
   { apiVersion: 'weft.io/v1alpha1', kind: 'TrafficPolicy', metadata: { name: 'budget', namespace: 'default' }, spec: { targetRef: { group: '', kind: 'Service', name: 'backend' }, retryBudget: { percent: 100, minRetriesPerSecond: 1000 } } },
-];
-for (const o of objects) store.upsert(o as unknown as KubeObject, 'test');
-const cfg = { ...mesh.config, version: 2, policies: compilePolicies(store, { trustDomain: 'cluster.local', rootNamespace: 'weft-system', workloads: mesh.config.workloads, services: mesh.config.services }) };
-mesh.a.state.update(cfg);
-mesh.b.state.update(cfg);
+]);
 
 let ids = 0;
 const call = (path: string, sim: Record<string, string>): Promise<{ status: number; tries: number }> =>

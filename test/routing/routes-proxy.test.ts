@@ -7,15 +7,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { Registry } from 'prom-client';
 
-import { silentLogger } from '../../common/log.js';
 import type { MeshConfig } from '../../common/mesh.js';
-import type { KubeObject } from '../../controller/sources/types.js';
-import { BUILTIN_KINDS, KindRegistry } from '../../controller/store/kinds.js';
-import { ObjectStore } from '../../controller/store/object-store.js';
-import { compilePolicies } from '../../controller/translate/policy/compile.js';
 import { RoutingMetrics } from '../../agent/routing/metrics.js';
 import { routingObserver, routingRouter } from '../../agent/routing/router.js';
 import { listen, metricValue, startMesh, type Mesh, type PodSpec } from '../proxy/fixtures/mesh.js';
+import { applyPolicies } from './apply-policies.js';
 
 const PODS: PodSpec[] = [
   { name: 'client', node: 'node-a', ip: '127.0.20.1' },
@@ -108,17 +104,8 @@ async function setup(t: Test) {
     await mesh.close();
     for (const s of servers) s.close();
   });
-  let version = 1;
   /** Applies route objects (validated and compiled as the controller does) to both proxies. */
-  const apply = (objs: Record<string, unknown>[]): MeshConfig => {
-    const store = new ObjectStore(new KindRegistry(BUILTIN_KINDS), silentLogger);
-    for (const o of objs) store.upsert(o as unknown as KubeObject, 'test');
-    const policies = compilePolicies(store, { trustDomain: 'cluster.local', rootNamespace: 'weft-system', workloads: mesh.config.workloads, services: mesh.config.services });
-    const cfg = { ...mesh.config, version: ++version, policies };
-    mesh.a.state.update(cfg);
-    mesh.b.state.update(cfg);
-    return cfg;
-  };
+  const apply = (objs: Record<string, unknown>[]): MeshConfig => applyPolicies(mesh, objs);
   return { mesh, seen, apply, registry, port };
 }
 
