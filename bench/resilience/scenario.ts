@@ -137,7 +137,12 @@ export async function startLoad(sb: ResilienceSandbox, o: { rate: number; target
         child.on('close', () => {
           const line = out.split('\n').find((l) => l.startsWith('{'));
           if (!line) return reject(new Error(`no summary from the load: ${out}${err}`));
-          resolve(JSON.parse(line) as LoadSummary);
+          // a parse error must reach the caller (whose finally takes the sandbox down), not crash the process
+          try {
+            resolve(JSON.parse(line) as LoadSummary);
+          } catch (e) {
+            reject(new Error(`the load's summary is not JSON (${(e as Error).message}): ${line.slice(0, 200)}…`));
+          }
         });
         child.stdin!.end();
       }),
