@@ -11,7 +11,7 @@ import net, { type Socket } from 'node:net';
 import type { Workload } from '../../common/mesh.js';
 import { newConnectionContext, sourceFromWorkload } from '../pipeline/context.js';
 import type { Route } from './destination.js';
-import { deliverLocal, type DestinationSideOptions } from './local-delivery.js';
+import { deliverLocal, refusalReason, type DestinationSideOptions } from './local-delivery.js';
 import { plainIp } from './outbound.js';
 import { sniff } from './sniff.js';
 import { SourceCap } from './source-cap.js';
@@ -88,7 +88,7 @@ export class InboundPlaintext {
     });
     if (!http) {
       const refusal = this.o.pipeline.destinationConnection(ctx);
-      if (refusal) return this.refuse(socket, refusal.status === 403 ? 'denied' : 'rate_limited', { destination: to, source: sourceIp, policy: refusal.policy ?? null });
+      if (refusal) return this.refuse(socket, refusalReason(refusal), { destination: to, source: sourceIp, policy: refusal.policy ?? null });
     }
     const labels = this.o.resolver.labels('destination', undefined, w, undefined, 'none');
     const connect = () => (this.o.podConnect ? this.o.podConnect({ sourceIp, ip, port, timeoutMs: this.o.connectTimeoutMs }) : connectTcp(ip, port, this.o.connectTimeoutMs));

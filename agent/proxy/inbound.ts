@@ -12,7 +12,7 @@ import { TunnelPeerError } from './errors.js';
 import { handshakeReason, sniFor, spiffeIdsOf, trustDomainOf } from './spiffe.js';
 import { connectTcp, PROTOCOL_HEADER } from './upstream.js';
 import type { Route } from './destination.js';
-import { deliverLocal, type DestinationSideOptions, type TunnelHttp } from './local-delivery.js';
+import { deliverLocal, refusalReason, type DestinationSideOptions, type TunnelHttp } from './local-delivery.js';
 
 export type { TunnelHttp };
 
@@ -170,7 +170,7 @@ export class InboundTunnel {
     });
     if (!http) {
       const refusal = this.o.pipeline.destinationConnection(ctx);
-      if (refusal) return this.refuse(stream, refusal.status, refusal.status === 403 ? 'denied' : 'rate_limited', { authority, principal: peer.principal, policy: refusal.policy ?? null });
+      if (refusal) return this.refuse(stream, refusal.status, refusalReason(refusal), { authority, principal: peer.principal, policy: refusal.policy ?? null });
     }
 
     const bag = parseBaggage(headers['baggage']);

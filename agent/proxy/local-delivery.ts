@@ -78,3 +78,8 @@ export async function deliverLocal(d: LocalDeliveryDeps, x: LocalDelivery): Prom
   d.metrics.tcpClose(x.route.labels, x.pod.bytesWritten, x.pod.bytesRead);
   d.pipeline.finishConnection(x.ctx, x.pod.bytesWritten, x.pod.bytesRead);
 }
+
+/** The refused-connections reason for a destination's L4 refusal (403: a policy; else a rate limit). */
+export function refusalReason(refusal: { status: number }): 'denied' | 'rate_limited' {
+  return refusal.status === 403 ? 'denied' : 'rate_limited';
+}

@@ -2,10 +2,8 @@
 // agents restarted (upgraded in place) under open-loop load of new connections, half same node, half cross
 // node, with one long TCP stream crossing nodes. Reports failed requests, the slowest request, and the
 // stream's echoes before, during and after each restart. Writes bench/results/resilience-restart-*.json.
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { buildResilienceSandbox, echoesBetween, longestGap, restartAgent, startLoad } from './scenario.js';
+import { buildResilienceSandbox, echoesBetween, longestGap, restartAgent, startLoad, runAsMain, writeResult } from './scenario.js';
 import { uniqueSandboxId } from '../../sandbox/api.js';
 
 export interface RestartRun {
@@ -47,10 +45,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({ options: { rate: { type: 'string', default: '1000' }, nodes: { type: 'string', default: 'node-1,node-2' }, 'phase-seconds': { type: 'string', default: '4' }, id: { type: 'string' } } });
   const say = (l: string) => process.stderr.write(`[resilience] ${l}\n`);
   const run = await runRestartScenario({ id: values.id ?? uniqueSandboxId(), rate: Number(values.rate), nodes: values.nodes!.split(','), phaseMs: Number(values['phase-seconds']) * 1000, say });
-  const dir = join(process.cwd(), 'bench', 'results');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `resilience-restart-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify(run, null, 2) + '\n');
+  const file = writeResult('resilience-restart', run);
   const l = run.load;
   process.stdout.write(
     [
@@ -63,9 +58,4 @@ async function main(): Promise<void> {
   );
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((e: unknown) => {
-    process.stderr.write(`${(e as Error).stack ?? e}\n`);
-    process.exit(1);
-  });
-}
+runAsMain(import.meta.url, main);

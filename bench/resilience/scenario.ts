@@ -2,7 +2,7 @@
 // end-to-end tests: namespace `res` in the mesh with an HTTP+echo server on each node (near: node-1,
 // far: node-2) and a client pod on node-1 that runs the open-loop load (fixtures/load.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -170,4 +170,22 @@ export function longestGap(echoes: number[]): number {
   let g = 0;
   for (let i = 1; i < echoes.length; i++) g = Math.max(g, echoes[i]! - echoes[i - 1]!);
   return g;
+}
+
+/** Writes a scenario's result to bench/results/<kind>-<date>.json; returns the file. */
+export function writeResult(kind: string, result: unknown): string {
+  const dir = join(process.cwd(), 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${kind}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
+  return file;
+}
+
+/** Runs `main` when `moduleUrl` is the script node was started with; a failure is printed, exit 1. */
+export function runAsMain(moduleUrl: string, main: () => Promise<void>): void {
+  if (moduleUrl !== `file://${process.argv[1]}`) return;
+  main().catch((e: unknown) => {
+    process.stderr.write(`${(e as Error).stack ?? e}\n`);
+    process.exit(1);
+  });
 }

@@ -6,13 +6,11 @@
 // whether the stream survived, how often certificates rotated, and the RSS trend (flat is the target: the
 // last third's mean against the first third's). Writes bench/results/resilience-soak-*.json.
 import { readFileSync } from 'node:fs';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { uniqueSandboxId } from '../../sandbox/api.js';
 import { sandboxStatus } from '../../sandbox/status.js';
-import { buildResilienceSandbox, longestGap, startLoad } from './scenario.js';
+import { buildResilienceSandbox, longestGap, startLoad, runAsMain, writeResult } from './scenario.js';
 
 interface Sample {
   at: number;
@@ -92,10 +90,7 @@ async function main(): Promise<void> {
   } finally {
     await sb.down();
   }
-  const dir = join(process.cwd(), 'bench', 'results');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `resilience-soak-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
+  const file = writeResult('resilience-soak', result);
   const l = result['load'] as { ok: number; failed: number; errors: Record<string, number>; achievedRps: number; maxMs: number };
   const st = result['stream'] as { echoes: number; longestGapMs: number; error: string };
   process.stdout.write(
@@ -110,9 +105,4 @@ async function main(): Promise<void> {
   );
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((e: unknown) => {
-    process.stderr.write(`${(e as Error).stack ?? e}\n`);
-    process.exit(1);
-  });
-}
+runAsMain(import.meta.url, main);
