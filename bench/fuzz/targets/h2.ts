@@ -11,7 +11,7 @@ import { sniFor } from '../../../agent/proxy/spiffe.js';
 import { startMesh, type Mesh } from '../../../test/proxy/fixtures/mesh.js';
 import { applyOps, mutations } from '../mutate.js';
 import { OracleViolation, withDeadline, type FuzzContext, type FuzzTarget } from '../target.js';
-import { clientFrame, PREFACE, settings } from './h2-frames.js';
+import { clientFrame, connectHeaders, PREFACE, settings } from './h2-frames.js';
 
 /** connections opened side by side per property run */
 const BATCH = 8;
@@ -63,10 +63,18 @@ export const h2Target: FuzzTarget = {
       tunnel.emit('secureConnection', sock);
     });
     const port = await listen(front, '127.0.0.1');
+    const authority = `127.0.20.2:${podPort}`;
+    // Mostly a well-formed start (preface, SETTINGS, a CONNECT's HEADERS) so most connections reach the
+    // tunnel's stream handling rather than dying in the frame layer; then anything, and mutation sometimes.
     const conversation: fc.Arbitrary<Buffer> = fc
-      .record({ preface: fc.constantFrom(true, true, true, true, false), frames: fc.array(clientFrame(`127.0.20.2:${podPort}`), { minLength: 1, maxLength: 5 }), ops: mutations(3) })
-      .map(({ preface, frames, ops }) => {
-        const b = Buffer.concat([...(preface ? [PREFACE, settings([])] : []), ...frames]);
+      .record({
+        preface: fc.constantFrom(true, true, true, true, true, true, true, true, true, false),
+        connect: fc.option(connectHeaders(authority), { freq: 5 }),
+        frames: fc.array(clientFrame(authority), { minLength: 0, maxLength: 4 }),
+        ops: fc.oneof({ weight: 3, arbitrary: fc.constant([]) }, { weight: 1, arbitrary: mutations(3) }),
+      })
+      .map(({ preface, connect, frames, ops }) => {
+        const b = Buffer.concat([...(preface ? [PREFACE, settings([])] : []), ...(connect ? [connect] : []), ...frames]);
         return applyOps(b, ops, [b]);
       });
     return {
