@@ -145,6 +145,9 @@ export class InboundTunnel {
     const state = this.o.state;
     const w = ip ? state.workloadByIp(ip) : undefined;
     if (!ip || !w || w.node !== state.nodeName) return this.refuse(stream, 421, 'not_local', { authority, principal: peer.principal });
+    // The port is the peer's word too: "99999" or 400 digits (Infinity) would reach net.connect, and a
+    // connect to port Infinity never settles (found by bench/fuzz: a stream per such CONNECT held a socket).
+    if (!Number.isInteger(port) || port < 1 || port > 65535) return this.refuse(stream, 400, 'bad_authority', { authority, principal: peer.principal });
     const dstId = state.identityOf(w);
     if (dstId !== peer.servedId) {
       // The client authenticated us as one workload and asks for another: refuse, or a tunnel opened for

@@ -74,3 +74,15 @@ t.test('a config update whose policy entry is not a policy is NACKed naming the 
     t.equal((err as ConfigDecodeError).code, 'WEFT_ERR_CONFIG_DECODE');
   }
 });
+
+t.test('a tunnel CONNECT to a local pod at port 400 digits long is refused, not left connecting forever', async (t) => {
+  const { h2Target } = await import('../../bench/fuzz/targets/h2.js');
+  const { frame, headerBlock, settings, PREFACE, T, F } = await import('../../bench/fuzz/targets/h2-frames.js');
+  const ctx = await h2Target.setup();
+  t.teardown(() => ctx.close());
+  const connect = frame(T.HEADERS, F.END_HEADERS, 1, headerBlock([[':method', 'CONNECT'], [':authority', '127.0.20.2:' + '9'.repeat(400)]]));
+  await ctx.check([Buffer.concat([PREFACE, settings([]), connect])]);
+  await new Promise((r) => setTimeout(r, 200));
+  const opening = (process as unknown as { _getActiveHandles(): { readyState?: string }[] })._getActiveHandles().filter((h) => h.readyState === 'opening');
+  t.equal(opening.length, 0, 'no connect to the pod left pending');
+});
