@@ -71,15 +71,19 @@ agentPid = node.agent.pid ?? undefined;
 const metricsUrls = { [node.name]: node.agent.metrics! };
 const URL = 'http://web.ajar.svc.cluster.local/';
 
-async function call(from: string): Promise<{ code: number; out: string }> {
-  const r = await sb.exec(from, ['curl', '-sS', '--connect-timeout', '2', '--max-time', '5', URL], { timeoutMs: 30_000 });
+async function call(from: string, maxSeconds = 5): Promise<{ code: number; out: string }> {
+  const r = await sb.exec(from, ['curl', '-sS', '--connect-timeout', '2', '--max-time', String(maxSeconds), URL], { timeoutMs: 30_000 });
   return { code: r.code ?? -1, out: r.stdout + r.stderr };
 }
 /** polls `from` until `ok` says so; the ms it took */
-async function until(from: string, ok: (r: { code: number; out: string }) => boolean, timeoutMs = 10_000): Promise<number> {
-  const t0 = Date.now();
+/**
+ * Polls `from` until `ok` says so; returns when (ms after `t0`) the attempt that succeeded started. Each try
+ * is cut at 1 s: before the switch, a connection the stopped proxy's socket accepted just waits.
+ */
+async function until(from: string, ok: (r: { code: number; out: string }) => boolean, t0 = Date.now(), timeoutMs = 10_000): Promise<number> {
   while (Date.now() - t0 < timeoutMs) {
-    if (ok(await call(from))) return Date.now() - t0;
+    const started = Date.now();
+    if (ok(await call(from, 1))) return started - t0;
     await sleep(50);
   }
   throw new Error(`${from}: never switched within ${timeoutMs} ms`);
@@ -87,7 +91,7 @@ async function until(from: string, ok: (r: { code: number; out: string }) => boo
 const event = async (e: string) => sum((await scrapeAll(metricsUrls))[node.name]!, 'weft_redirect_events', { event: e });
 
 for (const from of ['shut/client', 'ajar/client']) {
-  await until(from, (r) => r.code === 0 && r.out.includes('"service":"web"'), 60_000);
+  await until(from, (r) => r.code === 0 && r.out.includes('"service":"web"'), Date.now(), 60_000);
 }
 
 t.test('the proxy serving: both namespaces are captured', async (t) => {
@@ -101,9 +105,9 @@ t.test('the agent stopped: closed refuses at connect, open goes direct; continue
   const stoppedAt = Date.now();
   process.kill(agentPid!, 'SIGSTOP');
   try {
-    const switched = await until('shut/client', (r) => r.code === 7);
-    t.pass(`fail closed took over ${switched} ms after the agent stopped (heartbeat grace 1 s)`);
-    t.ok(Date.now() - stoppedAt < 5_000, 'within a few seconds');
+    const switched = await until('shut/client', (r) => r.code === 7, stoppedAt);
+    // the kernel switches within 1 s of the last heartbeat; the probe adds its own start-up and polling
+    t.ok(switched < 3_000, `fail closed took over for a request started ${switched} ms after the agent stopped`);
     const refused = await call('shut/client');
     t.equal(refused.code, 7, `closed: refused at connect, at once (${refused.out.trim()})`);
     const open = await call('ajar/client');
@@ -112,7 +116,7 @@ t.test('the agent stopped: closed refuses at connect, open goes direct; continue
   } finally {
     process.kill(agentPid!, 'SIGCONT');
   }
-  const back = await until('shut/client', (r) => r.code === 0);
+  const back = await until('shut/client', (r) => r.code === 0, Date.now());
   t.pass(`captured again ${back} ms after the agent continued`);
   const r0 = await event('redirected');
   t.equal((await call('ajar/client')).code, 0);

@@ -188,9 +188,11 @@ t.test('70/30 split over 500 requests, weight 0 gets none; moved to 100/0', asyn
   // API (what `weft apply` posts; the CLI's own start-up, ~0.2 s, is measured by bench/config-propagation.ts
   // --via cli), every request started after some moment must reach v1, and that moment must come within
   // 1 s (issue 12).
-  const loop = startRequestLoop(id, `${NS}/client`, `http://${host('split')}/moving`, 3000);
+  // 2 s of requests before the move: enough that the 70/30 split shows v2 before it (0.7^n for n requests;
+  // a loaded CI machine makes ~10 a second, so ~1e-3 that none went to v2 by chance)
+  const loop = startRequestLoop(id, `${NS}/client`, `http://${host('split')}/moving`, 4500);
   await loop.running;
-  await sleep(600);
+  await sleep(2000);
   const t0 = Date.now();
   const res = await fetch(`${status.controller.web!.replace(/\/$/, '')}${APPLY_PATH}`, { method: 'POST', headers: { 'content-type': 'application/yaml' }, body: split(100, 0) });
   const acceptedMs = Date.now() - t0;
