@@ -38,11 +38,6 @@ export interface UpstreamExchange {
   /** Answers the client from the proxy; resolves when written. */
   reply(r: LocalResponse): void;
   /**
-   * Optional: ends the client's exchange with a reset instead of an answer (HTTP/1: the connection; HTTP/2:
-   * the stream). The destination half uses it towards a source proxy, so a pod's reset stays a reset there.
-   */
-  reset?(): void;
-  /**
    * Optional: `f` is called once if the client goes away before the exchange is over (a request waiting
    * for a circuit slot leaves the queue); undefined removes it.
    */
@@ -189,14 +184,6 @@ export class Pipeline {
         const [status, flag] = FAILURE_STATUS[r.error ?? 'reset'] ?? [503, 'UF'];
         if (flag) o.flags.push(flag);
         this.o.log.warn('http request failed at the pod', { reason: r.error ?? null, endpoint: o.endpoint, source: ctx.source.principal ?? null });
-        // Through the tunnel, the caller is a source proxy that owns the retries: a pod that failed before a
-        // response is passed on as what it was (a reset, the source's "reset"/"connect-failure"), not as a
-        // 503 the source could not tell from the application's. This side still reports it as 503 UF/UR.
-        if (ctx.source.identity === 'mtls' && ex.reset) {
-          o.status = status;
-          ex.reset();
-          return;
-        }
         this.reply(ctx, ex, { status });
       } finally {
         unregister();

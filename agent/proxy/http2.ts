@@ -415,11 +415,6 @@ export class Http2Exchange implements UpstreamExchange {
     }
   }
 
-  reset(): void {
-    this.discard();
-    if (!this.stream.destroyed && !this.stream.closed) resetStream(this.stream, NGHTTP2_INTERNAL_ERROR);
-  }
-
   reply(r: LocalResponse): void {
     const stream = this.stream;
     if (stream.destroyed || stream.closed) return;

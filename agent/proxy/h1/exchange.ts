@@ -141,11 +141,8 @@ export class CodecExchange implements UpstreamExchange, RequestSink, ResponseSin
         return { status: 0, error: 'reset', sent: false };
       }
       const r = await this.attempt(got.up, head, isHead);
-      // A kept-alive connection the server closed as we reused it: try once more on a new one — unless the
-      // route has a retry stanza, which then decides (a reset before a response is one of its conditions)
-      // and counts the try against `attempts`, as Gateway API's retry semantics ask; and never on the
-      // destination half (one attempt at the pod: the source proxy owns the retries, and gets the reset).
-      if (r.error === 'reset' && got.reused && !this.respHead && this.replayable && !fresh && !action.retry && this.source.keepsBodies) continue;
+      // A kept-alive connection the server closed as we reused it: try once more on a new one.
+      if (r.error === 'reset' && got.reused && !this.respHead && this.replayable && !fresh) continue;
       return r;
     }
   }
@@ -307,12 +304,6 @@ export class CodecExchange implements UpstreamExchange, RequestSink, ResponseSin
     } else {
       this.conn.destroy();
     }
-  }
-
-  reset(): void {
-    this.discard();
-    this.finished = true;
-    this.conn.destroy();
   }
 
   reply(r: LocalResponse): void {
